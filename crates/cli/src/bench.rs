@@ -1,0 +1,88 @@
+//! `hearth bench`: the numbers beside PyTorch's in the shared baseline (bench_torch.py):
+//! GPT-2 124M KV-cache generation (6-token prompt, 50 new tokens) and BERT-base fill-mask on an
+//! 11-token sentence, both with random weights, fp32.
+
+use std::time::Instant;
+
+use burn::tensor::Device;
+use clap::Args;
+use hearth_lm::{BertConfig, Generator, Gpt2Config, Sampling, Tokenizer};
+use serde_json::json;
+
+use crate::{print_json, CliResult};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// New tokens per generation run.
+    #[arg(long, default_value_t = 50)]
+    new_tokens: usize,
+    /// Timed repetitions of each job (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+pub fn run(args: BenchArgs, device: &Device) -> CliResult {
+    if args.runs == 0 || args.new_tokens < 2 {
+        return Err("bench needs --runs ≥ 1 and --new-tokens ≥ 2".into());
+    }
+    let gpt2_tok = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
+    let prompt = gpt2_tok.encode_ids("Swimming at the beach is").map_err(|e| e.to_string())?;
+    let gpt2 = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+
+    let mut rates = Vec::new();
+    let mut prefills = Vec::new();
+    for run in 0..=args.runs {
+        let mut g = Generator::new(&gpt2, &prompt, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        pollster::block_on(g.step()).map_err(|e| e.to_string())?;
+        let prefill = start.elapsed().as_secs_f64();
+        let decode_start = Instant::now();
+        for _ in 1..args.new_tokens {
+            pollster::block_on(g.step()).map_err(|e| e.to_string())?;
+        }
+        let rate = (args.new_tokens - 1) as f64 / decode_start.elapsed().as_secs_f64();
+        if run > 0 {
+            rates.push(rate);
+            prefills.push(prefill * 1000.0);
+        }
+        if !args.json {
+            let label = if run == 0 { "warm-up".to_string() } else { format!("run {run}") };
+            eprintln!("gpt2-124m generate {label}: prefill {:.1} ms, {rate:.1} tokens/s", prefill * 1000.0);
+        }
+    }
+
+    let bert_tok = Tokenizer::builtin("bert-base-uncased").map_err(|e| e.to_string())?;
+    let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?.init(device);
+    let text = "Life is like a [MASK] of chocolates.";
+    let mut latencies = Vec::new();
+    for run in 0..=args.runs.max(5) {
+        let start = Instant::now();
+        pollster::block_on(hearth_lm::fill_mask(&bert, &bert_tok, text, 5)).map_err(|e| e.to_string())?;
+        if run > 0 {
+            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+
+    let (rate, prefill, latency) = (median(rates), median(prefills), median(latencies));
+    if args.json {
+        print_json(&json!({
+            "gpt2_124m_generate": { "new_tokens_per_s": rate, "prefill_ms": prefill, "prompt_tokens": prompt.len(), "new_tokens": args.new_tokens },
+            "bert_base_fill_mask": { "latency_ms": latency, "tokens": 11 },
+        }));
+    } else {
+        println!(
+            "gpt2-124m generate (KV cache, {} prompt + {} new): {rate:.1} tokens/s, prefill {prefill:.1} ms",
+            prompt.len(),
+            args.new_tokens
+        );
+        println!("bert-base fill-mask (11 tokens): {latency:.1} ms");
+    }
+    Ok(())
+}

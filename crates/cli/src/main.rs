@@ -1,0 +1,67 @@
+//! `hearth`: the native command line for Hearth's jobs on Hugging Face checkpoints.
+//! The only place (with the web app) that touches files, clocks and backends.
+
+mod bench;
+mod device;
+mod generate;
+mod inspect;
+mod model_dir;
+mod predict;
+mod tokenize;
+
+use clap::{Parser, Subcommand};
+
+/// Small language models, on your own machine.
+#[derive(Parser, Debug)]
+#[command(name = "hearth", version, about)]
+struct Cli {
+    /// Compute backend: `flex` (pure-Rust CPU, multi-threaded) or `ndarray`.
+    #[arg(long, global = true, default_value = "flex")]
+    device: device::Backend,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Token ids, token strings and attention mask of a text.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Text of token ids.
+    Decode(tokenize::DecodeArgs),
+    /// Top-k predictions for every [MASK] with a BERT masked LM.
+    FillMask(predict::FillMaskArgs),
+    /// Continue a prompt with a GPT-2 causal LM.
+    Generate(generate::GenerateArgs),
+    /// Mean next-token cross-entropy and perplexity of a text.
+    Score(predict::ScoreArgs),
+    /// The module tree of a model with shapes and parameter counts.
+    Inspect(inspect::InspectArgs),
+    /// Generation tokens/s (GPT-2 124M) and fill-mask latency (BERT-base), random weights.
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let device = cli.device.device();
+    let result = match cli.command {
+        Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Decode(a) => tokenize::decode(a),
+        Command::FillMask(a) => predict::fill_mask(a, &device),
+        Command::Generate(a) => generate::run(a, &device),
+        Command::Score(a) => predict::score(a, &device),
+        Command::Inspect(a) => inspect::run(a, &device),
+        Command::Bench(a) => bench::run(a, &device),
+    };
+    if let Err(message) = result {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+/// Every command returns its failure as one printable line.
+pub type CliResult = Result<(), String>;
+
+/// Prints `value` as one line of JSON.
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
+}

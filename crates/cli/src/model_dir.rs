@@ -1,0 +1,53 @@
+//! Reading a Hugging Face model directory from disk.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use hearth_lm::hf::{load_tokenizer, HfFiles};
+use hearth_lm::{load_model, AnyModel, Tokenizer};
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Reads `config.json`, `model.safetensors` and an optional `tokenizer.json` from `dir`.
+pub fn read_dir(dir: &Path) -> Result<HfFiles, String> {
+    if !dir.is_dir() {
+        return Err(format!(
+            "{} is not a directory (expected a Hugging Face model directory)",
+            dir.display()
+        ));
+    }
+    let tokenizer = dir.join("tokenizer.json");
+    Ok(HfFiles {
+        config_json: read(&dir.join("config.json"))?,
+        model_safetensors: read(&dir.join("model.safetensors"))?,
+        tokenizer_json: if tokenizer.exists() { Some(read(&tokenizer)?) } else { None },
+        generation_config_json: None,
+    })
+}
+
+/// The model and its tokenizer (the directory's, else the architecture's built-in one).
+pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String> {
+    let files = read_dir(dir)?;
+    let model = load_model(&files.config_json, &files.model_safetensors, device)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tokenizer = load_tokenizer(&files, &model).map_err(|e| e.to_string())?;
+    Ok((model, tokenizer))
+}
+
+/// A tokenizer by built-in name, `tokenizer.json` path, or model directory.
+pub fn tokenizer(spec: &str) -> Result<Tokenizer, String> {
+    if hearth_lm::tokenizer::BUILTIN_TOKENIZERS.contains(&spec) {
+        return Tokenizer::builtin(spec).map_err(|e| e.to_string());
+    }
+    let path = Path::new(spec);
+    let file = if path.is_dir() { path.join("tokenizer.json") } else { path.to_path_buf() };
+    if !file.exists() {
+        return Err(format!(
+            "unknown tokenizer `{spec}`: not a built-in ({}) nor an existing tokenizer.json or model directory",
+            hearth_lm::tokenizer::BUILTIN_TOKENIZERS.join(", ")
+        ));
+    }
+    Tokenizer::from_bytes(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))
+}

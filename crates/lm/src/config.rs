@@ -1,0 +1,372 @@
+//! Model configs as plain values with the field names of Hugging Face's `config.json`, so a
+//! config deserialises from a hub checkpoint and serialises into one `transformers` accepts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// `GPT2Config` of `transformers`: the fields this implementation reads and writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gpt2Config {
+    /// Tokens in the vocabulary (rows of `wte`).
+    pub vocab_size: usize,
+    /// Context length: rows of the learned position table `wpe`.
+    pub n_positions: usize,
+    /// Model width.
+    pub n_embd: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Attention heads; `n_embd` must divide evenly among them.
+    pub n_head: usize,
+    /// MLP width; `None` means HF's default of `4 * n_embd`.
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// GPT-2 uses the tanh approximation, `gelu_new`.
+    #[serde(default = "default_gelu_new")]
+    pub activation_function: String,
+    #[serde(default = "default_gpt2_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Dropout after the embedding sum (training only).
+    #[serde(default = "default_dropout")]
+    pub embd_pdrop: f64,
+    /// Dropout on attention probabilities (training only).
+    #[serde(default = "default_dropout")]
+    pub attn_pdrop: f64,
+    /// Dropout on each residual branch (training only).
+    #[serde(default = "default_dropout")]
+    pub resid_pdrop: f64,
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    #[serde(default)]
+    pub eos_token_id: Option<u32>,
+    /// Always true for GPT-2: `lm_head` shares `wte`.
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_gpt2_type")]
+    pub model_type: String,
+    #[serde(default = "default_gpt2_arch")]
+    pub architectures: Vec<String>,
+}
+
+/// `BertConfig` of `transformers`: the fields this implementation reads and writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    /// Model width.
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// BERT uses the exact erf GELU, `gelu`.
+    #[serde(default = "default_gelu")]
+    pub hidden_act: String,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Rows of the learned position table.
+    pub max_position_embeddings: usize,
+    /// Segment ids (sentence A / B).
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_bert_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    #[serde(default = "default_true")]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_bert_type")]
+    pub model_type: String,
+    #[serde(default = "default_bert_arch")]
+    pub architectures: Vec<String>,
+}
+
+fn default_gelu_new() -> String {
+    "gelu_new".into()
+}
+fn default_gelu() -> String {
+    "gelu".into()
+}
+fn default_gpt2_eps() -> f64 {
+    1e-5
+}
+fn default_bert_eps() -> f64 {
+    1e-12
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_true() -> bool {
+    true
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_gpt2_type() -> String {
+    "gpt2".into()
+}
+fn default_bert_type() -> String {
+    "bert".into()
+}
+fn default_gpt2_arch() -> Vec<String> {
+    vec!["GPT2LMHeadModel".into()]
+}
+fn default_bert_arch() -> Vec<String> {
+    vec!["BertForMaskedLM".into()]
+}
+
+impl Gpt2Config {
+    /// A GPT-2 shape with HF defaults for everything else.
+    pub fn new(vocab_size: usize, n_positions: usize, n_embd: usize, n_layer: usize, n_head: usize) -> Self {
+        Self {
+            vocab_size,
+            n_positions,
+            n_embd,
+            n_layer,
+            n_head,
+            n_inner: None,
+            activation_function: default_gelu_new(),
+            layer_norm_epsilon: default_gpt2_eps(),
+            embd_pdrop: default_dropout(),
+            attn_pdrop: default_dropout(),
+            resid_pdrop: default_dropout(),
+            bos_token_id: Some(50256),
+            eos_token_id: Some(50256),
+            tie_word_embeddings: true,
+            model_type: default_gpt2_type(),
+            architectures: default_gpt2_arch(),
+        }
+    }
+
+    /// The published GPT-2 sizes: `gpt2` (124M), `gpt2-medium` (355M), `gpt2-large` (774M),
+    /// `gpt2-xl` (1.5B).
+    pub fn preset(name: &str) -> Result<Self> {
+        let (n_embd, n_layer, n_head) = match name {
+            "gpt2" | "small" => (768, 12, 12),
+            "gpt2-medium" | "medium" => (1024, 24, 16),
+            "gpt2-large" | "large" => (1280, 36, 20),
+            "gpt2-xl" | "xl" => (1600, 48, 25),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown GPT-2 preset `{other}` (known: gpt2, gpt2-medium, gpt2-large, gpt2-xl)"
+                )))
+            }
+        };
+        Ok(Self::new(50257, 1024, n_embd, n_layer, n_head))
+    }
+
+    /// A model small enough for unit tests.
+    pub fn tiny() -> Self {
+        let mut c = Self::new(256, 64, 32, 2, 4);
+        c.bos_token_id = Some(0);
+        c.eos_token_id = Some(0);
+        c
+    }
+
+    /// Parses `config.json` and checks the shape is usable.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `config.json` as `transformers` writes it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    /// MLP width.
+    pub fn inner_dim(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab_size == 0
+            || self.n_positions == 0
+            || self.n_embd == 0
+            || self.n_layer == 0
+            || self.n_head == 0
+        {
+            return Err(Error::Config(
+                "vocab_size, n_positions, n_embd, n_layer and n_head must be positive".into(),
+            ));
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(Error::Config(format!(
+                "n_embd {} is not divisible by n_head {}",
+                self.n_embd, self.n_head
+            )));
+        }
+        if !matches!(self.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh" | "gelu") {
+            return Err(Error::Config(format!(
+                "unsupported activation_function `{}`",
+                self.activation_function
+            )));
+        }
+        if !self.tie_word_embeddings {
+            return Err(Error::Config("untied GPT-2 output embeddings are not supported".into()));
+        }
+        Ok(())
+    }
+
+    /// Parameters, counting the tied output embedding once (as HF's `num_parameters()` does).
+    pub fn num_parameters(&self) -> usize {
+        let (d, f) = (self.n_embd, self.inner_dim());
+        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+        self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
+    }
+}
+
+impl BertConfig {
+    /// A BERT shape with HF defaults for everything else.
+    pub fn new(
+        vocab_size: usize,
+        hidden_size: usize,
+        num_hidden_layers: usize,
+        num_attention_heads: usize,
+        intermediate_size: usize,
+        max_position_embeddings: usize,
+    ) -> Self {
+        Self {
+            vocab_size,
+            hidden_size,
+            num_hidden_layers,
+            num_attention_heads,
+            intermediate_size,
+            hidden_act: default_gelu(),
+            hidden_dropout_prob: default_dropout(),
+            attention_probs_dropout_prob: default_dropout(),
+            max_position_embeddings,
+            type_vocab_size: default_type_vocab(),
+            layer_norm_eps: default_bert_eps(),
+            pad_token_id: Some(0),
+            tie_word_embeddings: true,
+            model_type: default_bert_type(),
+            architectures: default_bert_arch(),
+        }
+    }
+
+    /// `bert-base-uncased` (110M) and `bert-large-uncased` (340M) shapes.
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "bert-base-uncased" | "base" => Ok(Self::new(30522, 768, 12, 12, 3072, 512)),
+            "bert-large-uncased" | "large" => Ok(Self::new(30522, 1024, 24, 16, 4096, 512)),
+            other => Err(Error::Config(format!(
+                "unknown BERT preset `{other}` (known: bert-base-uncased, bert-large-uncased)"
+            ))),
+        }
+    }
+
+    /// A model small enough for unit tests.
+    pub fn tiny() -> Self {
+        Self::new(128, 32, 2, 4, 64, 64)
+    }
+
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        let config: Self = serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a config always serialises")
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.vocab_size == 0
+            || self.hidden_size == 0
+            || self.num_hidden_layers == 0
+            || self.num_attention_heads == 0
+            || self.intermediate_size == 0
+            || self.max_position_embeddings == 0
+        {
+            return Err(Error::Config("BERT sizes must all be positive".into()));
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(Error::Config(format!(
+                "hidden_size {} is not divisible by num_attention_heads {}",
+                self.hidden_size, self.num_attention_heads
+            )));
+        }
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(Error::Config(format!("unsupported hidden_act `{}`", self.hidden_act)));
+        }
+        Ok(())
+    }
+
+    /// Parameters of `BertForMaskedLM` (no pooler), tied decoder counted once.
+    pub fn num_parameters(&self) -> usize {
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * d + 2 * d;
+        let layer = 4 * (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d;
+        let head = d * d + d + 2 * d + self.vocab_size;
+        emb + self.num_hidden_layers * layer + head
+    }
+}
+
+/// Which architecture a `config.json` describes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    Gpt2(Gpt2Config),
+    Bert(BertConfig),
+}
+
+impl ModelConfig {
+    /// Reads `model_type` from `config.json` and parses the matching config.
+    pub fn from_json(bytes: &[u8]) -> Result<Self> {
+        #[derive(Deserialize)]
+        struct Probe {
+            model_type: Option<String>,
+        }
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| Error::Config(e.to_string()))?;
+        match probe.model_type.as_deref() {
+            Some("gpt2") => Ok(Self::Gpt2(Gpt2Config::from_json(bytes)?)),
+            Some("bert") => Ok(Self::Bert(BertConfig::from_json(bytes)?)),
+            Some(other) => Err(Error::Config(format!("model_type `{other}` is not supported (gpt2, bert)"))),
+            None => Err(Error::Config("no `model_type` field".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_small_has_124m_parameters() {
+        assert_eq!(Gpt2Config::preset("gpt2").unwrap().num_parameters(), 124_439_808);
+    }
+
+    #[test]
+    fn bert_base_mlm_parameter_count() {
+        // HF BertForMaskedLM("bert-base-uncased").num_parameters() = 109,514,298.
+        assert_eq!(BertConfig::preset("bert-base-uncased").unwrap().num_parameters(), 109_514_298);
+    }
+
+    #[test]
+    fn config_round_trips_through_json() {
+        let c = Gpt2Config::tiny();
+        assert_eq!(Gpt2Config::from_json(c.to_json().as_bytes()).unwrap(), c);
+        let b = BertConfig::tiny();
+        assert_eq!(BertConfig::from_json(b.to_json().as_bytes()).unwrap(), b);
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        assert!(Gpt2Config::from_json(b"{").is_err());
+        let mut c = Gpt2Config::tiny();
+        c.n_head = 3;
+        assert!(Gpt2Config::from_json(c.to_json().as_bytes()).is_err());
+        assert!(ModelConfig::from_json(br#"{"model_type": "llama"}"#).is_err());
+    }
+}

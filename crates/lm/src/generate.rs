@@ -1,0 +1,130 @@
+//! Autoregressive generation with GPT-2: a KV cache so a new token costs one position, the
+//! prompt cropped to the context's last window, reads that are always asynchronous (WebGPU has
+//! no synchronous readback).
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::error::{invalid, Error, Result};
+use crate::gpt2::{Gpt2LMHeadModel, KvCache};
+use crate::sampling::{Rng, Sampling};
+
+/// Reads a float tensor back to the host.
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+/// `[1, n]` tensor of token ids.
+pub fn ids_tensor(ids: &[u32], device: &burn::tensor::Device) -> Tensor<2, Int> {
+    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
+    let n = ids.len();
+    Tensor::from_data(TensorData::new(ids, [1, n]), device)
+}
+
+/// Token-by-token generation state for one sequence.
+pub struct Generator<'m> {
+    model: &'m Gpt2LMHeadModel,
+    /// Prompt and generated tokens.
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    /// Index in `tokens` of the first token the model sees (the context's last window).
+    window_start: usize,
+    /// `None` recomputes the whole window each step (the reference the cache is tested against).
+    cache: Option<KvCache>,
+    sampling: Sampling,
+    rng: Rng,
+}
+
+impl<'m> Generator<'m> {
+    /// Starts from `prompt` (at least one token; longer than the context is cropped to its
+    /// last window). Ids outside the vocabulary are an error.
+    pub fn new(model: &'m Gpt2LMHeadModel, prompt: &[u32], sampling: Sampling, seed: u64) -> Result<Self> {
+        if prompt.is_empty() {
+            return Err(invalid!("the prompt is empty: give at least one token"));
+        }
+        let vocab = model.config().vocab_size;
+        if let Some(bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
+            return Err(invalid!("token id {bad} is outside the model's vocabulary (size {vocab})"));
+        }
+        let n = model.config().n_positions;
+        Ok(Self {
+            model,
+            tokens: prompt.to_vec(),
+            prompt_len: prompt.len(),
+            window_start: prompt.len().saturating_sub(n),
+            cache: Some(KvCache::new()),
+            sampling,
+            rng: Rng::new(seed),
+        })
+    }
+
+    /// Recompute the full window at every step instead of caching keys and values.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// Logits for the next token, running the model on whatever it has not seen yet.
+    pub async fn next_logits(&mut self) -> Result<Vec<f32>> {
+        let n = self.model.config().n_positions;
+        if self.tokens.len() - self.window_start > n {
+            // Positions are absolute in GPT-2, so moving the window invalidates the cache.
+            self.window_start = self.tokens.len() - n;
+            if let Some(cache) = &mut self.cache {
+                *cache = KvCache::new();
+            }
+        }
+        let device = self.model.transformer.wte.weight.val().device();
+        let logits = match &mut self.cache {
+            Some(cache) => {
+                let fresh = &self.tokens[self.window_start + cache.len()..];
+                self.model.forward_last(ids_tensor(fresh, &device), Some(cache))
+            }
+            None => self.model.forward_last(ids_tensor(&self.tokens[self.window_start..], &device), None),
+        };
+        read_f32(logits).await
+    }
+
+    /// Appends a token chosen by the caller (the "next token" button picks from candidates).
+    pub fn push(&mut self, id: u32) -> Result<()> {
+        let vocab = self.model.config().vocab_size;
+        if id as usize >= vocab {
+            return Err(invalid!("token id {id} is outside the model's vocabulary (size {vocab})"));
+        }
+        self.tokens.push(id);
+        Ok(())
+    }
+
+    /// Generates one token with the configured sampling and returns it.
+    pub async fn step(&mut self) -> Result<u32> {
+        let logits = self.next_logits().await?;
+        let id = self.sampling.sample(&logits, &mut self.rng);
+        self.tokens.push(id);
+        Ok(id)
+    }
+
+    /// All tokens: prompt then generated.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Tokens generated so far.
+    pub fn new_tokens(&self) -> &[u32] {
+        &self.tokens[self.prompt_len..]
+    }
+}
+
+/// Generates `max_new_tokens` tokens after `prompt`; returns only the new ones.
+pub async fn generate(
+    model: &Gpt2LMHeadModel,
+    prompt: &[u32],
+    max_new_tokens: usize,
+    sampling: Sampling,
+    seed: u64,
+) -> Result<Vec<u32>> {
+    let mut generator = Generator::new(model, prompt, sampling, seed)?;
+    for _ in 0..max_new_tokens {
+        generator.step().await?;
+    }
+    Ok(generator.new_tokens().to_vec())
+}

@@ -1,0 +1,244 @@
+//! GPT-2 (`GPT2LMHeadModel`): pre-LN decoder, learned positions, tanh-GELU MLP, output
+//! projection tied to the token embedding. Field names follow the Hugging Face checkpoint keys
+//! (see [`crate::weights`]). Follows `modeling_gpt2.py` of transformers 5.23.
+//!
+//! Pure: no IO, no tokenizer, no backend choice.
+
+use burn::module::Module;
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
+use burn::tensor::activation::{gelu, gelu_approximate};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::attention::{attend, causal_mask, merge_heads, split_heads};
+use crate::config::Gpt2Config;
+
+/// Keys and values of every layer for the tokens seen so far, so a new token attends to the
+/// prefix without recomputing it.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    /// Per layer: `([b, nh, s, hd], [b, nh, s, hd])`.
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    /// Tokens cached (`s`).
+    len: usize,
+}
+
+impl KvCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tokens whose keys and values are cached; the next token's position.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// GPT-2's initialisation: N(0, 0.02) everywhere, residual projections scaled by 1/√(2L).
+fn normal(std: f64) -> Initializer {
+    Initializer::Normal { mean: 0.0, std }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Attention {
+    /// Fused query/key/value projection, `[d, 3d]`.
+    pub c_attn: Linear,
+    pub c_proj: Linear,
+    pub attn_dropout: Dropout,
+    pub resid_dropout: Dropout,
+    #[module(skip)]
+    n_head: usize,
+}
+
+impl Gpt2Attention {
+    /// # Shapes
+    /// - x: `[b, t, d]` → `[b, t, d]`
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        past: usize,
+    ) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let qkv = self.c_attn.forward(x); // [b, t, 3d]
+        let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
+        let mut k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
+        let mut v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
+        if let Some(slot) = cache {
+            if let Some((pk, pv)) = slot.take() {
+                k = Tensor::cat(vec![pk, k], 2); // [b, nh, past + t, hd]
+                v = Tensor::cat(vec![pv, v], 2);
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        // One new query may see every cached key; only a block of queries needs a mask.
+        let mask = (t > 1).then(|| causal_mask(b, self.n_head, t, past, &q.device()));
+        let y = attend(q, k, v, mask, &self.attn_dropout);
+        self.resid_dropout.forward(self.c_proj.forward(merge_heads(y)))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Mlp {
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+    pub dropout: Dropout,
+    /// `gelu_new` (tanh approximation) unless the config says exact `gelu`.
+    #[module(skip)]
+    exact_gelu: bool,
+}
+
+impl Gpt2Mlp {
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let h = self.c_fc.forward(x);
+        let h = if self.exact_gelu { gelu(h) } else { gelu_approximate(h) };
+        self.dropout.forward(self.c_proj.forward(h))
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Gpt2Block {
+    pub ln_1: LayerNorm,
+    pub attn: Gpt2Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Gpt2Mlp,
+}
+
+impl Gpt2Block {
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        past: usize,
+    ) -> Tensor<3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, past);
+        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+}
+
+/// `GPT2Model`: embeddings, blocks and the final LayerNorm.
+#[derive(Module, Debug)]
+pub struct Gpt2Model {
+    pub wte: Embedding,
+    pub wpe: Embedding,
+    pub drop: Dropout,
+    pub h: Vec<Gpt2Block>,
+    pub ln_f: LayerNorm,
+}
+
+/// `GPT2LMHeadModel`: [`Gpt2Model`] plus the tied output projection.
+#[derive(Module, Debug)]
+pub struct Gpt2LMHeadModel {
+    pub transformer: Gpt2Model,
+    #[module(skip)]
+    config: Gpt2Config,
+}
+
+impl Gpt2Config {
+    /// A randomly initialised model with GPT-2's initialisation scheme.
+    pub fn init(&self, device: &Device) -> Gpt2LMHeadModel {
+        let d = self.n_embd;
+        let proj_std = 0.02 / (2.0 * self.n_layer as f64).sqrt();
+        let linear = |i, o, std| LinearConfig::new(i, o).with_initializer(normal(std)).init(device);
+        let ln = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_epsilon).init(device);
+        let block = || Gpt2Block {
+            ln_1: ln(),
+            attn: Gpt2Attention {
+                c_attn: linear(d, 3 * d, 0.02),
+                c_proj: linear(d, d, proj_std),
+                attn_dropout: DropoutConfig::new(self.attn_pdrop).init(),
+                resid_dropout: DropoutConfig::new(self.resid_pdrop).init(),
+                n_head: self.n_head,
+            },
+            ln_2: ln(),
+            mlp: Gpt2Mlp {
+                c_fc: linear(d, self.inner_dim(), 0.02),
+                c_proj: linear(self.inner_dim(), d, proj_std),
+                dropout: DropoutConfig::new(self.resid_pdrop).init(),
+                exact_gelu: self.activation_function == "gelu",
+            },
+        };
+        let embedding = |n, std| EmbeddingConfig::new(n, d).with_initializer(normal(std)).init(device);
+        Gpt2LMHeadModel {
+            transformer: Gpt2Model {
+                wte: embedding(self.vocab_size, 0.02),
+                wpe: embedding(self.n_positions, 0.01),
+                drop: DropoutConfig::new(self.embd_pdrop).init(),
+                h: (0..self.n_layer).map(|_| block()).collect(),
+                ln_f: ln(),
+            },
+            config: self.clone(),
+        }
+    }
+}
+
+impl Gpt2LMHeadModel {
+    pub fn config(&self) -> &Gpt2Config {
+        &self.config
+    }
+
+    /// Final hidden states (after `ln_f`). With a cache, `ids` are the tokens after the cached
+    /// ones and the cache is extended with them.
+    ///
+    /// # Shapes
+    /// - ids: `[b, t]` → `[b, t, d]`
+    pub fn forward_hidden(&self, ids: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let device = ids.device();
+        let past = cache.as_ref().map_or(0, |c| c.len);
+        debug_assert!(past + t <= self.config.n_positions, "callers crop to the context window");
+        let positions: Vec<i64> = (past as i64..(past + t) as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
+        let tf = &self.transformer;
+        let x = tf.wte.forward(ids) + tf.wpe.forward(positions); // [b, t, d]
+        let mut x = tf.drop.forward(x);
+        if let Some(c) = cache.as_deref_mut() {
+            c.layers.resize(tf.h.len(), None);
+        }
+        for (i, block) in tf.h.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(x, slot, past);
+        }
+        if let Some(c) = cache {
+            c.len = past + t;
+        }
+        tf.ln_f.forward(x)
+    }
+
+    /// Next-token logits for every position.
+    ///
+    /// # Shapes
+    /// - ids: `[b, t]` → `[b, t, vocab]`
+    pub fn forward(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<3> {
+        self.lm_head(self.forward_hidden(ids, cache))
+    }
+
+    /// Tied output projection: hidden states times `wteᵀ`.
+    ///
+    /// # Shapes
+    /// - hidden: `[b, t, d]` → `[b, t, vocab]`
+    pub fn lm_head(&self, hidden: Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = hidden.dims();
+        let wte = self.transformer.wte.weight.val(); // [vocab, d]
+        let logits = hidden.reshape([b * t, d]).matmul(wte.transpose()); // [b*t, vocab]
+        logits.reshape([b, t, self.config.vocab_size])
+    }
+
+    /// Logits of the last position only: generation needs no others, and the output
+    /// projection is the largest matmul of a step.
+    ///
+    /// # Shapes
+    /// - ids: `[b, t]` → `[b, vocab]`
+    pub fn forward_last(&self, ids: Tensor<2, Int>, cache: Option<&mut KvCache>) -> Tensor<2> {
+        let hidden = self.forward_hidden(ids, cache);
+        let [b, t, _] = hidden.dims();
+        let last = hidden.narrow(1, t - 1, 1); // [b, 1, d]
+        self.lm_head(last).reshape([b, self.config.vocab_size])
+    }
+}

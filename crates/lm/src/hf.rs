@@ -1,0 +1,96 @@
+//! Hugging Face model directories as bytes: `config.json` + `model.safetensors` (+ optional
+//! `tokenizer.json`) in, the same files out. The caller does the file or network IO.
+
+use burn::tensor::Device;
+
+use crate::bert::BertForMaskedLM;
+use crate::config::{BertConfig, Gpt2Config, ModelConfig};
+use crate::error::Result;
+use crate::gpt2::Gpt2LMHeadModel;
+use crate::tokenizer::Tokenizer;
+use crate::weights::{export_tensors, load_module, to_safetensors, Layout, SafetensorsFile};
+
+/// A loaded model of either architecture.
+#[derive(Debug)]
+pub enum AnyModel {
+    Gpt2(Box<Gpt2LMHeadModel>),
+    Bert(Box<BertForMaskedLM>),
+}
+
+impl AnyModel {
+    /// The architecture's default tokenizer, used when a directory has no `tokenizer.json`.
+    pub fn default_tokenizer_name(&self) -> &'static str {
+        match self {
+            AnyModel::Gpt2(_) => "gpt2",
+            AnyModel::Bert(_) => "bert-base-uncased",
+        }
+    }
+}
+
+/// The files of a Hugging Face model directory.
+#[derive(Debug, Clone, Default)]
+pub struct HfFiles {
+    pub config_json: Vec<u8>,
+    pub model_safetensors: Vec<u8>,
+    pub tokenizer_json: Option<Vec<u8>>,
+    /// GPT-2 only: what `transformers`' `save_pretrained` writes beside the config.
+    pub generation_config_json: Option<Vec<u8>>,
+}
+
+/// GPT-2 weights onto `config`'s architecture.
+pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Result<Gpt2LMHeadModel> {
+    config.validate()?;
+    let file = SafetensorsFile::parse(safetensors)?;
+    load_module(config.init(device), &file, Layout::Gpt2, device)
+}
+
+/// BERT masked-LM weights onto `config`'s architecture.
+pub fn load_bert(config: &BertConfig, safetensors: &[u8], device: &Device) -> Result<BertForMaskedLM> {
+    config.validate()?;
+    let file = SafetensorsFile::parse(safetensors)?;
+    load_module(config.init(device), &file, Layout::Bert, device)
+}
+
+/// Whichever architecture `config.json` names.
+pub fn load_model(config_json: &[u8], safetensors: &[u8], device: &Device) -> Result<AnyModel> {
+    match ModelConfig::from_json(config_json)? {
+        ModelConfig::Gpt2(c) => Ok(AnyModel::Gpt2(Box::new(load_gpt2(&c, safetensors, device)?))),
+        ModelConfig::Bert(c) => Ok(AnyModel::Bert(Box::new(load_bert(&c, safetensors, device)?))),
+    }
+}
+
+/// The directory's tokenizer, or the architecture's built-in one.
+pub fn load_tokenizer(files: &HfFiles, model: &AnyModel) -> Result<Tokenizer> {
+    match &files.tokenizer_json {
+        Some(bytes) => Tokenizer::from_bytes(bytes),
+        None => Tokenizer::builtin(model.default_tokenizer_name()),
+    }
+}
+
+/// A GPT-2 as a directory `GPT2LMHeadModel.from_pretrained` opens (tied `lm_head` not stored,
+/// keys with the `transformer.` prefix, as `save_pretrained` writes them).
+pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
+    let tensors = export_tensors(model, Layout::Gpt2).await?;
+    let c = model.config();
+    let generation = serde_json::json!({
+        "bos_token_id": c.bos_token_id,
+        "eos_token_id": c.eos_token_id,
+    });
+    Ok(HfFiles {
+        config_json: c.to_json().into_bytes(),
+        model_safetensors: to_safetensors(&tensors)?,
+        tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
+        generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
+    })
+}
+
+/// A BERT masked LM as a directory `BertForMaskedLM.from_pretrained` opens.
+pub async fn export_bert(model: &BertForMaskedLM, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
+    let tensors = export_tensors(model, Layout::Bert).await?;
+    Ok(HfFiles {
+        config_json: model.config().to_json().into_bytes(),
+        model_safetensors: to_safetensors(&tensors)?,
+        tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
+        generation_config_json: None,
+    })
+}

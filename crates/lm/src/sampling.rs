@@ -1,0 +1,213 @@
+//! Choosing the next token from a logits vector, on the CPU: ranking kernels (top-k, sort) are
+//! missing on WebGPU, and one vocabulary row is cheap to rank here on every backend.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{invalid, Result};
+
+/// A small seeded generator (SplitMix64): identical draws on every platform and Rust version,
+/// and its whole state is one `u64` that a checkpoint can store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    /// The generator's state, to save and restore it.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        // https://prng.di.unimi.it/splitmix64.c
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` with 53 bits of precision.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_f64() * n as f64) as usize % n.max(1)
+    }
+}
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Sampling {
+    /// The most likely token (ties go to the lowest id, as `torch.argmax`).
+    ArgMax,
+    /// A draw from softmax(logits / temperature), restricted to the `top_k` most likely tokens
+    /// and then to the smallest set whose probability reaches `top_p`.
+    Sample { temperature: f32, top_k: Option<usize>, top_p: Option<f32> },
+}
+
+impl Sampling {
+    /// Validates user-facing values. Temperature 0 means greedy, as does top-k 1.
+    pub fn new(temperature: f32, top_k: Option<usize>, top_p: Option<f32>) -> Result<Self> {
+        if !temperature.is_finite() || temperature < 0.0 {
+            return Err(invalid!("temperature must be a finite number ≥ 0, got {temperature}"));
+        }
+        if temperature > 100.0 {
+            return Err(invalid!("temperature {temperature} is too large (at most 100)"));
+        }
+        if top_k == Some(0) {
+            return Err(invalid!("top-k must be at least 1"));
+        }
+        if let Some(p) = top_p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(invalid!("top-p must be in (0, 1], got {p}"));
+            }
+        }
+        if temperature == 0.0 || top_k == Some(1) {
+            return Ok(Self::ArgMax);
+        }
+        Ok(Self::Sample { temperature, top_k, top_p })
+    }
+
+    /// The distribution a draw is taken from, as `(id, probability)` by decreasing probability
+    /// (one entry for [`Sampling::ArgMax`]). This is what the browser's "after" chart shows.
+    pub fn distribution(&self, logits: &[f32]) -> Vec<(u32, f32)> {
+        match *self {
+            Sampling::ArgMax => vec![(argmax(logits), 1.0)],
+            Sampling::Sample { temperature, top_k, top_p } => {
+                let k = top_k.unwrap_or(logits.len()).min(logits.len());
+                let ranked = top_k_logits(logits, k);
+                let max = ranked[0].1 as f64;
+                let t = temperature as f64;
+                let weights: Vec<f64> = ranked.iter().map(|&(_, l)| ((l as f64 - max) / t).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                let mut out: Vec<(u32, f32)> = Vec::with_capacity(ranked.len());
+                let mut mass = 0.0;
+                for (&(id, _), w) in ranked.iter().zip(&weights) {
+                    let p = w / total;
+                    out.push((id, p as f32));
+                    mass += p;
+                    if top_p.is_some_and(|top_p| mass >= top_p as f64) {
+                        break;
+                    }
+                }
+                let kept: f32 = out.iter().map(|&(_, p)| p).sum();
+                out.iter_mut().for_each(|(_, p)| *p /= kept);
+                out
+            }
+        }
+    }
+
+    /// Chooses the next token.
+    pub fn sample(&self, logits: &[f32], rng: &mut Rng) -> u32 {
+        match self {
+            Sampling::ArgMax => argmax(logits),
+            Sampling::Sample { .. } => {
+                let dist = self.distribution(logits);
+                let u = rng.next_f64() as f32;
+                let mut acc = 0.0;
+                for &(id, p) in &dist {
+                    acc += p;
+                    if u < acc {
+                        return id;
+                    }
+                }
+                dist.last().map_or(0, |&(id, _)| id)
+            }
+        }
+    }
+}
+
+/// Index of the largest logit; the first one on ties. NaN never wins.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &l) in logits.iter().enumerate() {
+        if l > logits[best] || logits[best].is_nan() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// The `k` largest logits as `(id, logit)`, largest first, ties by lower id.
+pub fn top_k_logits(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
+    let k = k.min(logits.len());
+    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
+    if k == 0 {
+        return Vec::new();
+    }
+    if k < all.len() {
+        all.select_nth_unstable_by(k - 1, order);
+        all.truncate(k);
+    }
+    all.sort_by(order);
+    all
+}
+
+/// Softmax in f64 (probabilities shown to users and compared with `transformers` at 1e-4).
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&l| (l as f64 - max).exp()).collect();
+    let total: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / total).collect()
+}
+
+/// The `k` most probable tokens with their softmax probabilities, most probable first.
+pub fn top_k_probs(logits: &[f32], k: usize) -> Vec<(u32, f64)> {
+    let probs = softmax(logits);
+    top_k_logits(logits, k).into_iter().map(|(id, _)| (id, probs[id as usize])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temperature_zero_and_top_k_one_are_greedy() {
+        assert_eq!(Sampling::new(0.0, None, None).unwrap(), Sampling::ArgMax);
+        assert_eq!(Sampling::new(0.8, Some(1), None).unwrap(), Sampling::ArgMax);
+    }
+
+    #[test]
+    fn absurd_values_are_rejected() {
+        assert!(Sampling::new(-1.0, None, None).is_err());
+        assert!(Sampling::new(f32::NAN, None, None).is_err());
+        assert!(Sampling::new(1.0, Some(0), None).is_err());
+        assert!(Sampling::new(1.0, None, Some(0.0)).is_err());
+        assert!(Sampling::new(1.0, None, Some(1.5)).is_err());
+    }
+
+    #[test]
+    fn top_k_is_ordered_and_breaks_ties_by_id() {
+        let got = top_k_logits(&[1.0, 3.0, 3.0, -1.0, 2.0], 3);
+        assert_eq!(got, vec![(1, 3.0), (2, 3.0), (4, 2.0)]);
+        assert_eq!(argmax(&[0.5, 2.0, 2.0]), 1);
+    }
+
+    #[test]
+    fn top_p_keeps_the_smallest_sufficient_set() {
+        let logits = [(0.5f32).ln(), (0.3f32).ln(), (0.2f32).ln()];
+        let dist = Sampling::new(1.0, None, Some(0.75)).unwrap().distribution(&logits);
+        let ids: Vec<u32> = dist.iter().map(|d| d.0).collect();
+        assert_eq!(ids, vec![0, 1]);
+        assert!((dist[0].1 - 0.625).abs() < 1e-6);
+    }
+
+    #[test]
+    fn rng_is_reproducible_and_uniform() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        let xs: Vec<u64> = (0..5).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.next_u64()).collect();
+        assert_eq!(xs, ys);
+        let mut r = Rng::new(1);
+        let mean = (0..100_000).map(|_| r.next_f64()).sum::<f64>() / 100_000.0;
+        assert!((mean - 0.5).abs() < 0.01);
+    }
+}

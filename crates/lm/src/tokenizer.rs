@@ -1,0 +1,113 @@
+//! A thin wrapper over Hugging Face `tokenizers`: built from bytes (no hub, no files), with the
+//! GPT-2 and bert-base-uncased vocabularies built in.
+
+use crate::error::{Error, Result};
+
+const GPT2_JSON: &[u8] = include_bytes!("../assets/tokenizers/gpt2/tokenizer.json");
+const BERT_JSON: &[u8] = include_bytes!("../assets/tokenizers/bert-base-uncased/tokenizer.json");
+
+/// Names accepted by [`Tokenizer::builtin`].
+pub const BUILTIN_TOKENIZERS: [&str; 2] = ["gpt2", "bert-base-uncased"];
+
+/// A tokenizer plus the few facts the models need from it.
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+/// One encoded text: what the tokenize panel and `hearth tokenize` show.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    pub attention_mask: Vec<u32>,
+    /// 1 where the token was added by the tokenizer (`[CLS]`, `[SEP]`) or is a special token.
+    pub special_tokens_mask: Vec<u32>,
+}
+
+impl Tokenizer {
+    /// Parses a `tokenizer.json` (either merge format: `["a", "b"]` pairs or legacy `"a b"`).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::Tokenizer(format!("cannot read tokenizer.json: {e}")))?;
+        Ok(Self { inner })
+    }
+
+    /// `gpt2` or `bert-base-uncased`, from the vocabularies compiled into the crate.
+    pub fn builtin(name: &str) -> Result<Self> {
+        match name {
+            "gpt2" => Self::from_bytes(GPT2_JSON),
+            "bert-base-uncased" => Self::from_bytes(BERT_JSON),
+            other => Err(Error::Tokenizer(format!(
+                "unknown tokenizer `{other}` (built in: {}; or give a tokenizer.json path)",
+                BUILTIN_TOKENIZERS.join(", ")
+            ))),
+        }
+    }
+
+    /// The bytes of a built-in `tokenizer.json`, for writing it beside an exported model.
+    pub fn builtin_json(name: &str) -> Option<&'static [u8]> {
+        match name {
+            "gpt2" => Some(GPT2_JSON),
+            "bert-base-uncased" => Some(BERT_JSON),
+            _ => None,
+        }
+    }
+
+    /// Encodes with the tokenizer's own special tokens (BERT's `[CLS]`/`[SEP]`; none for GPT-2).
+    pub fn encode(&self, text: &str) -> Result<Encoded> {
+        let enc = self.inner.encode(text, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            tokens: enc.get_tokens().to_vec(),
+            attention_mask: enc.get_attention_mask().to_vec(),
+            special_tokens_mask: enc.get_special_tokens_mask().to_vec(),
+        })
+    }
+
+    /// Token ids of `text` with the tokenizer's special tokens.
+    pub fn encode_ids(&self, text: &str) -> Result<Vec<u32>> {
+        Ok(self.encode(text)?.ids)
+    }
+
+    /// Text of `ids`, special tokens included (a user decoding an id wants to see it).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        let vocab = self.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// The token string of one id (`Ġthe`, `##s`), as the vocabulary spells it.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// `tokenizer.json` of this tokenizer.
+    pub fn to_json(&self) -> Result<String> {
+        self.inner.to_string(false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// The underlying Hugging Face tokenizer (for training one in `bpe:N`).
+    pub fn inner(&self) -> &tokenizers::Tokenizer {
+        &self.inner
+    }
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer").field("vocab_size", &self.vocab_size()).finish()
+    }
+}

@@ -1,0 +1,250 @@
+//! Reading and writing Hugging Face `model.safetensors` bytes, and mapping them onto Burn
+//! modules by parameter path.
+//!
+//! Our module fields follow the checkpoint keys (`transformer.h.0.attn.c_attn.weight`), so one
+//! path-driven mapper loads and one visitor exports both architectures; [`Layout`] holds the
+//! few differences (Burn's `gamma`/`beta` names, Rust-forbidden names, weight orientation).
+
+use std::collections::{BTreeMap, HashSet};
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::{Error, Result};
+
+/// How an architecture's Burn parameter paths relate to its Hugging Face keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// GPT-2: `Conv1D` weights are stored `[in, out]`, as Burn's `Linear` keeps them.
+    Gpt2,
+    /// BERT: `nn.Linear` weights are stored `[out, in]` and must be transposed.
+    Bert,
+}
+
+impl Layout {
+    /// The Hugging Face key of a Burn parameter path.
+    pub fn hf_key(self, burn_path: &str) -> String {
+        burn_path
+            .split('.')
+            .map(|part| match part {
+                "gamma" => "weight",
+                "beta" => "bias",
+                "layer_norm" if self == Layout::Bert => "LayerNorm",
+                "self_attn" if self == Layout::Bert => "self",
+                other => other,
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    /// Keys under which a checkpoint may hold `key`: HF's hub checkpoints of GPT-2 have no
+    /// `transformer.` prefix, bare `BertModel` checkpoints no `bert.` prefix, and the original
+    /// BERT release names LayerNorm parameters `gamma`/`beta`.
+    fn candidates(self, key: &str) -> Vec<String> {
+        let mut keys = vec![key.to_string()];
+        if let Some((first, rest)) = key.split_once('.') {
+            if matches!(first, "transformer" | "bert") {
+                keys.push(rest.to_string());
+            }
+        }
+        if self == Layout::Bert && key.contains("LayerNorm.") {
+            let legacy: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    k.replace("LayerNorm.weight", "LayerNorm.gamma")
+                        .replace("LayerNorm.bias", "LayerNorm.beta")
+                })
+                .collect();
+            keys.extend(legacy);
+        }
+        keys
+    }
+
+    fn transposes(self, container: &str) -> bool {
+        self == Layout::Bert && container == "Struct:Linear"
+    }
+}
+
+/// A tensor as a checkpoint holds it: `(key, shape, row-major f32 values)`.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// A parsed safetensors file; tensors are converted to f32 only when a module asks for them.
+pub struct SafetensorsFile<'a> {
+    inner: SafeTensors<'a>,
+}
+
+impl<'a> SafetensorsFile<'a> {
+    /// Parses the header; fails with a clear message on anything that is not safetensors.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let inner = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
+        Ok(Self { inner })
+    }
+
+    /// Every tensor name in the file.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.names().into_iter().map(String::from).collect();
+        names.sort();
+        names
+    }
+
+    /// The first of `keys` present, as `(key, shape, f32 values)`.
+    fn find(&self, keys: &[String]) -> Option<Result<NamedTensor>> {
+        let key = keys.iter().find(|k| self.inner.tensor(k).is_ok())?;
+        let view = self.inner.tensor(key).ok()?;
+        Some(
+            to_f32(key, view.dtype(), view.data()).map(|values| (key.clone(), view.shape().to_vec(), values)),
+        )
+    }
+}
+
+fn to_f32(key: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
+    let values = match dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+        }
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().expect("chunks of 8")) as f32)
+            .collect(),
+        other => {
+            return Err(Error::Safetensors(format!(
+                "tensor `{key}` has dtype {other:?}; expected a float type"
+            )))
+        }
+    };
+    Ok(values)
+}
+
+/// Replaces every float parameter of a freshly initialised module with the checkpoint's tensor.
+struct Loader<'a, 'b> {
+    file: &'b SafetensorsFile<'a>,
+    layout: Layout,
+    device: Device,
+    path: Vec<(String, String)>,
+    used: HashSet<String>,
+    error: Option<Error>,
+}
+
+impl ModuleMapper for Loader<'_, '_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if self.error.is_some() {
+            return param;
+        }
+        let burn_path: Vec<&str> = self.path.iter().map(|(n, _)| n.as_str()).collect();
+        let key = self.layout.hf_key(&burn_path.join("."));
+        let container = self.path.last().map(|(_, c)| c.as_str()).unwrap_or("");
+        let transpose = self.layout.transposes(container) && D == 2;
+        let want: Vec<usize> = param.lazy_shape().to_vec();
+        let stored_shape: Vec<usize> = if transpose { vec![want[1], want[0]] } else { want.clone() };
+
+        match self.file.find(&self.layout.candidates(&key)) {
+            None => {
+                self.error = Some(Error::MissingTensor(key));
+                param
+            }
+            Some(Err(e)) => {
+                self.error = Some(e);
+                param
+            }
+            Some(Ok((found, shape, values))) => {
+                if shape != stored_shape {
+                    self.error = Some(Error::ShapeMismatch { key: found, got: shape, want: stored_shape });
+                    return param;
+                }
+                self.used.insert(found);
+                let tensor = Tensor::<D>::from_data(TensorData::new(values, stored_shape), &self.device);
+                let tensor = if transpose { tensor.transpose() } else { tensor };
+                Param::from_tensor(tensor)
+            }
+        }
+    }
+}
+
+/// Loads every float parameter of `module` from `file`, erroring on the first missing or
+/// mis-shaped tensor (named by its Hugging Face key).
+pub fn load_module<M: Module>(
+    module: M,
+    file: &SafetensorsFile<'_>,
+    layout: Layout,
+    device: &Device,
+) -> Result<M> {
+    let mut loader =
+        Loader { file, layout, device: device.clone(), path: Vec::new(), used: HashSet::new(), error: None };
+    let module = module.map(&mut loader);
+    match loader.error {
+        Some(e) => Err(e),
+        None => Ok(module),
+    }
+}
+
+/// Collects every float parameter under its Hugging Face key, in checkpoint layout, flattened
+/// (with its shape) so one map holds tensors of every rank.
+struct Exporter {
+    layout: Layout,
+    path: Vec<(String, String)>,
+    tensors: BTreeMap<String, (Vec<usize>, Tensor<1>)>,
+}
+
+impl ModuleVisitor for Exporter {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.push((name.to_string(), container_type.to_string()));
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let burn_path: Vec<&str> = self.path.iter().map(|(n, _)| n.as_str()).collect();
+        let key = self.layout.hf_key(&burn_path.join("."));
+        let container = self.path.last().map(|(_, c)| c.as_str()).unwrap_or("");
+        let value = param.val();
+        let value = if self.layout.transposes(container) && D == 2 { value.transpose() } else { value };
+        let shape = value.dims().to_vec();
+        let n = shape.iter().product::<usize>();
+        self.tensors.insert(key, (shape, value.reshape([n])));
+    }
+}
+
+/// Every float parameter of `module` as `(hf_key, shape, values)`, read asynchronously (the
+/// only way WebGPU can), sorted by key.
+pub async fn export_tensors<M: Module>(module: &M, layout: Layout) -> Result<Vec<NamedTensor>> {
+    let mut exporter = Exporter { layout, path: Vec::new(), tensors: BTreeMap::new() };
+    module.visit(&mut exporter);
+    let mut out = Vec::with_capacity(exporter.tensors.len());
+    for (key, (shape, tensor)) in exporter.tensors {
+        let data = tensor.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let values = data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        out.push((key, shape, values));
+    }
+    Ok(out)
+}
+
+/// Serialises named f32 tensors as safetensors bytes with the `{"format": "pt"}` metadata
+/// `transformers` expects.
+pub fn to_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((key, shape, _), b)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
+                .map_err(|e| Error::Safetensors(e.to_string()))?;
+            Ok((key.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
+    safetensors::serialize(views, metadata).map_err(|e| Error::Safetensors(e.to_string()))
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what is missing and runs Hearth's main job. For now that is the CLI demo on the
+# bundled fixture checkpoints; the web app replaces it when it lands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "error: install Rust with rustup first (https://rustup.rs)"; exit 1; }
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+cargo build --release -p hearth-cli
+hearth=target/release/hearth
+cases=tests/fixtures/cases
+
+echo; echo '$ hearth tokenize --tokenizer gpt2 "Swimming at the beach is"'
+$hearth tokenize --tokenizer gpt2 "Swimming at the beach is"
+echo; echo '$ hearth tokenize --tokenizer bert-base-uncased --json "Life is like a [MASK] of chocolates."'
+$hearth tokenize --tokenizer bert-base-uncased --json "Life is like a [MASK] of chocolates."
+echo; echo '$ hearth decode --tokenizer bert-base-uncased --ids 7967'
+$hearth decode --tokenizer bert-base-uncased --ids 7967
+echo; echo "\$ hearth fill-mask --model $cases/bert-tiny-mlm-perturbed \"Life is like a [MASK] of chocolates.\""
+$hearth fill-mask --model $cases/bert-tiny-mlm-perturbed "Life is like a [MASK] of chocolates."
+echo; echo "\$ hearth generate --model $cases/gpt2-tiny-perturbed --prompt \"Swimming at the beach is\" --max-new-tokens 10"
+$hearth generate --model $cases/gpt2-tiny-perturbed --prompt "Swimming at the beach is" --max-new-tokens 10
+echo; echo "(The fixture models have random weights: their words are noise, their numbers match transformers.)"
+echo "Point --model at any Hugging Face GPT-2 or BERT directory (config.json + model.safetensors)."
