@@ -8,6 +8,7 @@ mod inspect;
 mod model_dir;
 mod predict;
 mod tokenize;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Mean next-token cross-entropy and perplexity of a text.
     Score(predict::ScoreArgs),
+    /// Pretrain a GPT-2 (causal) or BERT (masked) model on a text file.
+    Train(Box<train::TrainArgs>),
+    /// Loss and perplexity of a model on a text file.
+    Eval(train::EvalArgs),
     /// The module tree of a model with shapes and parameter counts.
     Inspect(inspect::InspectArgs),
     /// Generation tokens/s (GPT-2 124M) and fill-mask latency (BERT-base), random weights.
@@ -49,6 +54,8 @@ fn main() {
         Command::FillMask(a) => predict::fill_mask(a, &device),
         Command::Generate(a) => generate::run(a, &device),
         Command::Score(a) => predict::score(a, &device),
+        Command::Train(a) => train::train(*a, &device),
+        Command::Eval(a) => train::eval(a, &device),
         Command::Inspect(a) => inspect::run(a, &device),
         Command::Bench(a) => bench::run(a, &device),
     };

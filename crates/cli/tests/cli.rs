@@ -166,3 +166,115 @@ fn bad_input_gives_one_clear_line() {
     fails_cleanly(&["generate", "--model", &d, "--prompt", "hi"], "safetensors");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn corpus_slice(chars: usize) -> PathBuf {
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/corpus/tiny_shakespeare_like.txt"),
+    )
+    .unwrap();
+    let path = std::env::temp_dir().join(format!("hearth-corpus-{chars}-{}.txt", std::process::id()));
+    std::fs::write(&path, &text[..chars]).unwrap();
+    path
+}
+
+/// `hearth train --json` prints stats, evaluation lines with the documented keys, and leaves a
+/// Hugging Face directory that `generate`, `score` and `eval` open; `--resume` continues.
+#[test]
+fn train_writes_a_usable_checkpoint_and_resumes() {
+    let corpus = corpus_slice(20_000);
+    let out = std::env::temp_dir().join(format!("hearth-train-{}", std::process::id()));
+    let corpus_s = corpus.to_string_lossy().into_owned();
+    let out_s = out.to_string_lossy().into_owned();
+    let base = [
+        "train",
+        "--corpus",
+        &corpus_s,
+        "--arch",
+        "gpt2",
+        "--tokenizer",
+        "chars",
+        "--n-layer",
+        "2",
+        "--n-head",
+        "2",
+        "--n-embd",
+        "32",
+        "--context",
+        "32",
+        "--batch-size",
+        "4",
+        "--lr",
+        "3e-3",
+        "--warmup",
+        "2",
+        "--eval-every",
+        "5",
+        "--eval-batches",
+        "2",
+        "--sample-tokens",
+        "10",
+        "--out",
+        &out_s,
+        "--json",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--steps", "10"]);
+    let run = hearth(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let lines: Vec<Value> =
+        String::from_utf8(run.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["event"], "stats");
+    assert!(lines[0]["stats"]["train_windows"].as_u64().unwrap() > 0);
+    let evals: Vec<&Value> = lines.iter().filter(|l| l["event"] == "eval").collect();
+    assert_eq!(evals.len(), 2);
+    for key in ["step", "tokens_seen", "train_loss", "val_loss", "perplexity", "lr", "tokens_per_s", "sample"]
+    {
+        assert!(!evals[1][key].is_null(), "eval line lacks {key}: {}", evals[1]);
+    }
+    assert_eq!(evals[1]["step"], 10);
+    assert_eq!(evals[1]["tokens_seen"], 10 * 4 * 32);
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "generation_config.json",
+        "optimizer.safetensors",
+        "trainer_state.json",
+    ] {
+        assert!(out.join(file).exists(), "checkpoint lacks {file}");
+    }
+
+    let v = json(&["generate", "--model", &out_s, "--prompt", "ROMEO:", "--max-new-tokens", "5", "--json"]);
+    assert_eq!(v["new_ids"].as_array().unwrap().len(), 5);
+    let v = json(&["eval", "--model", &out_s, "--corpus", &corpus_s, "--json"]);
+    assert!(v["loss"].as_f64().unwrap() > 0.0 && v["tokens"].as_u64().unwrap() > 1000);
+
+    let mut args = base.to_vec();
+    args.extend(["--steps", "15", "--resume", &out_s]);
+    let run = hearth(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let last: Value =
+        serde_json::from_str(String::from_utf8(run.stdout).unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["step"], 15);
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(&corpus).unwrap();
+}
+
+#[test]
+fn train_rejects_bad_corpora() {
+    let dir = std::env::temp_dir().join(format!("hearth-badcorpus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("out").to_string_lossy().into_owned();
+    for (name, bytes, needle) in [
+        ("empty.txt", &b""[..], "empty"),
+        ("binary.bin", &[0x89, b'P', b'N', b'G', 0, 0, 0xff, 0xfe][..], "UTF-8"),
+        ("short.txt", &b"hello there"[..], "tokens"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        fails_cleanly(&["train", "--corpus", &path.to_string_lossy(), "--out", &out, "--steps", "2"], needle);
+    }
+    fails_cleanly(&["train", "--corpus", "/no/such/file.txt", "--out", &out], "cannot read");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

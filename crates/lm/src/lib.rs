@@ -8,15 +8,19 @@
 
 pub mod attention;
 pub mod bert;
+pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod error;
 pub mod fill_mask;
 pub mod generate;
 pub mod gpt2;
 pub mod hf;
+pub mod optim;
 pub mod sampling;
 pub mod score;
 pub mod tokenizer;
+pub mod train;
 pub mod weights;
 
 pub use bert::BertForMaskedLM;

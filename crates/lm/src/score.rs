@@ -31,10 +31,19 @@ pub struct Score {
 /// consecutive windows of `n_positions` tokens, each overlapping the previous by one token so
 /// every token after the first is predicted exactly once.
 pub async fn score(model: &Gpt2LMHeadModel, ids: &[u32]) -> Result<Score> {
+    score_windows(model, ids, None).await
+}
+
+/// [`score`] with windows of `context` tokens (at most the model's context; `None` = all of it).
+pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option<usize>) -> Result<Score> {
     if ids.len() < 2 {
         return Err(invalid!("scoring needs at least two tokens (one to predict from, one to predict)"));
     }
-    let n = model.config().n_positions;
+    let max = model.config().n_positions;
+    let n = context.unwrap_or(max);
+    if n == 0 || n > max {
+        return Err(invalid!("the context must be between 1 and the model's {max} tokens, got {n}"));
+    }
     let device = model.transformer.wte.weight.val().device();
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut start = 0;
@@ -51,6 +60,55 @@ pub async fn score(model: &Gpt2LMHeadModel, ids: &[u32]) -> Result<Score> {
         total += loss * t as f64;
         count += t;
         start = end - 1;
+    }
+    let loss = total / count as f64;
+    Ok(Score { loss, perplexity: loss.exp(), predicted: count })
+}
+
+/// Masked-LM loss of a token stream: windows of `context` tokens (default the model's), 15% of
+/// tokens corrupted as in pretraining with a fixed seed, loss on the corrupted ones; the
+/// perplexity is `exp(loss)` (a pseudo-perplexity).
+pub async fn score_masked(
+    model: &crate::bert::BertForMaskedLM,
+    tokenizer: &crate::tokenizer::Tokenizer,
+    ids: &[u32],
+    context: Option<usize>,
+) -> Result<Score> {
+    let max = model.config().max_position_embeddings;
+    let n = context.unwrap_or(max);
+    if n < 2 || n > max {
+        return Err(invalid!("the context must be between 2 and the model's {max} tokens, got {n}"));
+    }
+    if ids.len() < 2 {
+        return Err(invalid!("scoring needs at least two tokens"));
+    }
+    let mask_id =
+        tokenizer.token_to_id("[MASK]").ok_or_else(|| invalid!("the tokenizer has no [MASK] token"))?;
+    let specials: Vec<u32> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .filter_map(|s| tokenizer.token_to_id(s))
+        .collect();
+    let device = model.bert.embeddings.word_embeddings.weight.val().device();
+    let vocab = model.config().vocab_size;
+    let mut rng = crate::sampling::Rng::new(0x4556_414C);
+    let (mut total, mut count) = (0.0f64, 0usize);
+    for window in ids.chunks(n) {
+        let t = window.len();
+        let (inputs, labels) = crate::data::mask_tokens(window, t, vocab, mask_id, &specials, &mut rng);
+        let rows: Vec<i64> =
+            labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as i64).collect();
+        let targets: Vec<i64> = labels.iter().flatten().map(|&x| x as i64).collect();
+        let k = rows.len();
+        let input: Vec<i64> = inputs.iter().map(|&x| x as i64).collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, t]), &device);
+        let zeros = Tensor::<2, Int>::zeros([1, t], &device);
+        let ones = Tensor::<2, Int>::ones([1, t], &device);
+        let hidden = model.forward_hidden(input, zeros, ones);
+        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [k]), &device);
+        let logits = model.mlm_head(hidden.select(1, rows)).reshape([k, vocab]);
+        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [k]), &device);
+        total += read_f32(cross_entropy(logits, targets)).await?[0] as f64 * k as f64;
+        count += k;
     }
     let loss = total / count as f64;
     Ok(Score { loss, perplexity: loss.exp(), predicted: count })

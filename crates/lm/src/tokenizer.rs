@@ -33,6 +33,11 @@ impl Tokenizer {
         Ok(Self { inner })
     }
 
+    /// Wraps a tokenizer built in code (the `chars`, `bytes` and trained `bpe:N` tokenizers).
+    pub fn from_inner(inner: tokenizers::Tokenizer) -> Self {
+        Self { inner }
+    }
+
     /// `gpt2` or `bert-base-uncased`, from the vocabularies compiled into the crate.
     pub fn builtin(name: &str) -> Result<Self> {
         match name {

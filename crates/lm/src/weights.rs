@@ -88,6 +88,18 @@ impl<'a> SafetensorsFile<'a> {
         names
     }
 
+    /// Every tensor, converted to f32, sorted by name.
+    pub fn all_f32(&self) -> Result<Vec<NamedTensor>> {
+        self.names()
+            .into_iter()
+            .map(|name| {
+                let view = self.inner.tensor(&name).map_err(|e| Error::Safetensors(e.to_string()))?;
+                let values = to_f32(&name, view.dtype(), view.data())?;
+                Ok((name, view.shape().to_vec(), values))
+            })
+            .collect()
+    }
+
     /// The first of `keys` present, as `(key, shape, f32 values)`.
     fn find(&self, keys: &[String]) -> Option<Result<NamedTensor>> {
         let key = keys.iter().find(|k| self.inner.tensor(k).is_ok())?;

@@ -27,6 +27,19 @@ pub fn expected(case_name: &str) -> Value {
 
 /// Reads a little-endian float32 C-order `.npy` file: `(shape, values)`.
 pub fn read_npy(path: impl AsRef<std::path::Path>) -> (Vec<usize>, Vec<f32>) {
+    let (shape, descr, data) = read_npy_raw(path);
+    assert_eq!(descr, "<f4", "expected float32");
+    (shape, data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+/// Reads a little-endian int64 C-order `.npy` file: `(shape, values)`.
+pub fn read_npy_i64(path: impl AsRef<std::path::Path>) -> (Vec<usize>, Vec<i64>) {
+    let (shape, descr, data) = read_npy_raw(path);
+    assert_eq!(descr, "<i8", "expected int64");
+    (shape, data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect())
+}
+
+fn read_npy_raw(path: impl AsRef<std::path::Path>) -> (Vec<usize>, String, Vec<u8>) {
     let bytes = read(path);
     assert_eq!(&bytes[..6], b"\x93NUMPY", "not an npy file");
     let (header_len, start) = if bytes[6] == 1 {
@@ -35,16 +48,11 @@ pub fn read_npy(path: impl AsRef<std::path::Path>) -> (Vec<usize>, Vec<f32>) {
         (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
     };
     let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    assert!(header.contains("'descr': '<f4'"), "only float32 npy: {header}");
     assert!(header.contains("'fortran_order': False"));
+    let descr = header.split("'descr': '").nth(1).unwrap().split('\'').next().unwrap().to_string();
     let shape_str = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
     let shape: Vec<usize> = shape_str.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    let values = bytes[start + header_len..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect::<Vec<_>>();
-    assert_eq!(values.len(), shape.iter().product::<usize>());
-    (shape, values)
+    (shape, descr, bytes[start + header_len..].to_vec())
 }
 
 /// Largest absolute difference; panics on length mismatch.

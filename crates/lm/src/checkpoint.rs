@@ -1,0 +1,153 @@
+//! Checkpoints of a training run, as named files (bytes; the caller stores them in a
+//! directory, a zip, or browser storage). The model part is a Hugging Face directory that
+//! `transformers` and `hearth` open; beside it, the optimizer moments and the trainer state
+//! make a resume continue exactly where the run stopped.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batcher, Corpus};
+use crate::error::{invalid, Result};
+use crate::hf::{export_bert, export_gpt2, load_bert, load_gpt2, HfFiles};
+use crate::sampling::Rng;
+use crate::tokenizer::Tokenizer;
+use crate::train::{fingerprint, Arch, EvalReport, TrainConfig, TrainModel, Trainer};
+use crate::weights::{to_safetensors, SafetensorsFile};
+
+/// Trainer state beside the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub format: u32,
+    pub config: TrainConfig,
+    pub step: usize,
+    pub tokens_seen: u64,
+    pub optimizer_steps: u64,
+    pub batcher: Batcher,
+    pub mask_rng: Rng,
+    pub history: Vec<EvalReport>,
+    pub corpus_fingerprint: u64,
+}
+
+const FORMAT: u32 = 1;
+
+/// The files of a checkpoint directory.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpoint {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Checkpoint {
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, b)| b.as_slice())
+    }
+
+    fn require(&self, name: &str) -> Result<&[u8]> {
+        self.get(name).ok_or_else(|| invalid!("the checkpoint has no {name}"))
+    }
+}
+
+/// `tokenizer_config.json` so `AutoTokenizer` builds a fast tokenizer from `tokenizer.json`
+/// and knows the special tokens.
+fn tokenizer_config(tokenizer: &Tokenizer, arch: Arch) -> Vec<u8> {
+    let mut config = serde_json::json!({ "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false });
+    let specials: &[(&str, &str)] = match arch {
+        Arch::Gpt2 => {
+            &[("bos_token", "<|endoftext|>"), ("eos_token", "<|endoftext|>"), ("unk_token", "<|endoftext|>")]
+        }
+        Arch::Bert => &[
+            ("pad_token", "[PAD]"),
+            ("unk_token", "[UNK]"),
+            ("cls_token", "[CLS]"),
+            ("sep_token", "[SEP]"),
+            ("mask_token", "[MASK]"),
+        ],
+    };
+    for (field, token) in specials {
+        if tokenizer.token_to_id(token).is_some() {
+            config[*field] = serde_json::Value::from(*token);
+        }
+    }
+    serde_json::to_vec_pretty(&config).expect("json value")
+}
+
+/// The Hugging Face directory of the model being trained.
+pub async fn export_model(trainer: &Trainer) -> Result<HfFiles> {
+    let tokenizer = Some(&trainer.tokenizer);
+    match trainer.model() {
+        TrainModel::Gpt2(m) => export_gpt2(m, tokenizer).await,
+        TrainModel::Bert(m) => export_bert(m, tokenizer).await,
+    }
+}
+
+impl Trainer {
+    /// Everything needed to resume, plus the Hugging Face files of the model.
+    pub async fn checkpoint(&self) -> Result<Checkpoint> {
+        let hf = export_model(self).await?;
+        let state = TrainerState {
+            format: FORMAT,
+            config: self.config.clone(),
+            step: self.step,
+            tokens_seen: self.tokens_seen,
+            optimizer_steps: self.optim.steps(),
+            batcher: self.batcher.clone(),
+            mask_rng: self.mask_rng,
+            history: self.history.clone(),
+            corpus_fingerprint: self.corpus_fingerprint,
+        };
+        let optimizer = to_safetensors(&self.optim.export_state().await?)?;
+        let mut files = vec![
+            ("config.json".to_string(), hf.config_json),
+            ("model.safetensors".to_string(), hf.model_safetensors),
+            ("tokenizer.json".to_string(), hf.tokenizer_json.unwrap_or_default()),
+            ("tokenizer_config.json".to_string(), tokenizer_config(&self.tokenizer, self.config.arch)),
+            ("optimizer.safetensors".to_string(), optimizer),
+            ("trainer_state.json".to_string(), serde_json::to_vec_pretty(&state).expect("json value")),
+        ];
+        if let Some(generation) = hf.generation_config_json {
+            files.push(("generation_config.json".to_string(), generation));
+        }
+        Ok(Checkpoint { files })
+    }
+
+    /// Continues a run from `checkpoint` on the same corpus.
+    pub fn resume(checkpoint: &Checkpoint, corpus: &Corpus, device: &burn::tensor::Device) -> Result<Self> {
+        let state: TrainerState = serde_json::from_slice(checkpoint.require("trainer_state.json")?)
+            .map_err(|e| invalid!("trainer_state.json is corrupt: {e}"))?;
+        if state.format != FORMAT {
+            return Err(invalid!("checkpoint format {} is not supported (expected {FORMAT})", state.format));
+        }
+        if state.corpus_fingerprint != fingerprint(corpus.text()) {
+            return Err(invalid!("this corpus is not the one the checkpoint was trained on"));
+        }
+        let tokenizer = Tokenizer::from_bytes(checkpoint.require("tokenizer.json")?)?;
+        let device = device.clone().autodiff();
+        let config_json = checkpoint.require("config.json")?;
+        let weights = checkpoint.require("model.safetensors")?;
+        let config = &state.config;
+        let model = match config.arch {
+            Arch::Gpt2 => {
+                let c = crate::config::Gpt2Config::from_json(config_json)?;
+                if c != config.gpt2_config(&tokenizer) {
+                    return Err(invalid!("config.json does not match trainer_state.json"));
+                }
+                TrainModel::Gpt2(load_gpt2(&c, weights, &device)?)
+            }
+            Arch::Bert => {
+                let c = crate::config::BertConfig::from_json(config_json)?;
+                if c != config.bert_config(&tokenizer) {
+                    return Err(invalid!("config.json does not match trainer_state.json"));
+                }
+                TrainModel::Bert(load_bert(&c, weights, &device)?)
+            }
+        };
+        let mut trainer = Trainer::assemble(config.clone(), tokenizer, corpus, model, device.clone())?;
+        let optimizer = SafetensorsFile::parse(checkpoint.require("optimizer.safetensors")?)?;
+        let moments = optimizer.all_f32()?;
+        trainer.optim.import_state(moments, state.optimizer_steps, &device.clone().inner())?;
+        trainer.step = state.step;
+        trainer.tokens_seen = state.tokens_seen;
+        trainer.batcher = state.batcher;
+        trainer.mask_rng = state.mask_rng;
+        trainer.history = state.history;
+        Ok(trainer)
+    }
+}

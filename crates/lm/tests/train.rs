@@ -1,0 +1,241 @@
+//! Pretraining behaviour: exact resume, the overfit check, export round trip, clear errors.
+
+mod common;
+
+use burn::tensor::Device;
+use common::*;
+use hearth_lm::checkpoint::{export_model, Checkpoint};
+use hearth_lm::data::{encode_corpus, Corpus, TokenizerChoice};
+use hearth_lm::generate::{ids_tensor, read_f32};
+use hearth_lm::train::{Arch, TrainConfig, TrainModel, Trainer};
+use hearth_lm::{generate, load_bert, load_gpt2, BertConfig, Gpt2Config, Sampling};
+
+/// Burn's random draws (initialisation, dropout) come from one process-wide generator; tests
+/// that train take turns so each run's seeds give each run's draws.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn shakespeare(chars: usize) -> Corpus {
+    let text =
+        String::from_utf8(read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"))).unwrap();
+    let end = text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i);
+    Corpus::from_bytes(&text.as_bytes()[..end]).unwrap()
+}
+
+fn small(arch: Arch, steps: usize) -> TrainConfig {
+    let mut c = TrainConfig::nano(arch);
+    (c.n_layer, c.n_head, c.n_embd) = (2, 2, 32);
+    c.data.context = 32;
+    c.data.stride = 32;
+    c.batch_size = 4;
+    c.steps = steps;
+    c.warmup = 5;
+    c.dropout = 0.1;
+    c.eval_every = 1000;
+    c.eval_batches = 2;
+    c.sample_tokens = 8;
+    c
+}
+
+fn weights(trainer: &Trainer) -> Vec<u8> {
+    block_on(export_model(trainer)).unwrap().model_safetensors
+}
+
+fn run(trainer: &mut Trainer, steps: usize) {
+    for _ in 0..steps {
+        block_on(trainer.step()).unwrap();
+    }
+}
+
+/// 10 steps + save + resume + 10 steps gives the same weights as 20 steps (dropout on, so the
+/// dropout masks must resume too).
+#[test]
+fn resume_continues_exactly() {
+    let _serial = serial();
+    for (arch, dropout) in [(Arch::Gpt2, 0.0), (Arch::Gpt2, 0.1), (Arch::Bert, 0.1)] {
+        let corpus = shakespeare(20_000);
+        let device = Device::flex();
+        let mut config = small(arch, 20);
+        config.dropout = dropout;
+        let mut straight = Trainer::new(config.clone(), &corpus, &device).unwrap();
+        run(&mut straight, 20);
+
+        let mut first = Trainer::new(config, &corpus, &device).unwrap();
+        run(&mut first, 10);
+        let checkpoint = block_on(first.checkpoint()).unwrap();
+        drop(first);
+        let mut resumed = Trainer::resume(&checkpoint, &corpus, &device).unwrap();
+        assert_eq!(resumed.step_count(), 10);
+        run(&mut resumed, 10);
+        assert!(resumed.is_done());
+        assert!(
+            weights(&resumed) == weights(&straight),
+            "{arch:?} dropout {dropout}: resumed weights differ"
+        );
+        assert_eq!(resumed.tokens_seen(), straight.tokens_seen());
+    }
+}
+
+/// A small GPT trained for many epochs on a small text memorises it: train loss near zero,
+/// validation loss rising, and a training prefix recites the training text.
+#[test]
+fn small_gpt_overfits_and_recites() {
+    let _serial = serial();
+    let corpus = shakespeare(500);
+    let mut c = small(Arch::Gpt2, 300);
+    (c.n_layer, c.n_head, c.n_embd) = (2, 4, 128);
+    c.data.stride = 1;
+    c.dropout = 0.0;
+    c.batch_size = 16;
+    c.lr = 3e-3;
+    c.min_lr = 3e-4;
+    c.warmup = 20;
+    c.adamw.weight_decay = 0.0;
+    c.eval_every = 100;
+    c.eval_batches = 4;
+    let device = Device::flex();
+    let mut trainer = Trainer::new(c, &corpus, &device).unwrap();
+    while !trainer.is_done() {
+        block_on(trainer.step()).unwrap();
+        if trainer.eval_due() {
+            block_on(trainer.evaluate()).unwrap();
+        }
+    }
+    let history = trainer.history();
+    let last = history.last().unwrap();
+    // Not exactly zero: the first positions of every window have almost no context.
+    assert!(last.train_loss < 0.2, "train loss {} should be near zero", last.train_loss);
+    let best_val = history.iter().filter_map(|h| h.val_loss).fold(f64::INFINITY, f64::min);
+    let final_val = last.val_loss.unwrap();
+    assert!(final_val > best_val + 0.2, "val loss should rise: best {best_val}, final {final_val}");
+
+    let TrainModel::Gpt2(model) = trainer.model() else { unreachable!() };
+    let model = burn::module::Module::valid(model);
+    let ids = encode_corpus(trainer.tokenizer(), &corpus).unwrap();
+    let continuation = block_on(generate(&model, &ids[..16], 60, Sampling::ArgMax, 0)).unwrap();
+    assert_eq!(
+        trainer.tokenizer().decode(&continuation).unwrap(),
+        trainer.tokenizer().decode(&ids[16..76]).unwrap(),
+        "greedy continuation of a training prefix should recite the text"
+    );
+}
+
+/// The exported Hugging Face files reload to the same logits, for both architectures.
+#[test]
+fn exported_model_reloads_with_identical_logits() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    let device = Device::flex();
+    for arch in [Arch::Gpt2, Arch::Bert] {
+        let mut trainer = Trainer::new(small(arch, 5), &corpus, &device).unwrap();
+        run(&mut trainer, 5);
+        let files = block_on(export_model(&trainer)).unwrap();
+        let ids: Vec<u32> = (0..10).collect();
+        let (before, after) = match trainer.model() {
+            TrainModel::Gpt2(m) => {
+                let m = burn::module::Module::valid(m);
+                let c = Gpt2Config::from_json(&files.config_json).unwrap();
+                let reloaded = load_gpt2(&c, &files.model_safetensors, &device).unwrap();
+                let x = || ids_tensor(&ids, &device);
+                (
+                    block_on(read_f32(m.forward(x(), None))).unwrap(),
+                    block_on(read_f32(reloaded.forward(x(), None))).unwrap(),
+                )
+            }
+            TrainModel::Bert(m) => {
+                let m = burn::module::Module::valid(m);
+                let c = BertConfig::from_json(&files.config_json).unwrap();
+                let reloaded = load_bert(&c, &files.model_safetensors, &device).unwrap();
+                let x = || ids_tensor(&ids, &device);
+                let z = || burn::tensor::Tensor::<2, burn::tensor::Int>::zeros([1, 10], &device);
+                let o = || burn::tensor::Tensor::<2, burn::tensor::Int>::ones([1, 10], &device);
+                (
+                    block_on(read_f32(m.forward(x(), z(), o()))).unwrap(),
+                    block_on(read_f32(reloaded.forward(x(), z(), o()))).unwrap(),
+                )
+            }
+        };
+        assert_eq!(before, after, "{arch:?}");
+        assert!(files.tokenizer_json.is_some());
+    }
+}
+
+#[test]
+fn loss_falls_with_every_tokenizer() {
+    let _serial = serial();
+    let corpus = shakespeare(30_000);
+    let device = Device::flex();
+    for (arch, tokenizer) in [
+        (Arch::Gpt2, TokenizerChoice::Bytes),
+        (Arch::Gpt2, TokenizerChoice::Gpt2),
+        (Arch::Gpt2, TokenizerChoice::Bpe(300)),
+        (Arch::Bert, TokenizerChoice::BertBaseUncased),
+        (Arch::Bert, TokenizerChoice::Chars),
+    ] {
+        let mut c = small(arch, 30);
+        c.tokenizer = tokenizer.clone();
+        c.lr = 3e-3;
+        let mut trainer = Trainer::new(c, &corpus, &device).unwrap();
+        let first = block_on(trainer.evaluate()).unwrap().train_loss;
+        run(&mut trainer, 30);
+        let last = block_on(trainer.evaluate()).unwrap();
+        assert!(last.train_loss < first, "{arch:?}/{tokenizer}: loss {first} -> {}", last.train_loss);
+        assert!(!last.sample.is_empty());
+    }
+}
+
+#[test]
+fn bad_corpora_and_checkpoints_are_clear_errors() {
+    let _serial = serial();
+    let device = Device::flex();
+    assert!(Corpus::from_bytes(b"").is_err());
+    assert!(Corpus::from_bytes(&[0x89, b'P', b'N', b'G', 0, 0, 1, 2]).is_err());
+    let tiny = Corpus::from_bytes(b"too short for a window").unwrap();
+    let err = Trainer::new(small(Arch::Gpt2, 5), &tiny, &device).err().unwrap().to_string();
+    assert!(err.contains("tokens"), "{err}");
+
+    let corpus = shakespeare(20_000);
+    let mut trainer = Trainer::new(small(Arch::Gpt2, 5), &corpus, &device).unwrap();
+    run(&mut trainer, 2);
+    let good = block_on(trainer.checkpoint()).unwrap();
+    let without =
+        |name: &str| Checkpoint { files: good.files.iter().filter(|(n, _)| n != name).cloned().collect() };
+    let replaced = |name: &str, bytes: &[u8]| Checkpoint {
+        files: good
+            .files
+            .iter()
+            .map(|(n, b)| (n.clone(), if n == name { bytes.to_vec() } else { b.clone() }))
+            .collect(),
+    };
+    let err =
+        |c: &Checkpoint, corpus: &Corpus| Trainer::resume(c, corpus, &device).err().unwrap().to_string();
+    assert!(err(&without("model.safetensors"), &corpus).contains("model.safetensors"));
+    assert!(err(&replaced("model.safetensors", b"junk"), &corpus).contains("safetensors"));
+    assert!(err(&replaced("trainer_state.json", b"{"), &corpus).contains("trainer_state.json"));
+    assert!(err(&good, &shakespeare(19_000)).contains("corpus"));
+    assert!(Trainer::resume(&good, &corpus, &device).is_ok());
+}
+
+#[test]
+fn absurd_settings_are_rejected() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    let device = Device::flex();
+    type Mutation = Box<dyn Fn(&mut TrainConfig)>;
+    let cases: Vec<(&str, Mutation)> = vec![
+        ("lr", Box::new(|c| c.lr = -1.0)),
+        ("batch-size", Box::new(|c| c.batch_size = 0)),
+        ("dropout", Box::new(|c| c.dropout = 1.5)),
+        ("n-head", Box::new(|c| c.n_head = 3)),
+        ("beta2", Box::new(|c| c.adamw.beta2 = 1.0)),
+    ];
+    for (needle, mutate) in cases {
+        let mut c = small(Arch::Gpt2, 5);
+        mutate(&mut c);
+        let err = Trainer::new(c, &corpus, &device).err().unwrap().to_string();
+        assert!(err.contains(needle), "{needle}: {err}");
+    }
+}

@@ -1,0 +1,83 @@
+//! The optimizer and gradients against PyTorch: the 20-step AdamW run recorded in
+//! `gpt2-bytes-tiny/train` (exact batches given): losses per step, step-0 gradients, and
+//! parameters after steps 1 and 20, all within 1e-4.
+
+mod common;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use common::*;
+use hearth_lm::generate::read_f32;
+use hearth_lm::optim::{gradient_tensors, AdamW, AdamWConfig};
+use hearth_lm::score::cross_entropy;
+use hearth_lm::weights::{export_tensors, Layout, NamedTensor, SafetensorsFile};
+use hearth_lm::{load_gpt2, Gpt2Config};
+
+const TOL: f32 = 1e-4;
+
+fn safetensors(path: std::path::PathBuf) -> Vec<NamedTensor> {
+    let bytes = read(path);
+    SafetensorsFile::parse(&bytes).unwrap().all_f32().unwrap()
+}
+
+fn compare(label: &str, got: &[NamedTensor], want: &[NamedTensor]) {
+    let got_keys: Vec<&String> = got.iter().map(|t| &t.0).collect();
+    let want_keys: Vec<&String> = want.iter().map(|t| &t.0).collect();
+    assert_eq!(got_keys, want_keys, "{label}: keys");
+    for ((key, gs, gv), (_, ws, wv)) in got.iter().zip(want) {
+        assert_eq!(gs, ws, "{label}: shape of {key}");
+        let diff = max_abs_diff(gv, wv);
+        assert!(diff < TOL, "{label}: {key} differs by {diff}");
+    }
+}
+
+fn run_on(device: Device) {
+    let dir = case("gpt2-bytes-tiny");
+    let train = dir.join("train");
+    let exp: serde_json::Value = serde_json::from_slice(&read(train.join("expected.json"))).unwrap();
+    let (shape, xs) = read_npy_i64(train.join("batches_x.npy"));
+    let (_, ys) = read_npy_i64(train.join("batches_y.npy"));
+    let (steps, b, t) = (shape[0], shape[1], shape[2]);
+
+    let config = Gpt2Config::from_json(&read(dir.join("config.json"))).unwrap();
+    let device = device.autodiff();
+    let mut model = load_gpt2(&config, &read(dir.join("model.safetensors")), &device).unwrap();
+    let cfg = AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.1, decay_all: true };
+    let mut optim = AdamW::new(cfg, Layout::Gpt2);
+    let want_losses = floats(&exp["losses"]);
+
+    for (step, want_loss) in want_losses.iter().enumerate().take(steps) {
+        let at = step * b * t;
+        let x = Tensor::<2, Int>::from_data(TensorData::new(xs[at..at + b * t].to_vec(), [b, t]), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(ys[at..at + b * t].to_vec(), [b * t]), &device);
+        let logits = model.forward(x, None).reshape([b * t, config.vocab_size]);
+        let loss = cross_entropy(logits, y);
+        let value = block_on(read_f32(loss.clone())).unwrap()[0] as f64;
+        assert!((value - want_loss).abs() < TOL as f64, "step {step}: loss {value} vs {want_loss}");
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        if step == 0 {
+            let got = block_on(gradient_tensors(&model, &grads, Layout::Gpt2)).unwrap();
+            compare("step-0 gradients", &got, &safetensors(train.join("grads_step0.safetensors")));
+        }
+        model = optim.step(model, grads, 1e-3, 1.0);
+        let checkpoint = match step + 1 {
+            1 => Some("params_after_step1.safetensors"),
+            20 => Some("params_after_step20.safetensors"),
+            _ => None,
+        };
+        if let Some(file) = checkpoint {
+            let got = block_on(export_tensors(&model, Layout::Gpt2)).unwrap();
+            compare(file, &got, &safetensors(train.join(file)));
+        }
+    }
+}
+
+#[test]
+fn twenty_adamw_steps_match_pytorch_on_ndarray() {
+    run_on(ndarray());
+}
+
+#[test]
+fn twenty_adamw_steps_match_pytorch_on_flex() {
+    run_on(Device::flex());
+}
