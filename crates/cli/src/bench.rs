@@ -1,11 +1,15 @@
 //! `hearth bench`: the numbers beside PyTorch's in the shared baseline (bench_torch.py):
 //! GPT-2 124M KV-cache generation (6-token prompt, 50 new tokens) and BERT-base fill-mask on an
-//! 11-token sentence, both with random weights, fp32.
+//! 11-token sentence, both with random weights, fp32; with `--train`, training throughput of
+//! nanoGPT's baby GPT (char-level, 6/6/384, context 256, batch 8) and GPT-2 124M (context 128,
+//! batch 2).
 
 use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
+use hearth_lm::data::{Corpus, TokenizerChoice};
+use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::{BertConfig, Generator, Gpt2Config, Sampling, Tokenizer};
 use serde_json::json;
 
@@ -21,6 +25,15 @@ pub struct BenchArgs {
     runs: usize,
     #[arg(long)]
     json: bool,
+    /// Benchmark training throughput instead of inference.
+    #[arg(long)]
+    train: bool,
+    /// Corpus for the training benchmark (default: the bundled Shakespeare sample).
+    #[arg(long, default_value = "web/corpus/tiny_shakespeare_like.txt")]
+    corpus: std::path::PathBuf,
+    /// Timed optimizer steps per training job (after two warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -29,6 +42,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: BenchArgs, device: &Device) -> CliResult {
+    if args.train {
+        return train(&args, device);
+    }
     if args.runs == 0 || args.new_tokens < 2 {
         return Err("bench needs --runs ≥ 1 and --new-tokens ≥ 2".into());
     }
@@ -83,6 +99,57 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
             args.new_tokens
         );
         println!("bert-base fill-mask (11 tokens): {latency:.1} ms");
+    }
+    Ok(())
+}
+
+/// Tokens/s of `steps` optimizer steps (after two warm-up steps) of one configuration.
+fn train_rate(config: TrainConfig, corpus: &Corpus, steps: usize, device: &Device) -> Result<f64, String> {
+    let mut config = config;
+    config.steps = steps + 2;
+    config.eval_every = usize::MAX;
+    let mut trainer = Trainer::new(config, corpus, device).map_err(|e| e.to_string())?;
+    for _ in 0..2 {
+        pollster::block_on(trainer.step()).map_err(|e| e.to_string())?;
+    }
+    let start = Instant::now();
+    let mut tokens = 0;
+    for _ in 0..steps {
+        tokens += pollster::block_on(trainer.step()).map_err(|e| e.to_string())?.tokens;
+    }
+    Ok(tokens as f64 / start.elapsed().as_secs_f64())
+}
+
+fn train(args: &BenchArgs, device: &Device) -> CliResult {
+    let corpus = crate::train::read_corpus(&args.corpus)?;
+    let mut baby = TrainConfig::nano(Arch::Gpt2);
+    (baby.n_layer, baby.n_head, baby.n_embd) = (6, 6, 384);
+    baby.data.context = 256;
+    baby.data.stride = 256;
+    baby.batch_size = 8;
+    baby.dropout = 0.2;
+    let mut gpt2 = TrainConfig::nano(Arch::Gpt2);
+    gpt2.tokenizer = TokenizerChoice::Gpt2;
+    (gpt2.n_layer, gpt2.n_head, gpt2.n_embd) = (12, 12, 768);
+    gpt2.data.context = 128;
+    gpt2.data.stride = 128;
+    gpt2.batch_size = 2;
+    gpt2.dropout = 0.0;
+    let baby_rate = train_rate(baby, &corpus, args.steps, device)?;
+    if !args.json {
+        println!("train baby GPT (6L/6H/384, ctx 256, batch 8, chars): {baby_rate:.0} tokens/s");
+    }
+    let gpt2_rate = train_rate(gpt2, &corpus, args.steps.min(5), device)?;
+    if args.json {
+        print_json(&json!({
+            "train_baby_gpt": { "tokens_per_s": baby_rate },
+            "train_gpt2_124m": { "tokens_per_s": gpt2_rate, "seconds_per_step": 256.0 / gpt2_rate },
+        }));
+    } else {
+        println!(
+            "train GPT-2 124M (ctx 128, batch 2): {gpt2_rate:.0} tokens/s ({:.2} s/step)",
+            256.0 / gpt2_rate
+        );
     }
     Ok(())
 }
