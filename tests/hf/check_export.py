@@ -25,9 +25,11 @@ if config.model_type == "gpt2":
     assert ours["ids"] == ids[0].tolist(), (ours["ids"], ids[0].tolist())
     print(f"transformers loss {loss:.6f}  hearth loss {ours['loss']:.6f}")
     assert abs(loss - ours["loss"]) < 1e-4
-    out = model.generate(ids, max_new_tokens=20, do_sample=False)
+    # transformers cannot go past n_positions (hearth slides its window there).
+    new = min(20, config.n_positions - ids.shape[1])
+    out = model.generate(ids, max_new_tokens=new, do_sample=False, pad_token_id=config.eos_token_id)
     ours = json.loads(subprocess.check_output(
-        [hearth, "generate", "--model", model_dir, "--prompt", text, "--max-new-tokens", "20", "--json"]))
+        [hearth, "generate", "--model", model_dir, "--prompt", text, "--max-new-tokens", str(new), "--json"]))
     assert out[0, ids.shape[1]:].tolist() == ours["new_ids"], (out[0].tolist(), ours["new_ids"])
     print("greedy continuation identical:", repr(tokenizer.decode(out[0])))
 else:

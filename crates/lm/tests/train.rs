@@ -239,3 +239,31 @@ fn absurd_settings_are_rejected() {
         assert!(err.contains(needle), "{needle}: {err}");
     }
 }
+
+/// A NaN loss stops the step with a message and changes nothing: the step count, the weights
+/// and the checkpoint stay those of the last good step.
+#[test]
+fn nan_loss_stops_without_losing_state() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    let device = Device::flex();
+    let mut trainer = Trainer::new(small(Arch::Gpt2, 10), &corpus, &device).unwrap();
+    run(&mut trainer, 2);
+    let good = block_on(trainer.checkpoint()).unwrap();
+    // Poison one weight of the saved model, as a diverged update would.
+    let st = hearth_lm::weights::SafetensorsFile::parse(good.get("model.safetensors").unwrap()).unwrap();
+    let mut tensors = st.all_f32().unwrap();
+    tensors.iter_mut().find(|t| t.0 == "transformer.ln_f.weight").unwrap().2[0] = f32::NAN;
+    let poisoned = hearth_lm::weights::to_safetensors(&tensors).unwrap();
+    let files = good
+        .files
+        .iter()
+        .map(|(n, b)| (n.clone(), if n == "model.safetensors" { poisoned.clone() } else { b.clone() }))
+        .collect();
+    let mut broken = Trainer::resume(&Checkpoint { files }, &corpus, &device).unwrap();
+    let before = weights(&broken);
+    let err = block_on(broken.step()).unwrap_err().to_string();
+    assert!(err.contains("diverged") && err.contains("NaN"), "{err}");
+    assert_eq!(broken.step_count(), 2);
+    assert!(weights(&broken) == before, "a failed step must not change the weights");
+}
