@@ -11,7 +11,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, gelu_approximate};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::attention::{attend, merge_heads, padding_mask, split_heads};
@@ -170,7 +170,7 @@ fn act(x: Tensor<3>, exact: bool) -> Tensor<3> {
     if exact {
         gelu(x)
     } else {
-        gelu_approximate(x)
+        crate::gpt2::gelu_new(x)
     }
 }
 

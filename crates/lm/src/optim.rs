@@ -111,19 +111,21 @@ impl AdamW {
         model.map(&mut update)
     }
 
-    /// `torch.optim.adamw._single_tensor_adamw` for one parameter, on the inner backend.
+    /// `torch.optim.adamw._single_tensor_adamw` for one parameter, on the inner backend. The
+    /// moments are taken out of the map so each update owns them and CPU backends can work in
+    /// place.
     fn update<const D: usize>(&mut self, key: &str, param: Tensor<D>, grad: Tensor<D>, lr: f64) -> Tensor<D> {
-        let c = self.config.clone();
+        let c = &self.config;
         let shape = param.dims();
         let n: usize = shape.iter().product();
         let device = param.device();
-        let moments = self.state.entry(key.to_string()).or_insert_with(|| Moments {
+        let Moments { exp_avg, exp_avg_sq } = self.state.remove(key).unwrap_or_else(|| Moments {
             exp_avg: Tensor::zeros([n], &device),
             exp_avg_sq: Tensor::zeros([n], &device),
         });
         let g = grad.reshape([n]);
-        moments.exp_avg = moments.exp_avg.clone() * c.beta1 + g.clone() * (1.0 - c.beta1);
-        moments.exp_avg_sq = moments.exp_avg_sq.clone() * c.beta2 + g.clone() * g * (1.0 - c.beta2);
+        let exp_avg = exp_avg * c.beta1 + g.clone() * (1.0 - c.beta1);
+        let exp_avg_sq = exp_avg_sq * c.beta2 + g.clone() * g * (1.0 - c.beta2);
 
         let decays = c.decay_all || D >= 2;
         let param = if decays && c.weight_decay != 0.0 { param * (1.0 - lr * c.weight_decay) } else { param };
@@ -131,8 +133,9 @@ impl AdamW {
         let bias_correction1 = 1.0 - c.beta1.powi(t);
         let bias_correction2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
         let step_size = lr / bias_correction1;
-        let denom = moments.exp_avg_sq.clone().sqrt() / bias_correction2_sqrt + c.eps;
-        let delta = (moments.exp_avg.clone() / denom) * step_size;
+        let denom = exp_avg_sq.clone().sqrt() * (1.0 / bias_correction2_sqrt) + c.eps;
+        let delta = exp_avg.clone() * step_size / denom;
+        self.state.insert(key.to_string(), Moments { exp_avg, exp_avg_sq });
         param - delta.reshape(shape)
     }
 
