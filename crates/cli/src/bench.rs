@@ -127,7 +127,7 @@ fn train(args: &BenchArgs, device: &Device) -> CliResult {
     baby.data.context = 256;
     baby.data.stride = 256;
     baby.batch_size = 8;
-    baby.dropout = 0.2;
+    baby.dropout = 0.0; // as bench_torch.py: dropout 0 everywhere
     let mut gpt2 = TrainConfig::nano(Arch::Gpt2);
     gpt2.tokenizer = TokenizerChoice::Gpt2;
     (gpt2.n_layer, gpt2.n_head, gpt2.n_embd) = (12, 12, 768);
