@@ -22,4 +22,9 @@ $hearth fill-mask --model $cases/bert-tiny-mlm-perturbed "Life is like a [MASK] 
 echo; echo "\$ hearth generate --model $cases/gpt2-tiny-perturbed --prompt \"Swimming at the beach is\" --max-new-tokens 10"
 $hearth generate --model $cases/gpt2-tiny-perturbed --prompt "Swimming at the beach is" --max-new-tokens 10
 echo; echo "(The fixture models have random weights: their words are noise, their numbers match transformers.)"
+echo; echo '$ hearth train --corpus web/corpus/tiny_shakespeare_like.txt --steps 300 --eval-every 100 --out target/demo-model'
+$hearth train --corpus web/corpus/tiny_shakespeare_like.txt --steps 300 --eval-every 100 --eval-batches 10 --out target/demo-model
+echo; echo '$ hearth generate --model target/demo-model --prompt "ROMEO:" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1'
+$hearth generate --model target/demo-model --prompt "ROMEO:" --max-new-tokens 60 --temperature 0.8 --top-k 40 --seed 1
+echo; echo "Train longer (the default is nanoGPT's 2,000-step CPU recipe) with: $hearth train --corpus FILE --out DIR"
 echo "Point --model at any Hugging Face GPT-2 or BERT directory (config.json + model.safetensors)."
