@@ -46,7 +46,24 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help and --version
+        Err(e) => {
+            // clap's usage block would follow; one line is what scripts and people need.
+            let message = e.to_string();
+            let lines: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .take_while(|l| {
+                    !l.starts_with("Usage:") && !l.starts_with("tip:") && !l.starts_with("For more")
+                })
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", lines.join(" "));
+            std::process::exit(2);
+        }
+    };
     let device = cli.device.device();
     let result = match cli.command {
         Command::Tokenize(a) => tokenize::tokenize(a),

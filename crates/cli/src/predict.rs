@@ -15,7 +15,7 @@ pub struct FillMaskArgs {
     #[arg(long)]
     model: PathBuf,
     /// Predictions per [MASK].
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     top_k: usize,
     #[arg(long)]
     json: bool,

@@ -155,6 +155,16 @@ fn bad_input_gives_one_clear_line() {
     fails_cleanly(&["generate", "--model", &gpt2, "--prompt", "hi", "--temperature", "-1"], "temperature");
     fails_cleanly(&["generate", "--model", &gpt2, "--prompt", "hi", "--top-p", "2"], "top-p");
     fails_cleanly(&["decode", "--tokenizer", "gpt2", "--ids", "1,x"], "not a token id");
+    fails_cleanly(&["fill-mask", "--model", &bert, "--top-k", "-1", "a [MASK]"], "--top-k");
+    fails_cleanly(
+        &["generate", "--model", &gpt2, "--prompt", "hi", "--max-new-tokens", "lots"],
+        "--max-new-tokens",
+    );
+    fails_cleanly(
+        &["generate", "--model", &gpt2, "--prompt", "hi", "--max-new-tokens", "0"],
+        "max-new-tokens",
+    );
+    fails_cleanly(&["generate", "--model", &gpt2], "--prompt");
 
     let dir = std::env::temp_dir().join(format!("hearth-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
