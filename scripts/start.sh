@@ -8,7 +8,7 @@ command -v cargo >/dev/null || { echo "error: install Rust with rustup first (ht
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 cargo build --release -p hearth-cli
-hearth=target/release/hearth
+hearth="${CARGO_TARGET_DIR:-target}/release/hearth"
 cases=tests/fixtures/cases
 
 echo; echo '$ hearth tokenize --tokenizer gpt2 "Swimming at the beach is"'
