@@ -196,6 +196,11 @@ impl BertForMaskedLM {
         &self.config
     }
 
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.bert.embeddings.word_embeddings.weight.val().device()
+    }
+
     /// Encoder output (last hidden state).
     ///
     /// # Shapes

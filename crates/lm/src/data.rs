@@ -184,6 +184,16 @@ pub fn build_tokenizer(choice: &TokenizerChoice, corpus: &Corpus, masked_lm: boo
     Ok(Tokenizer::from_inner(inner))
 }
 
+/// `[MASK]`'s id and the ids of the masked-LM special tokens ([`MLM_SPECIAL_TOKENS`]) the
+/// tokenizer has: what [`mask_tokens`] needs.
+pub fn mlm_token_ids(tokenizer: &Tokenizer) -> Result<(u32, Vec<u32>)> {
+    let mask_id = tokenizer
+        .token_to_id("[MASK]")
+        .ok_or_else(|| Error::InvalidInput("the tokenizer has no [MASK] token".into()))?;
+    let specials = MLM_SPECIAL_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+    Ok((mask_id, specials))
+}
+
 /// Ids of the tokenizer's special added tokens (`[CLS]`, `[MASK]`, `<|endoftext|>`, ...), sorted:
 /// the positions [`mask_tokens`] must never choose.
 pub fn special_token_ids(tokenizer: &Tokenizer) -> Vec<u32> {

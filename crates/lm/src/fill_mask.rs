@@ -1,11 +1,11 @@
 //! Fill-mask with a BERT masked LM: top-k tokens and probabilities at every `[MASK]`.
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 use serde::Serialize;
 
 use crate::bert::BertForMaskedLM;
 use crate::error::{invalid, Result};
-use crate::generate::{ids_tensor, read_f32};
+use crate::generate::{ids_tensor, int_tensor, read_f32};
 use crate::sampling::top_k_probs;
 use crate::tokenizer::Tokenizer;
 
@@ -60,14 +60,14 @@ pub async fn fill_mask_ids(
             config.max_position_embeddings
         ));
     }
-    let device = model.bert.embeddings.word_embeddings.weight.val().device();
+    let device = model.device();
     let t = ids.len();
     let zeros = Tensor::<2, Int>::zeros([1, t], &device);
     let ones = Tensor::<2, Int>::ones([1, t], &device);
     let hidden = model.forward_hidden(ids_tensor(ids, &device), zeros, ones); // [1, t, d]
                                                                               // Only the masked rows go through the vocabulary projection and back to the host.
-    let rows: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
-    let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [positions.len()]), &device);
+    let rows: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
+    let rows = int_tensor(&rows, [rows.len()], &device);
     let logits = model.mlm_head(hidden.select(1, rows)); // [1, masks, vocab]
     let logits = read_f32(logits).await?;
     let vocab = config.vocab_size;

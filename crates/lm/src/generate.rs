@@ -2,7 +2,7 @@
 //! prompt cropped to the context's last window, reads that are always asynchronous (WebGPU has
 //! no synchronous readback).
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{invalid, Error, Result};
 use crate::gpt2::{Gpt2LMHeadModel, KvCache};
@@ -14,11 +14,15 @@ pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
 }
 
+/// An integer tensor (token ids, row indices) of `shape` from row-major values.
+pub fn int_tensor<const D: usize>(values: &[u32], shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+    let values: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
 /// `[1, n]` tensor of token ids.
-pub fn ids_tensor(ids: &[u32], device: &burn::tensor::Device) -> Tensor<2, Int> {
-    let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
-    let n = ids.len();
-    Tensor::from_data(TensorData::new(ids, [1, n]), device)
+pub fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    int_tensor(ids, [1, ids.len()], device)
 }
 
 /// Token-by-token generation state for one sequence.
@@ -74,7 +78,7 @@ impl<'m> Generator<'m> {
                 *cache = KvCache::new();
             }
         }
-        let device = self.model.transformer.wte.weight.val().device();
+        let device = self.model.device();
         let logits = match &mut self.cache {
             Some(cache) => {
                 let fresh = &self.tokens[self.window_start + cache.len()..];

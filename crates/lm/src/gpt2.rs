@@ -193,6 +193,11 @@ impl Gpt2LMHeadModel {
         &self.config
     }
 
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.transformer.wte.weight.val().device()
+    }
+
     /// Final hidden states (after `ln_f`). With a cache, `ids` are the tokens after the cached
     /// ones and the cache is extended with them.
     ///

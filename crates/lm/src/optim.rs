@@ -11,7 +11,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::weights::{Layout, NamedTensor};
+use crate::generate::read_f32;
+use crate::weights::{Layout, NamedTensor, ParamPath};
 
 /// AdamW hyper-parameters (PyTorch names and defaults, nanoGPT's choice of what decays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,31 +49,21 @@ pub struct AdamW {
     state: BTreeMap<String, Moments>,
 }
 
-/// Tracks the Burn path of the parameter being visited.
-#[derive(Default)]
-struct Path(Vec<String>);
-
-impl Path {
-    fn key(&self, layout: Layout) -> String {
-        layout.hf_key(&self.0.join("."))
-    }
-}
-
 struct Update<'a> {
     optim: &'a mut AdamW,
     grads: &'a mut GradientsParams,
     lr: f64,
     grad_scale: f64,
-    path: Path,
+    path: ParamPath,
 }
 
 impl ModuleMapper for Update<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.0.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.0.pop();
+        self.path.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
@@ -107,7 +98,8 @@ impl AdamW {
     /// gradients first (global-norm clipping).
     pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams, lr: f64, grad_scale: f64) -> M {
         self.step += 1;
-        let mut update = Update { optim: self, grads: &mut grads, lr, grad_scale, path: Path::default() };
+        let mut update =
+            Update { optim: self, grads: &mut grads, lr, grad_scale, path: ParamPath::default() };
         model.map(&mut update)
     }
 
@@ -143,11 +135,15 @@ impl AdamW {
     pub async fn export_state(&self) -> Result<Vec<NamedTensor>> {
         let mut out = Vec::with_capacity(2 * self.state.len());
         for (key, m) in &self.state {
-            out.push((format!("exp_avg.{key}"), m.exp_avg.dims().to_vec(), read(m.exp_avg.clone()).await?));
+            out.push((
+                format!("exp_avg.{key}"),
+                m.exp_avg.dims().to_vec(),
+                read_f32(m.exp_avg.clone()).await?,
+            ));
             out.push((
                 format!("exp_avg_sq.{key}"),
                 m.exp_avg_sq.dims().to_vec(),
-                read(m.exp_avg_sq.clone()).await?,
+                read_f32(m.exp_avg_sq.clone()).await?,
             ));
         }
         Ok(out)
@@ -180,25 +176,21 @@ impl AdamW {
     }
 }
 
-async fn read(t: Tensor<1>) -> Result<Vec<f32>> {
-    crate::generate::read_f32(t).await
-}
-
 /// Collects gradients under Hugging Face keys.
 struct GradCollector<'a> {
     grads: &'a GradientsParams,
     layout: Layout,
-    path: Path,
+    path: ParamPath,
     out: Vec<(String, Vec<usize>, Tensor<1>)>,
 }
 
 impl ModuleVisitor for GradCollector<'_> {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.0.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.0.pop();
+        self.path.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
@@ -216,11 +208,11 @@ pub async fn gradient_tensors<M: Module>(
     grads: &GradientsParams,
     layout: Layout,
 ) -> Result<Vec<NamedTensor>> {
-    let mut collector = GradCollector { grads, layout, path: Path::default(), out: Vec::new() };
+    let mut collector = GradCollector { grads, layout, path: ParamPath::default(), out: Vec::new() };
     model.visit(&mut collector);
     let mut out = Vec::with_capacity(collector.out.len());
     for (key, shape, t) in collector.out {
-        out.push((key, shape, read(t).await?));
+        out.push((key, shape, read_f32(t).await?));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)

@@ -1,12 +1,16 @@
 //! Scoring text with a causal model: mean next-token cross-entropy and perplexity.
 
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor};
 use serde::Serialize;
 
+use crate::bert::BertForMaskedLM;
+use crate::data::{mask_tokens, mlm_token_ids};
 use crate::error::{invalid, Result};
-use crate::generate::read_f32;
+use crate::generate::{int_tensor, read_f32};
 use crate::gpt2::Gpt2LMHeadModel;
+use crate::sampling::Rng;
+use crate::tokenizer::Tokenizer;
 
 /// Mean cross-entropy of `logits` against `targets`, on the device.
 ///
@@ -44,17 +48,15 @@ pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option
     if n == 0 || n > max {
         return Err(invalid!("the context must be between 1 and the model's {max} tokens, got {n}"));
     }
-    let device = model.transformer.wte.weight.val().device();
+    let device = model.device();
     let (mut total, mut count) = (0.0f64, 0usize);
     let mut start = 0;
     while start + 1 < ids.len() {
         let end = (start + n + 1).min(ids.len());
         let window = &ids[start..end];
         let t = window.len() - 1;
-        let input: Vec<i64> = window[..t].iter().map(|&i| i as i64).collect();
-        let target: Vec<i64> = window[1..].iter().map(|&i| i as i64).collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, t]), &device);
-        let target = Tensor::<1, Int>::from_data(TensorData::new(target, [t]), &device);
+        let input = int_tensor(&window[..t], [1, t], &device);
+        let target = int_tensor(&window[1..], [t], &device);
         let logits = model.forward(input, None).reshape([t, model.config().vocab_size]);
         let loss = read_f32(cross_entropy(logits, target)).await?[0] as f64;
         total += loss * t as f64;
@@ -65,12 +67,39 @@ pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option
     Ok(Score { loss, perplexity: loss.exp(), predicted: count })
 }
 
+/// Masked-LM loss of corrupted `inputs` against `labels`: cross-entropy at the positions that
+/// have a label, the only rows sent through the vocabulary projection.
+///
+/// # Shapes
+/// - inputs, labels: `[b * t]` row-major for `shape = [b, t]` → `[1]`
+pub fn masked_lm_loss(
+    model: &BertForMaskedLM,
+    inputs: &[u32],
+    labels: &[Option<u32>],
+    shape: [usize; 2],
+) -> Tensor<1> {
+    let [b, t] = shape;
+    let device = model.device();
+    let vocab = model.config().vocab_size;
+    let rows: Vec<u32> =
+        labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as u32).collect();
+    let targets: Vec<u32> = labels.iter().flatten().copied().collect();
+    let n = rows.len();
+    let zeros = Tensor::<2, Int>::zeros([b, t], &device);
+    let ones = Tensor::<2, Int>::ones([b, t], &device);
+    let hidden = model.forward_hidden(int_tensor(inputs, [b, t], &device), zeros, ones); // [b, t, d]
+    let d = hidden.dims()[2];
+    let chosen = hidden.reshape([b * t, d]).select(0, int_tensor(&rows, [n], &device)); // [n, d]
+    let logits = model.mlm_head(chosen.reshape([1, n, d])).reshape([n, vocab]);
+    cross_entropy(logits, int_tensor(&targets, [n], &device))
+}
+
 /// Masked-LM loss of a token stream: windows of `context` tokens (default the model's), 15% of
 /// tokens corrupted as in pretraining with a fixed seed, loss on the corrupted ones; the
 /// perplexity is `exp(loss)` (a pseudo-perplexity).
 pub async fn score_masked(
-    model: &crate::bert::BertForMaskedLM,
-    tokenizer: &crate::tokenizer::Tokenizer,
+    model: &BertForMaskedLM,
+    tokenizer: &Tokenizer,
     ids: &[u32],
     context: Option<usize>,
 ) -> Result<Score> {
@@ -82,32 +111,16 @@ pub async fn score_masked(
     if ids.len() < 2 {
         return Err(invalid!("scoring needs at least two tokens"));
     }
-    let mask_id =
-        tokenizer.token_to_id("[MASK]").ok_or_else(|| invalid!("the tokenizer has no [MASK] token"))?;
-    let specials: Vec<u32> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .filter_map(|s| tokenizer.token_to_id(s))
-        .collect();
-    let device = model.bert.embeddings.word_embeddings.weight.val().device();
+    let (mask_id, specials) = mlm_token_ids(tokenizer)?;
     let vocab = model.config().vocab_size;
-    let mut rng = crate::sampling::Rng::new(0x4556_414C);
+    let mut rng = Rng::new(0x4556_414C);
     let (mut total, mut count) = (0.0f64, 0usize);
     for window in ids.chunks(n) {
         let t = window.len();
-        let (inputs, labels) = crate::data::mask_tokens(window, t, vocab, mask_id, &specials, &mut rng);
-        let rows: Vec<i64> =
-            labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as i64).collect();
-        let targets: Vec<i64> = labels.iter().flatten().map(|&x| x as i64).collect();
-        let k = rows.len();
-        let input: Vec<i64> = inputs.iter().map(|&x| x as i64).collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(input, [1, t]), &device);
-        let zeros = Tensor::<2, Int>::zeros([1, t], &device);
-        let ones = Tensor::<2, Int>::ones([1, t], &device);
-        let hidden = model.forward_hidden(input, zeros, ones);
-        let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [k]), &device);
-        let logits = model.mlm_head(hidden.select(1, rows)).reshape([k, vocab]);
-        let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [k]), &device);
-        total += read_f32(cross_entropy(logits, targets)).await?[0] as f64 * k as f64;
+        let (inputs, labels) = mask_tokens(window, t, vocab, mask_id, &specials, &mut rng);
+        let k = labels.iter().flatten().count();
+        let loss = masked_lm_loss(model, &inputs, &labels, [1, t]);
+        total += read_f32(loss).await?[0] as f64 * k as f64;
         count += k;
     }
     let loss = total / count as f64;

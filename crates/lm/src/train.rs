@@ -4,21 +4,22 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::bert::BertForMaskedLM;
 use crate::config::{BertConfig, Gpt2Config};
 use crate::data::{build_tokenizer, encode_corpus, TokenizerChoice};
 use crate::data::{
-    eval_batches, mask_tokens, Batch, Batcher, Corpus, DataConfig, Dataset, DatasetStats, Split,
+    eval_batches, mask_tokens, mlm_token_ids, Batch, Batcher, Corpus, DataConfig, Dataset, DatasetStats,
+    Split,
 };
 use crate::error::{invalid, Error, Result};
-use crate::generate::read_f32;
+use crate::generate::{int_tensor, read_f32};
 use crate::gpt2::Gpt2LMHeadModel;
 use crate::optim::{clip_factor, global_grad_norm, AdamW, AdamWConfig, LrSchedule};
 use crate::sampling::{Rng, Sampling};
-use crate::score::cross_entropy;
+use crate::score::{cross_entropy, masked_lm_loss};
 use crate::tokenizer::Tokenizer;
 use crate::weights::Layout;
 
@@ -242,8 +243,8 @@ impl TrainModel {
     /// The device the parameters live on (autodiff while training, plain for evaluation).
     pub fn device(&self) -> Device {
         match self {
-            TrainModel::Gpt2(m) => m.transformer.wte.weight.val().device(),
-            TrainModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val().device(),
+            TrainModel::Gpt2(m) => m.device(),
+            TrainModel::Bert(m) => m.device(),
         }
     }
 
@@ -273,6 +274,13 @@ pub struct Trainer {
     pub(crate) corpus_fingerprint: u64,
 }
 
+/// Gradients by parameter and their global norm (`[1]`, on `device`).
+fn grads_and_norm<M: Module>(grads: Gradients, model: &M, device: &Device) -> (GradientsParams, Tensor<1>) {
+    let grads = GradientsParams::from_grads(grads, model);
+    let norm = global_grad_norm(model, &grads, device);
+    (grads, norm)
+}
+
 /// Forces every lazily initialised parameter to take its value.
 fn materialize<M: Module>(model: M) -> M {
     struct Touch;
@@ -294,17 +302,6 @@ pub(crate) fn fingerprint(text: &str) -> u64 {
 /// exactly the masks an uninterrupted one would.
 fn step_seed(seed: u64, step: usize) -> u64 {
     Rng::new(seed ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
-}
-
-fn ints(values: &[u32], shape: [usize; 2], device: &Device) -> Tensor<2, Int> {
-    let v: Vec<i64> = values.iter().map(|&x| x as i64).collect();
-    Tensor::from_data(TensorData::new(v, shape), device)
-}
-
-fn ints1(values: &[u32], device: &Device) -> Tensor<1, Int> {
-    let v: Vec<i64> = values.iter().map(|&x| x as i64).collect();
-    let n = v.len();
-    Tensor::from_data(TensorData::new(v, [n]), device)
 }
 
 impl Trainer {
@@ -410,30 +407,15 @@ impl Trainer {
         let (b, t) = (batch.batch_size, batch.context);
         match model {
             TrainModel::Gpt2(m) => {
-                let logits = m.forward(ints(&batch.inputs, [b, t], device), None);
+                let logits = m.forward(int_tensor(&batch.inputs, [b, t], device), None);
                 let vocab = m.config().vocab_size;
-                Ok(cross_entropy(logits.reshape([b * t, vocab]), ints1(&batch.targets, device)))
+                Ok(cross_entropy(logits.reshape([b * t, vocab]), int_tensor(&batch.targets, [b * t], device)))
             }
             TrainModel::Bert(m) => {
-                let mask_id =
-                    self.tokenizer.token_to_id("[MASK]").ok_or_else(|| invalid!("no [MASK] token"))?;
-                let specials: Vec<u32> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-                    .iter()
-                    .filter_map(|s| self.tokenizer.token_to_id(s))
-                    .collect();
+                let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
                 let vocab = m.config().vocab_size;
                 let (inputs, labels) = mask_tokens(&batch.inputs, t, vocab, mask_id, &specials, rng);
-                let rows: Vec<u32> =
-                    labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as u32).collect();
-                let targets: Vec<u32> = labels.iter().flatten().copied().collect();
-                let zeros = Tensor::<2, Int>::zeros([b, t], device);
-                let ones = Tensor::<2, Int>::ones([b, t], device);
-                let hidden = m.forward_hidden(ints(&inputs, [b, t], device), zeros, ones); // [b, t, d]
-                let d = hidden.dims()[2];
-                let chosen = hidden.reshape([b * t, d]).select(0, ints1(&rows, device)); // [n, d]
-                let n = rows.len();
-                let logits = m.mlm_head(chosen.reshape([1, n, d])).reshape([n, vocab]);
-                Ok(cross_entropy(logits, ints1(&targets, device)))
+                Ok(masked_lm_loss(m, &inputs, &labels, [b, t]))
             }
         }
     }
@@ -449,6 +431,7 @@ impl Trainer {
         let mut mask_rng = self.mask_rng;
         self.device.seed(step_seed(self.config.seed, self.step));
         let model = self.model.take().expect("model present between steps");
+        let inner = self.device.clone().inner();
         let loss = match self.batch_loss(&model, &batch, &mut mask_rng) {
             Ok(loss) => loss,
             Err(e) => {
@@ -458,16 +441,8 @@ impl Trainer {
         };
         let grads = loss.backward();
         let (grads, norm) = match &model {
-            TrainModel::Gpt2(m) => {
-                let g = GradientsParams::from_grads(grads, m);
-                let n = global_grad_norm(m, &g, &self.device.clone().inner());
-                (g, n)
-            }
-            TrainModel::Bert(m) => {
-                let g = GradientsParams::from_grads(grads, m);
-                let n = global_grad_norm(m, &g, &self.device.clone().inner());
-                (g, n)
-            }
+            TrainModel::Gpt2(m) => grads_and_norm(grads, m, &inner),
+            TrainModel::Bert(m) => grads_and_norm(grads, m, &inner),
         };
         let values = read_f32(Tensor::cat(vec![loss.inner(), norm], 0)).await;
         let values = match values {
@@ -565,8 +540,7 @@ impl Trainer {
             }
             TrainModel::Bert(m) => {
                 let ids: Vec<u32> = ids.into_iter().take(m.config().max_position_embeddings).collect();
-                let mask_id =
-                    self.tokenizer.token_to_id("[MASK]").ok_or_else(|| invalid!("no [MASK] token"))?;
+                let (mask_id, _) = mlm_token_ids(&self.tokenizer)?;
                 let masked: Vec<u32> =
                     ids.iter().enumerate().map(|(i, &id)| if i % 5 == 2 { mask_id } else { id }).collect();
                 let preds = crate::fill_mask::fill_mask_ids(m, &self.tokenizer, &masked, mask_id, 1).await?;

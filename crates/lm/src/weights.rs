@@ -5,7 +5,7 @@
 //! path-driven mapper loads and one visitor exports both architectures; [`Layout`] holds the
 //! few differences (Burn's `gamma`/`beta` names, Rust-forbidden names, weight orientation).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -63,6 +63,32 @@ impl Layout {
 
     fn transposes(self, container: &str) -> bool {
         self == Layout::Bert && container == "Struct:Linear"
+    }
+}
+
+/// The Burn path of the parameter a visitor or mapper is at, with the type of the module
+/// holding it: what turns a parameter into its Hugging Face key and orientation.
+#[derive(Debug, Default)]
+pub(crate) struct ParamPath(Vec<(String, String)>);
+
+impl ParamPath {
+    pub(crate) fn enter(&mut self, name: &str, container_type: &str) {
+        self.0.push((name.to_string(), container_type.to_string()));
+    }
+
+    pub(crate) fn exit(&mut self) {
+        self.0.pop();
+    }
+
+    /// The Hugging Face key of the current parameter.
+    pub(crate) fn key(&self, layout: Layout) -> String {
+        let parts: Vec<&str> = self.0.iter().map(|(n, _)| n.as_str()).collect();
+        layout.hf_key(&parts.join("."))
+    }
+
+    /// Whether the current parameter is stored transposed in the checkpoint.
+    fn transposed<const D: usize>(&self, layout: Layout) -> bool {
+        D == 2 && layout.transposes(self.0.last().map_or("", |(_, c)| c.as_str()))
     }
 }
 
@@ -135,28 +161,25 @@ struct Loader<'a, 'b> {
     file: &'b SafetensorsFile<'a>,
     layout: Layout,
     device: Device,
-    path: Vec<(String, String)>,
-    used: HashSet<String>,
+    path: ParamPath,
     error: Option<Error>,
 }
 
 impl ModuleMapper for Loader<'_, '_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         if self.error.is_some() {
             return param;
         }
-        let burn_path: Vec<&str> = self.path.iter().map(|(n, _)| n.as_str()).collect();
-        let key = self.layout.hf_key(&burn_path.join("."));
-        let container = self.path.last().map(|(_, c)| c.as_str()).unwrap_or("");
-        let transpose = self.layout.transposes(container) && D == 2;
+        let key = self.path.key(self.layout);
+        let transpose = self.path.transposed::<D>(self.layout);
         let want: Vec<usize> = param.lazy_shape().to_vec();
         let stored_shape: Vec<usize> = if transpose { vec![want[1], want[0]] } else { want.clone() };
 
@@ -174,7 +197,6 @@ impl ModuleMapper for Loader<'_, '_> {
                     self.error = Some(Error::ShapeMismatch { key: found, got: shape, want: stored_shape });
                     return param;
                 }
-                self.used.insert(found);
                 let tensor = Tensor::<D>::from_data(TensorData::new(values, stored_shape), &self.device);
                 let tensor = if transpose { tensor.transpose() } else { tensor };
                 Param::from_tensor(tensor)
@@ -191,8 +213,7 @@ pub fn load_module<M: Module>(
     layout: Layout,
     device: &Device,
 ) -> Result<M> {
-    let mut loader =
-        Loader { file, layout, device: device.clone(), path: Vec::new(), used: HashSet::new(), error: None };
+    let mut loader = Loader { file, layout, device: device.clone(), path: ParamPath::default(), error: None };
     let module = module.map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
@@ -204,25 +225,23 @@ pub fn load_module<M: Module>(
 /// (with its shape) so one map holds tensors of every rank.
 struct Exporter {
     layout: Layout,
-    path: Vec<(String, String)>,
+    path: ParamPath,
     tensors: BTreeMap<String, (Vec<usize>, Tensor<1>)>,
 }
 
 impl ModuleVisitor for Exporter {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.push((name.to_string(), container_type.to_string()));
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
+        self.path.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let burn_path: Vec<&str> = self.path.iter().map(|(n, _)| n.as_str()).collect();
-        let key = self.layout.hf_key(&burn_path.join("."));
-        let container = self.path.last().map(|(_, c)| c.as_str()).unwrap_or("");
+        let key = self.path.key(self.layout);
         let value = param.val();
-        let value = if self.layout.transposes(container) && D == 2 { value.transpose() } else { value };
+        let value = if self.path.transposed::<D>(self.layout) { value.transpose() } else { value };
         let shape = value.dims().to_vec();
         let n = shape.iter().product::<usize>();
         self.tensors.insert(key, (shape, value.reshape([n])));
@@ -232,7 +251,7 @@ impl ModuleVisitor for Exporter {
 /// Every float parameter of `module` as `(hf_key, shape, values)`, read asynchronously (the
 /// only way WebGPU can), sorted by key.
 pub async fn export_tensors<M: Module>(module: &M, layout: Layout) -> Result<Vec<NamedTensor>> {
-    let mut exporter = Exporter { layout, path: Vec::new(), tensors: BTreeMap::new() };
+    let mut exporter = Exporter { layout, path: ParamPath::default(), tensors: BTreeMap::new() };
     module.visit(&mut exporter);
     let mut out = Vec::with_capacity(exporter.tensors.len());
     for (key, (shape, tensor)) in exporter.tensors {
