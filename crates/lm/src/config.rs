@@ -221,6 +221,13 @@ impl Gpt2Config {
         let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
         self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
     }
+
+    /// Elements of the largest single tensor (the token embedding for any real vocabulary):
+    /// a GPU must bind it in one storage buffer.
+    pub fn largest_tensor(&self) -> usize {
+        let (d, f) = (self.n_embd, self.inner_dim());
+        [self.vocab_size * d, self.n_positions * d, d * 3 * d, d * f].into_iter().max().unwrap_or(0)
+    }
 }
 
 impl BertConfig {
@@ -312,6 +319,12 @@ impl BertConfig {
         let head = d * d + d + 2 * d + self.vocab_size;
         emb + self.num_hidden_layers * layer + head
     }
+
+    /// Elements of the largest single tensor (see [`Gpt2Config::largest_tensor`]).
+    pub fn largest_tensor(&self) -> usize {
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        [self.vocab_size * d, self.max_position_embeddings * d, d * f].into_iter().max().unwrap_or(0)
+    }
 }
 
 /// Which architecture a `config.json` describes.
@@ -336,6 +349,20 @@ impl ModelConfig {
             None => Err(Error::Config("no `model_type` field".into())),
         }
     }
+
+    pub fn num_parameters(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.num_parameters(),
+            Self::Bert(c) => c.num_parameters(),
+        }
+    }
+
+    pub fn largest_tensor(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.largest_tensor(),
+            Self::Bert(c) => c.largest_tensor(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -345,6 +372,15 @@ mod tests {
     #[test]
     fn gpt2_small_has_124m_parameters() {
         assert_eq!(Gpt2Config::preset("gpt2").unwrap().num_parameters(), 124_439_808);
+    }
+
+    #[test]
+    fn gpt2_token_embedding_is_the_largest_tensor() {
+        // 50257 × 768 f32 = 147 MiB: over WebGPU's default 128 MiB binding limit.
+        let c = Gpt2Config::preset("gpt2").unwrap();
+        assert_eq!(c.largest_tensor(), 50257 * 768);
+        assert!(c.largest_tensor() * 4 > 128 << 20);
+        assert_eq!(BertConfig::preset("bert-base-uncased").unwrap().largest_tensor(), 30522 * 768);
     }
 
     #[test]

@@ -47,6 +47,8 @@ impl std::str::FromStr for Arch {
 /// Model sizes by name: `(n_layer, n_head, n_embd)`.
 pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
     Ok(match name {
+        // Small enough to train in seconds, even on a software GPU.
+        "micro" => (2, 2, 64),
         // nanoGPT's CPU shakespeare_char configuration.
         "nano" => (4, 4, 128),
         // nanoGPT's "baby GPT" (train_shakespeare_char.py).
@@ -57,7 +59,7 @@ pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
         "gpt2-xl" => (48, 25, 1600),
         other => {
             return Err(invalid!(
-                "unknown size preset `{other}` (nano, baby, gpt2, gpt2-medium, gpt2-large, gpt2-xl, bert-base-uncased, bert-large-uncased)"
+                "unknown size preset `{other}` (micro, nano, baby, gpt2, gpt2-medium, gpt2-large, gpt2-xl, bert-base-uncased, bert-large-uncased)"
             ))
         }
     })

@@ -1,0 +1,250 @@
+//! Messages between the page and the worker. Each crosses `postMessage` as a two-element array:
+//! the JSON of a [`Request`] or [`Event`], and an optional JS value that JSON cannot carry
+//! cheaply (picked `File`s going in, the bytes of a download coming out).
+
+use serde::{Deserialize, Serialize};
+
+/// Which panel a model is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Slot {
+    FillMask,
+    Generate,
+}
+
+/// Which panel an error or progress report belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Topic {
+    Device,
+    Tokenize,
+    FillMask,
+    Generate,
+    Pretrain,
+}
+
+impl From<Slot> for Topic {
+    fn from(slot: Slot) -> Self {
+        match slot {
+            Slot::FillMask => Topic::FillMask,
+            Slot::Generate => Topic::Generate,
+        }
+    }
+}
+
+/// The sliders of the generate panel.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SamplingParams {
+    /// 0 means greedy.
+    pub temperature: f32,
+    /// 0 means no top-k cut.
+    pub top_k: usize,
+    /// 1 means no nucleus cut.
+    pub top_p: f32,
+}
+
+/// The pretrain panel's form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// `gpt2` or `bert`.
+    pub arch: String,
+    /// A size preset of `hearth_lm::train::size_preset`.
+    pub size: String,
+    /// `chars`, `bytes`, `gpt2`, `bert-base-uncased` or `bpe:N`.
+    pub tokenizer: String,
+    pub context: usize,
+    pub batch_size: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+impl Default for TrainSettings {
+    fn default() -> Self {
+        Self {
+            arch: "gpt2".into(),
+            size: "micro".into(),
+            tokenizer: "chars".into(),
+            context: 64,
+            batch_size: 8,
+            steps: 300,
+            lr: 3e-3,
+            seed: 1337,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrainAction {
+    Pause,
+    Resume,
+    Stop,
+}
+
+/// Page → worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Start the device (WebGPU unless `force_cpu`), then restore a saved training run.
+    Init { force_cpu: bool },
+    /// `tokenizer`: `gpt2`, `bert-base-uncased` or `trained`. `seq` orders live updates.
+    Tokenize { seq: u64, tokenizer: String, text: String },
+    /// `ids` as typed: numbers separated by commas or spaces.
+    Decode { tokenizer: String, ids: String },
+    /// A Hugging Face file URL (`…/model.safetensors`) or a directory URL; the worker fetches
+    /// `config.json`, `model.safetensors` and, if present, `tokenizer.json` beside it.
+    LoadUrl { slot: Slot, url: String },
+    /// Files picked from disk travel beside this message.
+    LoadFiles { slot: Slot },
+    /// The model trained in the pretrain panel.
+    UseTrained { slot: Slot },
+    FillMask { text: String, top_k: usize },
+    /// The next-token distribution of `prompt` before and after the sampling settings.
+    Distribution { seq: u64, prompt: String, sampling: SamplingParams },
+    /// Appends the most likely next token to `prompt` (one step of the greedy walk).
+    NextToken { prompt: String },
+    Generate { prompt: String, sampling: SamplingParams, seed: u64, max_new_tokens: usize },
+    StopGenerate,
+    /// Runs the slot's model on WebGPU and on the CPU backend and compares the logits.
+    Verify { slot: Slot, text: String },
+    /// The corpus file travels beside this message.
+    LoadCorpus,
+    TrainStart { settings: TrainSettings },
+    TrainControl { action: TrainAction },
+    /// Adds steps to a finished or stopped run and continues it.
+    TrainExtend { steps: usize },
+    DownloadTrained,
+}
+
+/// The adapter, as WebGPU reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// `webgpu` or `cpu`.
+    pub backend: String,
+    pub adapter: String,
+    pub vendor: String,
+    pub architecture: String,
+    pub device_type: String,
+    /// Largest single storage binding, bytes.
+    pub max_binding: u64,
+    /// Largest buffer, bytes.
+    pub max_buffer: u64,
+    pub limits: Vec<(String, u64)>,
+    /// Why the CPU backend is in use, when it is.
+    pub fallback_reason: Option<String>,
+}
+
+/// A loaded model, as the panels describe it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub source: String,
+    /// `gpt2` or `bert`.
+    pub arch: String,
+    pub params: usize,
+    pub layers: usize,
+    pub hidden: usize,
+    pub vocab_size: usize,
+    pub context: usize,
+    /// Bytes of the largest tensor: what must fit one storage binding.
+    pub largest_tensor: u64,
+    pub tokenizer: String,
+}
+
+/// One ranked token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub id: u32,
+    pub token: String,
+    pub prob: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    Idle,
+    Preparing,
+    Running,
+    Paused,
+    Stopped,
+    Done,
+}
+
+/// The pretrain panel's live numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainStatus {
+    pub state: RunState,
+    pub step: usize,
+    pub total_steps: usize,
+    pub tokens_seen: u64,
+    pub loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub perplexity: Option<f64>,
+    pub tokens_per_s: f64,
+    pub eta_s: Option<f64>,
+    pub params: usize,
+    pub arch: String,
+    pub settings: Option<TrainSettings>,
+    /// The step of the checkpoint in browser storage.
+    pub saved_step: Option<usize>,
+}
+
+/// A point on the loss curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossPoint {
+    pub step: usize,
+    pub tokens: u64,
+    pub loss: f64,
+}
+
+/// An evaluation: validation point and a sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalPoint {
+    pub step: usize,
+    pub tokens: u64,
+    pub train_loss: f64,
+    pub val_loss: Option<f64>,
+    pub perplexity: f64,
+    pub sample: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusInfo {
+    pub name: String,
+    pub bytes: usize,
+    pub chars: usize,
+    pub lines: usize,
+    pub words: usize,
+    pub distinct_chars: usize,
+    pub preview: String,
+}
+
+/// Worker → page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// The worker's code has loaded and it listens; the page sends `Init` on this.
+    Started,
+    Ready(DeviceInfo),
+    Tokenized {
+        seq: u64,
+        ids: Vec<u32>,
+        tokens: Vec<String>,
+        attention_mask: Vec<u32>,
+        special: Vec<bool>,
+    },
+    Decoded { text: String },
+    /// `done` of `total` bytes (or steps); `total` 0 when unknown.
+    Progress { topic: Topic, label: String, done: u64, total: u64 },
+    ModelLoaded { slot: Slot, info: ModelInfo },
+    FillMasked { tokens: Vec<String>, masks: Vec<Vec<Candidate>> },
+    Distribution { seq: u64, before: Vec<Candidate>, after: Vec<Candidate> },
+    NextToken { prompt: String, chosen: Candidate, candidates: Vec<Candidate> },
+    /// The text generated so far (streamed).
+    Generated { text: String, ids: Vec<u32>, done: bool, tokens_per_s: f64 },
+    Verified { slot: Slot, max_abs_diff: f32, logits: usize, backend: String },
+    CorpusLoaded(CorpusInfo),
+    TrainStatus(TrainStatus),
+    TrainLoss(LossPoint),
+    TrainEval(EvalPoint),
+    /// Curves of a restored run, replacing what the page shows.
+    TrainHistory { losses: Vec<LossPoint>, evals: Vec<EvalPoint> },
+    /// `name` is the file name to save; the bytes travel beside the message.
+    Download { name: String },
+    Error { topic: Topic, message: String },
+    Notice { topic: Topic, message: String },
+}

@@ -1,0 +1,106 @@
+//! The device panel: which backend runs the models, the adapter and its limits, and which
+//! models fit it.
+
+use hearth_lm::{BertConfig, Gpt2Config};
+use leptos::prelude::*;
+
+use super::state::AppState;
+use super::widgets::Status;
+use crate::limits::check_fits;
+use crate::protocol::Topic;
+use crate::units::{human_bytes, human_count};
+
+/// (name, parameters, bytes of the largest tensor) of the models people ask about.
+fn known_models() -> Vec<(String, usize, u64)> {
+    let mut out = Vec::new();
+    for name in ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"] {
+        if let Ok(c) = Gpt2Config::preset(name) {
+            out.push((name.to_string(), c.num_parameters(), c.largest_tensor() as u64 * 4));
+        }
+    }
+    for name in ["bert-base-uncased", "bert-large-uncased"] {
+        if let Ok(c) = BertConfig::preset(name) {
+            out.push((name.to_string(), c.num_parameters(), c.largest_tensor() as u64 * 4));
+        }
+    }
+    out
+}
+
+#[component]
+pub fn DevicePanel() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    view! {
+        <section class="panel" data-testid="device-panel">
+            <h2>"Device"</h2>
+            {move || match state.device.get() {
+                None => view! { <p>"Starting the compute worker and asking the browser for a GPU…"</p> }.into_any(),
+                Some(info) => {
+                    let rows = info.limits.clone();
+                    let models = known_models();
+                    let info2 = info.clone();
+                    view! {
+                        <p class="backend-line">
+                            "Backend: " <strong class="badge">{info.backend.clone()}</strong>
+                            {info
+                                .fallback_reason
+                                .clone()
+                                .map(|r| view! { <span class="notice">" — using the CPU backend because " {r}</span> })}
+                        </p>
+                        {(info.backend == "webgpu")
+                            .then(|| {
+                                view! {
+                                    <dl class="adapter">
+                                        <dt>"Adapter"</dt> <dd data-testid="adapter">{info.adapter.clone()}</dd>
+                                        <dt>"Vendor"</dt> <dd>{info.vendor.clone()}</dd>
+                                        <dt>"Architecture"</dt> <dd>{info.architecture.clone()}</dd>
+                                        <dt>"Type"</dt> <dd>{info.device_type.clone()}</dd>
+                                    </dl>
+                                    <table class="limits" data-testid="limits">
+                                        <thead><tr><th>"Limit"</th><th>"Value"</th></tr></thead>
+                                        <tbody>
+                                            {rows
+                                                .into_iter()
+                                                .map(|(name, value)| {
+                                                    let shown = if name.contains("Size") && value >= 1 << 20 {
+                                                        format!("{} ({value})", human_bytes(value))
+                                                    } else {
+                                                        value.to_string()
+                                                    };
+                                                    view! { <tr><td>{name}</td><td>{shown}</td></tr> }
+                                                })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                }
+                            })}
+                        <h3>"Which models fit"</h3>
+                        <table class="fits" data-testid="fits">
+                            <thead><tr><th>"Model"</th><th>"Parameters"</th><th>"Largest tensor"</th><th>"Fits?"</th></tr></thead>
+                            <tbody>
+                                {models
+                                    .into_iter()
+                                    .map(|(name, params, largest)| {
+                                        let verdict = match check_fits(&info2, largest, params as u64 * 4) {
+                                            Ok(()) => "yes".to_string(),
+                                            Err(e) => format!("no: {e}"),
+                                        };
+                                        view! {
+                                            <tr>
+                                                <td>{name}</td>
+                                                <td>{human_count(params)}</td>
+                                                <td>{human_bytes(largest)}</td>
+                                                <td>{verdict}</td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </tbody>
+                        </table>
+                    }
+                        .into_any()
+                }
+            }}
+            <Status topic=Topic::Device testid="device" />
+        </section>
+    }
+}

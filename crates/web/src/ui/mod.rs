@@ -1,0 +1,77 @@
+//! The page: a header with the backend, tabs for the four panels and the device.
+
+mod bridge;
+mod charts;
+mod device;
+mod fill_mask;
+mod generate;
+mod model_source;
+mod pretrain;
+mod state;
+mod tokenize;
+mod widgets;
+
+use leptos::prelude::*;
+
+use state::AppState;
+
+const TABS: [(&str, &str); 5] = [
+    ("tokenize", "Tokenize"),
+    ("fillmask", "Fill mask"),
+    ("generate", "Generate"),
+    ("pretrain", "Pretrain"),
+    ("device", "Device"),
+];
+
+/// `?backend=cpu` forces the CPU backend; `#generate` etc. opens a tab.
+fn location_part(part: fn(&web_sys::Location) -> Result<String, wasm_bindgen::JsValue>) -> String {
+    web_sys::window().and_then(|w| part(&w.location()).ok()).unwrap_or_default()
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let state = AppState::new();
+    provide_context(state);
+    let force_cpu = location_part(web_sys::Location::search).contains("backend=cpu");
+    bridge::start(state, force_cpu);
+    let initial = location_part(web_sys::Location::hash).trim_start_matches('#').to_string();
+    let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) { initial } else { "tokenize".to_string() });
+    let shown = move |id: &'static str| move || tab.get() != id;
+    view! {
+        <header>
+            <h1>"Hearth"</h1>
+            <p class="tagline">"Small language models on your own GPU: nothing installed, nothing leaves this machine."</p>
+            <span class="backend-pill">
+                "running on "
+                <strong data-testid="backend">
+                    {move || state.device.get().map_or_else(|| "…".to_string(), |d| d.backend)}
+                </strong>
+            </span>
+        </header>
+        <nav class="tabs">
+            {TABS
+                .iter()
+                .map(|&(id, label)| {
+                    view! {
+                        <button
+                            class="tab"
+                            class:active=move || tab.get() == id
+                            data-testid=format!("tab-{id}")
+                            on:click=move |_| tab.set(id.to_string())
+                        >
+                            {label}
+                        </button>
+                    }
+                })
+                .collect_view()}
+        </nav>
+        <main>
+            // Every panel stays mounted so a tab switch never loses its state.
+            <div class:hidden=shown("tokenize")><tokenize::TokenizePanel /></div>
+            <div class:hidden=shown("fillmask")><fill_mask::FillMaskPanel /></div>
+            <div class:hidden=shown("generate")><generate::GeneratePanel /></div>
+            <div class:hidden=shown("pretrain")><pretrain::PretrainPanel /></div>
+            <div class:hidden=shown("device")><device::DevicePanel /></div>
+        </main>
+    }
+}

@@ -1,0 +1,204 @@
+//! The page's state: one signal per thing the worker reports, shared through context.
+
+use leptos::prelude::*;
+
+use crate::protocol::{
+    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, LossPoint, ModelInfo, SamplingParams, Slot, Topic,
+    TrainStatus,
+};
+
+/// Errors, notices and progress of one panel.
+#[derive(Clone, Copy)]
+pub struct TopicSignals {
+    pub error: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<String>>,
+    /// (label, done, total); total 0 when unknown.
+    pub progress: RwSignal<Option<(String, u64, u64)>>,
+}
+
+impl TopicSignals {
+    fn new() -> Self {
+        Self { error: RwSignal::new(None), notice: RwSignal::new(None), progress: RwSignal::new(None) }
+    }
+
+    /// A result arrived: the work is over and the last error no longer applies.
+    fn settle(&self) {
+        self.progress.set(None);
+        self.error.set(None);
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tokenized {
+    pub ids: Vec<u32>,
+    pub tokens: Vec<String>,
+    pub attention_mask: Vec<u32>,
+    pub special: Vec<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Generated {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub done: bool,
+    pub tokens_per_s: f64,
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub started: RwSignal<bool>,
+    pub device: RwSignal<Option<DeviceInfo>>,
+    topics: [TopicSignals; 5],
+    pub tokenize_seq: RwSignal<u64>,
+    pub tokenized: RwSignal<Option<Tokenized>>,
+    pub decoded: RwSignal<Option<String>>,
+    pub fill_model: RwSignal<Option<ModelInfo>>,
+    pub gen_model: RwSignal<Option<ModelInfo>>,
+    pub fill_results: RwSignal<Option<(Vec<String>, Vec<Vec<Candidate>>)>>,
+    pub prompt: RwSignal<String>,
+    pub sampling: RwSignal<SamplingParams>,
+    pub dist_seq: RwSignal<u64>,
+    pub distribution: RwSignal<Option<(Vec<Candidate>, Vec<Candidate>)>>,
+    pub next: RwSignal<Option<(Candidate, Vec<Candidate>)>>,
+    pub generated: RwSignal<Option<Generated>>,
+    pub generating: RwSignal<bool>,
+    pub verified: RwSignal<Option<(Slot, f32, usize, String)>>,
+    pub corpus: RwSignal<Option<CorpusInfo>>,
+    pub train: RwSignal<Option<TrainStatus>>,
+    pub losses: RwSignal<Vec<LossPoint>>,
+    pub evals: RwSignal<Vec<EvalPoint>>,
+}
+
+impl AppState {
+    pub fn new() -> Self {
+        Self {
+            started: RwSignal::new(false),
+            device: RwSignal::new(None),
+            topics: std::array::from_fn(|_| TopicSignals::new()),
+            tokenize_seq: RwSignal::new(0),
+            tokenized: RwSignal::new(None),
+            decoded: RwSignal::new(None),
+            fill_model: RwSignal::new(None),
+            gen_model: RwSignal::new(None),
+            fill_results: RwSignal::new(None),
+            prompt: RwSignal::new("Every effort moves you".into()),
+            sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
+            dist_seq: RwSignal::new(0),
+            distribution: RwSignal::new(None),
+            next: RwSignal::new(None),
+            generated: RwSignal::new(None),
+            generating: RwSignal::new(false),
+            verified: RwSignal::new(None),
+            corpus: RwSignal::new(None),
+            train: RwSignal::new(None),
+            losses: RwSignal::new(Vec::new()),
+            evals: RwSignal::new(Vec::new()),
+        }
+    }
+
+    pub fn topic(&self, topic: Topic) -> TopicSignals {
+        self.topics[match topic {
+            Topic::Device => 0,
+            Topic::Tokenize => 1,
+            Topic::FillMask => 2,
+            Topic::Generate => 3,
+            Topic::Pretrain => 4,
+        }]
+    }
+
+    pub fn model(&self, slot: Slot) -> RwSignal<Option<ModelInfo>> {
+        match slot {
+            Slot::FillMask => self.fill_model,
+            Slot::Generate => self.gen_model,
+        }
+    }
+
+    /// Folds a worker event into the signals.
+    pub fn apply(&self, event: Event) {
+        match event {
+            Event::Started => self.started.set(true),
+            Event::Ready(info) => {
+                self.topic(Topic::Device).settle();
+                self.device.set(Some(info));
+            }
+            Event::Tokenized { seq, ids, tokens, attention_mask, special } => {
+                // Only the latest keystroke's answer counts.
+                if seq == self.tokenize_seq.get_untracked() {
+                    self.topic(Topic::Tokenize).error.set(None);
+                    self.tokenized.set(Some(Tokenized { ids, tokens, attention_mask, special }));
+                }
+            }
+            Event::Decoded { text } => {
+                self.topic(Topic::Tokenize).error.set(None);
+                self.decoded.set(Some(text));
+            }
+            Event::Progress { topic, label, done, total } => {
+                self.topic(topic).progress.set(Some((label, done, total)));
+            }
+            Event::ModelLoaded { slot, info } => {
+                self.topic(slot.into()).settle();
+                self.topic(slot.into()).notice.set(None);
+                self.model(slot).set(Some(info));
+                if slot == Slot::Generate {
+                    self.distribution.set(None);
+                    self.next.set(None);
+                }
+            }
+            Event::FillMasked { tokens, masks } => {
+                self.topic(Topic::FillMask).settle();
+                self.fill_results.set(Some((tokens, masks)));
+            }
+            Event::Distribution { seq, before, after } => {
+                if seq == self.dist_seq.get_untracked() {
+                    self.distribution.set(Some((before, after)));
+                }
+            }
+            Event::NextToken { prompt, chosen, candidates } => {
+                self.topic(Topic::Generate).settle();
+                self.prompt.set(prompt);
+                self.next.set(Some((chosen, candidates)));
+            }
+            Event::Generated { text, ids, done, tokens_per_s } => {
+                self.topic(Topic::Generate).error.set(None);
+                if done {
+                    self.generating.set(false);
+                }
+                self.generated.set(Some(Generated { text, ids, done, tokens_per_s }));
+            }
+            Event::Verified { slot, max_abs_diff, logits, backend } => {
+                self.topic(slot.into()).settle();
+                self.verified.set(Some((slot, max_abs_diff, logits, backend)));
+            }
+            Event::CorpusLoaded(info) => {
+                self.topic(Topic::Pretrain).settle();
+                self.corpus.set(Some(info));
+            }
+            Event::TrainStatus(status) => {
+                self.topic(Topic::Pretrain).progress.set(None);
+                self.train.set(Some(status));
+            }
+            Event::TrainLoss(point) => self.losses.update(|l| l.push(point)),
+            Event::TrainEval(point) => self.evals.update(|e| e.push(point)),
+            Event::TrainHistory { losses, evals } => {
+                self.losses.set(losses);
+                self.evals.set(evals);
+            }
+            Event::Download { .. } => {}
+            Event::Error { topic, message } => {
+                let t = self.topic(topic);
+                t.progress.set(None);
+                t.error.set(Some(message));
+                if topic == Topic::Generate {
+                    self.generating.set(false);
+                }
+            }
+            Event::Notice { topic, message } => self.topic(topic).notice.set(Some(message)),
+        }
+    }
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new()
+    }
+}

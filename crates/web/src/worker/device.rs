@@ -1,0 +1,131 @@
+//! The one module that owns the compute device: WebGPU when the browser has a working adapter,
+//! the ndarray CPU backend otherwise, and the checks that a model fits it.
+
+use burn::tensor::{Device, Tensor};
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+use crate::protocol::DeviceInfo;
+
+/// The device models run on, and what the page shows about it.
+#[derive(Clone)]
+pub struct Compute {
+    pub device: Device,
+    pub info: DeviceInfo,
+}
+
+/// The CPU backend: the fallback, and the reference WebGPU results are checked against.
+pub fn cpu_device() -> Device {
+    // Burn 0.22 deprecates ndarray in favour of flex; the issue asks for ndarray as the
+    // browser's fallback, and it is the backend our parity tests already trust.
+    #[allow(deprecated)]
+    Device::ndarray()
+}
+
+fn cpu(reason: String) -> Compute {
+    Compute {
+        device: cpu_device(),
+        info: DeviceInfo { backend: "cpu".into(), fallback_reason: Some(reason), ..DeviceInfo::default() },
+    }
+}
+
+/// WebGPU if it starts and computes correctly, else the CPU backend with the reason.
+pub async fn init(force_cpu: bool) -> Compute {
+    if force_cpu {
+        return cpu("the CPU backend was requested (?backend=cpu)".into());
+    }
+    let mut info = match adapter_info().await {
+        Ok(info) => info,
+        Err(reason) => return cpu(reason),
+    };
+    // Burn's WGSL runtime requests the adapter's own limits, not WebGPU's defaults, so the
+    // limits read above are the device's.
+    let device = match Device::wgpu_options().init_async().await {
+        Ok(device) => device,
+        Err(e) => return cpu(format!("WebGPU did not start: {e}")),
+    };
+    // A shader that fails validation can hand back stale memory without an error: check one.
+    match smoke_test(&device).await {
+        Ok(()) => {
+            info.backend = "webgpu".into();
+            Compute { device, info }
+        }
+        Err(e) => cpu(format!("WebGPU computed wrong results ({e})")),
+    }
+}
+
+async fn smoke_test(device: &Device) -> Result<(), String> {
+    let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], device);
+    let y = (x.clone() * x).sum();
+    let data = y.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+    let value = data.to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    if value.first() == Some(&30.0) {
+        Ok(())
+    } else {
+        Err(format!("1²+2²+3²+4² gave {value:?}"))
+    }
+}
+
+fn get(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn text(target: &JsValue, key: &str) -> String {
+    get(target, key).as_string().unwrap_or_default()
+}
+
+/// Asks `navigator.gpu` for the adapter Burn will also get (high performance) and reads its
+/// description and limits.
+async fn adapter_info() -> Result<DeviceInfo, String> {
+    let navigator = get(&js_sys::global(), "navigator");
+    let gpu = get(&navigator, "gpu");
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    let request: Function =
+        get(&gpu, "requestAdapter").dyn_into().map_err(|_| "navigator.gpu.requestAdapter is missing")?;
+    let options = Object::new();
+    let _ = Reflect::set(&options, &"powerPreference".into(), &"high-performance".into());
+    let promise: Promise = request
+        .call1(&gpu, &options)
+        .map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?
+        .dyn_into()
+        .map_err(|_| "requestAdapter did not return a promise")?;
+    let adapter =
+        JsFuture::from(promise).await.map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("WebGPU is present but offers no adapter".into());
+    }
+    let details = get(&adapter, "info");
+    let limits_js = get(&adapter, "limits");
+    let names = [
+        "maxBufferSize",
+        "maxStorageBufferBindingSize",
+        "maxStorageBuffersPerShaderStage",
+        "maxComputeWorkgroupStorageSize",
+        "maxComputeInvocationsPerWorkgroup",
+        "maxComputeWorkgroupSizeX",
+        "maxComputeWorkgroupsPerDimension",
+    ];
+    let limits: Vec<(String, u64)> =
+        names.iter().map(|n| (n.to_string(), get(&limits_js, n).as_f64().unwrap_or(0.0) as u64)).collect();
+    let limit = |name: &str| limits.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
+    let description = text(&details, "description");
+    let device = text(&details, "device");
+    Ok(DeviceInfo {
+        backend: "webgpu".into(),
+        adapter: [description, device].into_iter().find(|s| !s.is_empty()).unwrap_or_else(|| "(unnamed)".into()),
+        vendor: text(&details, "vendor"),
+        architecture: text(&details, "architecture"),
+        device_type: if get(&adapter, "isFallbackAdapter").as_bool() == Some(true) {
+            "software (fallback adapter)".into()
+        } else {
+            "hardware".into()
+        },
+        max_binding: limit("maxStorageBufferBindingSize"),
+        max_buffer: limit("maxBufferSize"),
+        limits,
+        fallback_reason: None,
+    })
+}

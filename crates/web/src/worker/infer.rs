@@ -1,0 +1,281 @@
+//! Tokenize, fill-mask, next-token and generate requests, and the WebGPU-versus-CPU check.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use burn::tensor::{Int, Tensor};
+use hearth_lm::generate::{ids_tensor, read_f32};
+use hearth_lm::hf::{export_bert, export_gpt2, load_model};
+use hearth_lm::sampling::{argmax, top_k_probs};
+use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
+
+use super::device::cpu_device;
+use super::models::LoadedModel;
+use super::{emit, emit_error, now_ms, state, yield_now};
+use crate::protocol::{Candidate, Event, SamplingParams, Slot, Topic};
+use crate::units::parse_ids;
+
+/// How many ranked candidates the charts show.
+const CANDIDATES: usize = 10;
+
+thread_local! {
+    /// Parsing GPT-2's tokenizer.json takes a while; the tokenize panel asks on every keystroke.
+    static BUILTIN: RefCell<HashMap<String, Rc<Tokenizer>>> = RefCell::new(HashMap::new());
+}
+
+fn tokenizer_named(name: &str) -> Result<Rc<Tokenizer>, String> {
+    if name == "trained" {
+        return state::run()
+            .map(|run| run.tokenizer())
+            .ok_or_else(|| "nothing has been trained yet: its tokenizer appears after a run starts".into());
+    }
+    if let Some(t) = BUILTIN.with(|b| b.borrow().get(name).cloned()) {
+        return Ok(t);
+    }
+    let t = Rc::new(Tokenizer::builtin(name).map_err(|e| e.to_string())?);
+    BUILTIN.with(|b| b.borrow_mut().insert(name.to_string(), t.clone()));
+    Ok(t)
+}
+
+pub fn tokenize(seq: u64, tokenizer: &str, text: &str) {
+    let result = tokenizer_named(tokenizer).and_then(|t| t.encode(text).map_err(|e| e.to_string()));
+    match result {
+        Ok(enc) => emit(&Event::Tokenized {
+            seq,
+            ids: enc.ids,
+            tokens: enc.tokens,
+            attention_mask: enc.attention_mask,
+            special: enc.special_tokens_mask.iter().map(|&s| s == 1).collect(),
+        }),
+        Err(e) => emit_error(Topic::Tokenize, e),
+    }
+}
+
+pub fn decode(tokenizer: &str, ids: &str) {
+    let result = parse_ids(ids).and_then(|ids| {
+        let t = tokenizer_named(tokenizer)?;
+        t.decode(&ids).map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(text) => emit(&Event::Decoded { text }),
+        Err(e) => emit_error(Topic::Tokenize, e),
+    }
+}
+
+fn loaded(slot: Slot) -> Option<Rc<LoadedModel>> {
+    let model = state::model(slot);
+    if model.is_none() {
+        let what = match slot {
+            Slot::FillMask => "a BERT masked LM",
+            Slot::Generate => "a GPT-2 model",
+        };
+        emit_error(Topic::from(slot), format!("load {what} first (hub URL, files, or the model trained here)"));
+    }
+    model
+}
+
+fn candidates(tokenizer: &Tokenizer, ranked: impl IntoIterator<Item = (u32, f32)>) -> Vec<Candidate> {
+    ranked
+        .into_iter()
+        .map(|(id, prob)| Candidate { id, token: tokenizer.decode(&[id]).unwrap_or_default(), prob })
+        .collect()
+}
+
+pub async fn fill_mask(text: &str, top_k: usize) {
+    let Some(m) = loaded(Slot::FillMask) else { return };
+    let AnyModel::Bert(model) = &m.model else { return };
+    if !text.contains("[MASK]") {
+        return emit_error(Topic::FillMask, "the text has no [MASK]: write [MASK] where a word should be predicted");
+    }
+    let top_k = top_k.clamp(1, 100);
+    match hearth_lm::fill_mask(model, &m.tokenizer, text, top_k).await {
+        Ok(masks) => {
+            let tokens = m.tokenizer.encode(text).map(|e| e.tokens).unwrap_or_default();
+            let masks = masks
+                .into_iter()
+                .map(|mask| {
+                    mask.predictions
+                        .into_iter()
+                        .map(|p| Candidate { id: p.id, token: p.token, prob: p.prob as f32 })
+                        .collect()
+                })
+                .collect();
+            emit(&Event::FillMasked { tokens, masks })
+        }
+        Err(e) => emit_error(Topic::FillMask, e.to_string()),
+    }
+}
+
+/// Prompt ids; an empty prompt starts from `<|endoftext|>` as GPT-2 itself does.
+fn prompt_ids(tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>, String> {
+    let ids = tokenizer.encode_ids(prompt).map_err(|e| e.to_string())?;
+    if !ids.is_empty() {
+        return Ok(ids);
+    }
+    tokenizer
+        .token_to_id("<|endoftext|>")
+        .map(|id| vec![id])
+        .ok_or_else(|| "type a prompt to continue".to_string())
+}
+
+pub fn sampling_of(p: SamplingParams) -> Result<Sampling, String> {
+    let top_k = (p.top_k > 0).then_some(p.top_k);
+    let top_p = (p.top_p < 1.0).then_some(p.top_p);
+    Sampling::new(p.temperature, top_k, top_p).map_err(|e| e.to_string())
+}
+
+/// Logits of the next token after `prompt` with the generate panel's model.
+async fn next_logits(m: &LoadedModel, prompt: &str) -> Result<Vec<f32>, String> {
+    let AnyModel::Gpt2(model) = &m.model else { return Err("not a GPT-2 model".into()) };
+    let ids = prompt_ids(&m.tokenizer, prompt)?;
+    let mut generator = Generator::new(model, &ids, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
+    generator.next_logits().await.map_err(|e| e.to_string())
+}
+
+pub async fn distribution(seq: u64, prompt: &str, params: SamplingParams) {
+    let Some(m) = loaded(Slot::Generate) else { return };
+    let result = async {
+        let sampling = sampling_of(params)?;
+        let logits = next_logits(&m, prompt).await?;
+        let before = top_k_probs(&logits, CANDIDATES).into_iter().map(|(id, p)| (id, p as f32));
+        let mut after = sampling.distribution(&logits);
+        after.truncate(CANDIDATES);
+        Ok::<_, String>((candidates(&m.tokenizer, before), candidates(&m.tokenizer, after)))
+    }
+    .await;
+    match result {
+        Ok((before, after)) => emit(&Event::Distribution { seq, before, after }),
+        Err(e) => emit_error(Topic::Generate, e),
+    }
+}
+
+pub async fn next_token(prompt: &str) {
+    let Some(m) = loaded(Slot::Generate) else { return };
+    let result = async {
+        let logits = next_logits(&m, prompt).await?;
+        let chosen = argmax(&logits);
+        let ranked = top_k_probs(&logits, CANDIDATES);
+        let prob = ranked.iter().find(|(id, _)| *id == chosen).map_or(0.0, |(_, p)| *p as f32);
+        let mut ids = prompt_ids(&m.tokenizer, prompt)?;
+        if prompt.is_empty() {
+            ids.clear();
+        }
+        ids.push(chosen);
+        let text = m.tokenizer.decode(&ids).map_err(|e| e.to_string())?;
+        let chosen = candidates(&m.tokenizer, [(chosen, prob)]).remove(0);
+        let ranked = candidates(&m.tokenizer, ranked.into_iter().map(|(id, p)| (id, p as f32)));
+        Ok::<_, String>((text, chosen, ranked))
+    }
+    .await;
+    match result {
+        Ok((prompt, chosen, candidates)) => emit(&Event::NextToken { prompt, chosen, candidates }),
+        Err(e) => emit_error(Topic::Generate, e),
+    }
+}
+
+pub async fn generate(prompt: &str, params: SamplingParams, seed: u64, max_new_tokens: usize) {
+    let Some(m) = loaded(Slot::Generate) else { return };
+    let epoch = state::bump_generation();
+    if let Err(e) = stream(&m, prompt, params, seed, max_new_tokens, epoch).await {
+        emit_error(Topic::Generate, e);
+    }
+}
+
+async fn stream(
+    m: &LoadedModel,
+    prompt: &str,
+    params: SamplingParams,
+    seed: u64,
+    max_new_tokens: usize,
+    epoch: u64,
+) -> Result<(), String> {
+    let AnyModel::Gpt2(model) = &m.model else { return Err("not a GPT-2 model".into()) };
+    if max_new_tokens == 0 || max_new_tokens > 2048 {
+        return Err(format!("max tokens must be between 1 and 2048, got {max_new_tokens}"));
+    }
+    let sampling = sampling_of(params)?;
+    let ids = prompt_ids(&m.tokenizer, prompt)?;
+    let mut generator = Generator::new(model, &ids, sampling, seed).map_err(|e| e.to_string())?;
+    let start = now_ms();
+    for i in 0..max_new_tokens {
+        if !state::generation_is_current(epoch) {
+            break;
+        }
+        generator.step().await.map_err(|e| e.to_string())?;
+        let new = generator.new_tokens().to_vec();
+        let text = m.tokenizer.decode(&new).map_err(|e| e.to_string())?;
+        let seconds = (now_ms() - start) / 1000.0;
+        let done = i + 1 == max_new_tokens;
+        emit(&Event::Generated { text, ids: new, done, tokens_per_s: (i + 1) as f64 / seconds.max(1e-6) });
+        // Let a "stop" message in between tokens.
+        yield_now().await;
+    }
+    if !state::generation_is_current(epoch) {
+        let new = generator.new_tokens().to_vec();
+        let text = m.tokenizer.decode(&new).map_err(|e| e.to_string())?;
+        emit(&Event::Generated { text, ids: new, done: true, tokens_per_s: 0.0 });
+    }
+    Ok(())
+}
+
+/// Full logits of `ids` (`[t, vocab]`, flattened).
+async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
+    match model {
+        AnyModel::Gpt2(m) => {
+            let device = m.device();
+            let n = m.config().n_positions;
+            let ids = &ids[ids.len().saturating_sub(n)..];
+            read_f32(m.forward(ids_tensor(ids, &device), None)).await.map_err(|e| e.to_string())
+        }
+        AnyModel::Bert(m) => {
+            let device = m.device();
+            let n = m.config().max_position_embeddings;
+            let ids = &ids[..ids.len().min(n)];
+            let t = ids.len();
+            let types = Tensor::<2, Int>::zeros([1, t], &device);
+            let mask = Tensor::<2, Int>::ones([1, t], &device);
+            read_f32(m.forward(ids_tensor(ids, &device), types, mask)).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// The slot's model on the current device and on the CPU backend: the largest logit difference.
+pub async fn verify(slot: Slot, text: &str) {
+    let topic = Topic::from(slot);
+    let Some(m) = loaded(slot) else { return };
+    let Some(compute) = state::compute(topic) else { return };
+    let result = async {
+        let mut ids = m.tokenizer.encode_ids(text).map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            ids = prompt_ids(&m.tokenizer, "")?;
+        }
+        let here = all_logits(&m.model, &ids).await?;
+        emit(&Event::Progress { topic, label: "running the same model on the CPU backend".into(), done: 0, total: 0 });
+        let files = match &m.model {
+            AnyModel::Gpt2(model) => export_gpt2(model, None).await,
+            AnyModel::Bert(model) => export_bert(model, None).await,
+        }
+        .map_err(|e| e.to_string())?;
+        let cpu = load_model(&files.config_json, &files.model_safetensors, &cpu_device()).map_err(|e| e.to_string())?;
+        let there = all_logits(&cpu, &ids).await?;
+        if here.len() != there.len() {
+            return Err(format!("the backends returned {} and {} logits", here.len(), there.len()));
+        }
+        // A NaN anywhere is a failed check, not a difference that `max` would skip.
+        let max_abs_diff = here
+            .iter()
+            .zip(&there)
+            .map(|(a, b)| (a - b).abs())
+            .map(|d| if d.is_nan() { f32::INFINITY } else { d })
+            .fold(0.0f32, f32::max);
+        Ok::<_, String>((max_abs_diff, here.len()))
+    }
+    .await;
+    match result {
+        Ok((max_abs_diff, logits)) => {
+            emit(&Event::Verified { slot, max_abs_diff, logits, backend: compute.info.backend.clone() })
+        }
+        Err(e) => emit_error(topic, e),
+    }
+}

@@ -1,0 +1,128 @@
+//! The worker: every model, tokenizer and training step runs here, off the page's thread, so
+//! the UI stays responsive. Requests are handled concurrently on the worker's event loop; the
+//! long ones (generation, training) give the loop back between tokens and steps.
+
+mod device;
+mod fetch;
+mod infer;
+mod models;
+mod state;
+mod storage;
+mod training;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::protocol::{Event, Request, Topic};
+use crate::units::human_bytes;
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// Sends an event to the page.
+pub(crate) fn emit(event: &Event) {
+    emit_with(event, &JsValue::NULL);
+}
+
+/// Sends an event with a JS value beside it (the bytes of a download).
+pub(crate) fn emit_with(event: &Event, extra: &JsValue) {
+    let json = serde_json::to_string(event).expect("events serialize");
+    let message = Array::of2(&JsValue::from_str(&json), extra);
+    if let Err(e) = scope().post_message(&message) {
+        web_sys::console::error_1(&e);
+    }
+}
+
+pub(crate) fn emit_error(topic: Topic, message: impl Into<String>) {
+    emit(&Event::Error { topic, message: message.into() });
+}
+
+pub(crate) fn emit_bytes(event: &Event, bytes: &[u8]) {
+    emit_with(event, &Uint8Array::from(bytes).into());
+}
+
+/// The worker's entry point: installs the message handler.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let handler = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let data = Array::from(&event.data());
+        let json = data.get(0).as_string().unwrap_or_default();
+        let extra = data.get(1);
+        match serde_json::from_str::<Request>(&json) {
+            Ok(request) => wasm_bindgen_futures::spawn_local(handle(request, extra)),
+            Err(e) => emit_error(Topic::Device, format!("bad request from the page: {e}")),
+        }
+    });
+    scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
+    // The handler lives as long as the worker.
+    handler.forget();
+    // Messages posted before the handler existed were dropped: the page waits for this.
+    emit(&Event::Started);
+}
+
+async fn handle(request: Request, extra: JsValue) {
+    match request {
+        Request::Init { force_cpu } => state::init(force_cpu).await,
+        Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text),
+        Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids),
+        Request::LoadUrl { slot, url } => models::load_url(slot, &url).await,
+        Request::LoadFiles { slot } => models::load_files(slot, extra).await,
+        Request::UseTrained { slot } => models::use_trained(slot).await,
+        Request::FillMask { text, top_k } => infer::fill_mask(&text, top_k).await,
+        Request::Distribution { seq, prompt, sampling } => infer::distribution(seq, &prompt, sampling).await,
+        Request::NextToken { prompt } => infer::next_token(&prompt).await,
+        Request::Generate { prompt, sampling, seed, max_new_tokens } => {
+            infer::generate(&prompt, sampling, seed, max_new_tokens).await
+        }
+        Request::StopGenerate => {
+            state::bump_generation();
+        }
+        Request::Verify { slot, text } => infer::verify(slot, &text).await,
+        Request::LoadCorpus => training::load_corpus(extra).await,
+        Request::TrainStart { settings } => training::start(settings).await,
+        Request::TrainControl { action } => training::control(action).await,
+        Request::TrainExtend { steps } => training::extend(steps).await,
+        Request::DownloadTrained => training::download().await,
+    }
+}
+
+/// Lets the event loop run (incoming messages, the page's rendering of what we sent).
+pub(crate) async fn yield_now() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = scope().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Milliseconds since the worker started (for tokens/s and ETA).
+pub(crate) fn now_ms() -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance"))
+        .ok()
+        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
+        .map_or(0.0, |p| p.now())
+}
+
+/// Bytes of a picked file, refusing files over `limit` before reading them.
+pub(crate) async fn read_file(file: &web_sys::File, limit: u64, what: &str) -> Result<Vec<u8>, String> {
+    let size = file.size() as u64;
+    if size > limit {
+        return Err(format!(
+            "{} is {} — too large for browser memory as {what} (limit {})",
+            file.name(),
+            human_bytes(size),
+            human_bytes(limit)
+        ));
+    }
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| format!("cannot read {}: {}", file.name(), js_error(&e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+pub(crate) fn js_error(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
+        .unwrap_or_else(|| format!("{e:?}"))
+}

@@ -1,0 +1,56 @@
+//! Browser storage through the Cache API (available in workers, holds large binary bodies):
+//! downloaded checkpoints, so a second visit is instant, and the training run's checkpoint, so a
+//! reload resumes.
+
+use js_sys::Uint8Array;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Cache, Response, WorkerGlobalScope};
+
+use super::js_error;
+
+const CACHE_NAME: &str = "hearth-v1";
+
+async fn open() -> Result<Cache, String> {
+    let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let caches = scope.caches().map_err(|e| format!("browser storage is unavailable: {}", js_error(&e)))?;
+    let cache = JsFuture::from(caches.open(CACHE_NAME))
+        .await
+        .map_err(|e| format!("cannot open browser storage: {}", js_error(&e)))?;
+    Ok(cache.unchecked_into())
+}
+
+/// Keys are URLs: remote files under their own address, our own under a local namespace.
+pub fn local_key(name: &str) -> String {
+    format!("https://hearth.local/{name}")
+}
+
+/// The stored bytes under `key`, if any.
+pub async fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+    let cache = open().await?;
+    let found = JsFuture::from(cache.match_with_str(key)).await.map_err(|e| js_error(&e))?;
+    if found.is_undefined() || found.is_null() {
+        return Ok(None);
+    }
+    let response: Response = found.unchecked_into();
+    let buffer = JsFuture::from(response.array_buffer().map_err(|e| js_error(&e))?)
+        .await
+        .map_err(|e| format!("browser storage returned an unreadable entry: {}", js_error(&e)))?;
+    Ok(Some(Uint8Array::new(&buffer).to_vec()))
+}
+
+pub async fn put(key: &str, bytes: &[u8]) -> Result<(), String> {
+    let cache = open().await?;
+    let body = Uint8Array::from(bytes);
+    let response = Response::new_with_opt_buffer_source(Some(&body))
+        .map_err(|e| format!("cannot store {key}: {}", js_error(&e)))?;
+    JsFuture::from(cache.put_with_str(key, &response))
+        .await
+        .map_err(|e| format!("browser storage refused {key} (quota?): {}", js_error(&e)))?;
+    Ok(())
+}
+
+pub async fn delete(key: &str) -> Result<(), String> {
+    let cache = open().await?;
+    JsFuture::from(cache.delete_with_str(key)).await.map(|_: JsValue| ()).map_err(|e| js_error(&e))
+}

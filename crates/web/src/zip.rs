@@ -1,0 +1,129 @@
+//! A zip archive of stored (uncompressed) files: how the page hands a trained model's Hugging
+//! Face directory to the user in one download. Safetensors barely compress, so storing keeps
+//! this small and dependency-free (PKWARE APPNOTE 6.3.10, sections 4.3.7, 4.3.12, 4.3.16).
+
+const LOCAL_HEADER: u32 = 0x0403_4b50;
+const CENTRAL_HEADER: u32 = 0x0201_4b50;
+const END_OF_CENTRAL_DIRECTORY: u32 = 0x0605_4b50;
+/// Version 2.0: plain stored entries.
+const VERSION: u16 = 20;
+/// Bit 11: names are UTF-8.
+const UTF8_NAMES: u16 = 1 << 11;
+/// 1980-01-01 00:00 in MS-DOS format: the archive carries no clock.
+const DOS_DATE: u16 = (1 << 5) | 1;
+
+/// `files` (name, bytes) as a zip under the folder `dir`. Fails above zip's 4 GiB / 65,535-entry
+/// limits rather than writing a corrupt archive.
+pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, String> {
+    if files.len() > u16::MAX as usize {
+        return Err("too many files for a zip archive".into());
+    }
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in files {
+        let path = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+        let offset = u32::try_from(out.len()).map_err(|_| "the archive would exceed 4 GiB")?;
+        let size = u32::try_from(data.len()).map_err(|_| format!("{name} exceeds 4 GiB"))?;
+        let name_len = u16::try_from(path.len()).map_err(|_| format!("file name too long: {path}"))?;
+        let crc = crc32fast::hash(data);
+
+        put32(&mut out, LOCAL_HEADER);
+        for v in [VERSION, UTF8_NAMES, 0, 0, DOS_DATE] {
+            put16(&mut out, v);
+        }
+        for v in [crc, size, size] {
+            put32(&mut out, v);
+        }
+        put16(&mut out, name_len);
+        put16(&mut out, 0);
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(data);
+
+        put32(&mut central, CENTRAL_HEADER);
+        for v in [VERSION, VERSION, UTF8_NAMES, 0, 0, DOS_DATE] {
+            put16(&mut central, v);
+        }
+        for v in [crc, size, size] {
+            put32(&mut central, v);
+        }
+        for v in [name_len, 0, 0, 0, 0] {
+            put16(&mut central, v);
+        }
+        put32(&mut central, 0);
+        put32(&mut central, offset);
+        central.extend_from_slice(path.as_bytes());
+    }
+    let central_offset = u32::try_from(out.len()).map_err(|_| "the archive would exceed 4 GiB")?;
+    let central_size = central.len() as u32;
+    out.extend_from_slice(&central);
+    put32(&mut out, END_OF_CENTRAL_DIRECTORY);
+    let entries = files.len() as u16;
+    for v in [0, 0, entries, entries] {
+        put16(&mut out, v);
+    }
+    put32(&mut out, central_size);
+    put32(&mut out, central_offset);
+    put16(&mut out, 0);
+    Ok(out)
+}
+
+fn put16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u16_at(b: &[u8], i: usize) -> usize {
+        u16::from_le_bytes([b[i], b[i + 1]]) as usize
+    }
+
+    fn u32_at(b: &[u8], i: usize) -> usize {
+        u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize
+    }
+
+    /// Reads the archive the way unzip does: end record → central directory → local headers.
+    fn read_back(zip: &[u8]) -> Vec<(String, Vec<u8>, u32)> {
+        let end = zip.len() - 22;
+        assert_eq!(u32_at(zip, end) as u32, END_OF_CENTRAL_DIRECTORY);
+        let (count, mut at) = (u16_at(zip, end + 10), u32_at(zip, end + 16));
+        let mut files = Vec::new();
+        for _ in 0..count {
+            assert_eq!(u32_at(zip, at) as u32, CENTRAL_HEADER);
+            let crc = u32_at(zip, at + 16) as u32;
+            let size = u32_at(zip, at + 24);
+            let name_len = u16_at(zip, at + 28);
+            let local = u32_at(zip, at + 42);
+            let name = String::from_utf8(zip[at + 46..at + 46 + name_len].to_vec()).unwrap();
+            assert_eq!(u32_at(zip, local) as u32, LOCAL_HEADER);
+            let data_at = local + 30 + u16_at(zip, local + 26) + u16_at(zip, local + 28);
+            files.push((name, zip[data_at..data_at + size].to_vec(), crc));
+            at += 46 + name_len;
+        }
+        files
+    }
+
+    #[test]
+    fn stored_files_read_back_with_their_crc() {
+        let files = vec![
+            ("config.json".to_string(), b"{\"model_type\": \"gpt2\"}".to_vec()),
+            ("model.safetensors".to_string(), (0..=255u8).cycle().take(5000).collect()),
+            ("empty.txt".to_string(), Vec::new()),
+        ];
+        let zip = zip_stored("hearth-gpt2", &files).unwrap();
+        let back = read_back(&zip);
+        assert_eq!(back.len(), 3);
+        for ((name, data), (got_name, got_data, crc)) in files.iter().zip(&back) {
+            assert_eq!(got_name, &format!("hearth-gpt2/{name}"));
+            assert_eq!(got_data, data);
+            assert_eq!(*crc, crc32fast::hash(data));
+        }
+        // The CRC-32 every zip tool agrees on.
+        assert_eq!(crc32fast::hash(b"hello"), 0x3610_a686);
+    }
+}

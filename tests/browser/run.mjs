@@ -1,0 +1,395 @@
+// Browser tests: the built app (dist/) in Debian's Chromium, headless, on its real WebGPU
+// adapter (SwiftShader on a machine without a GPU). Serves dist/ and the parity fixtures on
+// localhost, drives the page by its data-testid hooks, and prints what it measured.
+//
+//   node tests/browser/run.mjs            (after `trunk build --release` and the native tests)
+//
+// Environment: HEARTH_DIST (default dist), HEARTH_EXPECTED_GREEDY (JSON from `hearth generate
+// --json` on the gpt2-tiny fixture), HEARTH_SCREENSHOTS (default target/browser-screenshots),
+// CHROMIUM (default /usr/bin/chromium).
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = path.resolve(root, process.env.HEARTH_DIST || 'dist');
+const fixtures = path.join(root, 'tests/fixtures/cases');
+const shots = path.resolve(root, process.env.HEARTH_SCREENSHOTS || 'target/browser-screenshots');
+const expectedGreedy = process.env.HEARTH_EXPECTED_GREEDY;
+// The prompt scripts/test.sh gave `hearth generate`.
+const GREEDY_PROMPT = 'Every effort moves you';
+fs.mkdirSync(shots, { recursive: true });
+
+// ---------------------------------------------------------------------------------------------
+// A static server for dist/ and, under /fixtures/, the Hugging Face fixture directories (they
+// stand in for the hub: no network in tests). It counts requests so caching can be checked.
+const MIME = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.json': 'application/json', '.txt': 'text/plain; charset=utf-8',
+};
+const requests = new Map();
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://localhost');
+  requests.set(url.pathname, (requests.get(url.pathname) || 0) + 1);
+  const file = url.pathname.startsWith('/fixtures/')
+    ? path.join(fixtures, url.pathname.slice('/fixtures/'.length))
+    : path.join(dist, url.pathname === '/' ? 'index.html' : url.pathname);
+  const base = url.pathname.startsWith('/fixtures/') ? fixtures : dist;
+  if (!path.resolve(file).startsWith(base) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404).end('not found');
+    return;
+  }
+  const body = fs.readFileSync(file);
+  res.writeHead(200, {
+    'content-type': MIME[path.extname(file)] || 'application/octet-stream',
+    'content-length': body.length,
+    'access-control-allow-origin': '*',
+  });
+  res.end(body);
+});
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const origin = `http://127.0.0.1:${server.address().port}`;
+
+// ---------------------------------------------------------------------------------------------
+// Chromium with the flags DEVELOPERS.md lists: headless=new keeps WebGPU, unsafe-webgpu enables
+// it on Linux, the rest keep a closed network quiet. A fresh profile per run.
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-chromium-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  ignoreDefaultArgs: true,
+  acceptDownloads: true,
+  viewport: { width: 1200, height: 900 },
+  args: [
+    '--headless=new', '--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
+    '--remote-debugging-pipe', `--user-data-dir=${profile}`, 'about:blank',
+  ],
+});
+
+const pageErrors = [];
+function watch(page) {
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
+  });
+  page.setDefaultTimeout(60_000);
+  return page;
+}
+const page = watch(browser.pages()[0] || (await browser.newPage()));
+const tid = (id, p = page) => p.getByTestId(id);
+
+async function waitFor(what, check, timeout = 60_000) {
+  const start = Date.now();
+  let last;
+  while (Date.now() - start < timeout) {
+    try {
+      last = await check();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
+}
+const text = async (id, p = page) => ((await tid(id, p).textContent()) || '').trim();
+const idsOf = (s) => s.split(',').map((x) => x.trim()).filter(Boolean).map(Number);
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+function assertEqualIds(got, want, what) {
+  assert(JSON.stringify(got) === JSON.stringify(want), `${what}: got [${got}], want [${want}]`);
+}
+async function tab(name, p = page) {
+  await tid(`tab-${name}`, p).click();
+}
+async function noError(prefix) {
+  const error = tid(`${prefix}-error`);
+  if (await error.count()) throw new Error(`${prefix} panel shows an error: ${await error.textContent()}`);
+}
+
+const measured = {};
+const results = [];
+async function test(name, fn) {
+  const start = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`ok   ${name} (${((Date.now() - start) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push({ name, ok: false });
+    console.log(`FAIL ${name}: ${e.message}`);
+    await page.screenshot({ path: path.join(shots, `failure-${results.length}.png`), fullPage: true }).catch(() => {});
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+await test('the page starts on the real WebGPU adapter and is interactive', async () => {
+  const start = Date.now();
+  await page.goto(origin + '/');
+  // Interactive: the default text is tokenized, which needs the page, the worker and GPT-2's
+  // tokenizer all loaded.
+  await waitFor('first tokenization', async () => (await text('token-ids')).startsWith('10462'));
+  measured.time_to_interactive_ms = Date.now() - start;
+  await waitFor('the backend', async () => (await text('backend')) !== '…');
+  measured.time_to_device_ms = Date.now() - start;
+  assert((await text('backend')) === 'webgpu', `backend is ${await text('backend')}, expected webgpu`);
+  measured.first_contentful_paint_ms = await page.evaluate(
+    () => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null,
+  );
+});
+
+await test('GPT-2 tokenizer gives the real ids', async () => {
+  const cases = [
+    ['Swimming at the beach is', [10462, 27428, 379, 262, 10481, 318]],
+    ['Every effort moves you', [6109, 3626, 6100, 345]],
+    ['Hello, I am', [15496, 11, 314, 716]],
+  ];
+  for (const [input, ids] of cases) {
+    await tid('tokenize-input').fill(input);
+    await waitFor(`ids of ${input}`, async () => JSON.stringify(idsOf(await text('token-ids'))) === JSON.stringify(ids));
+  }
+  assert((await text('attention-mask')) === '1 1 1 1', 'attention mask of 4 tokens');
+  await tid('decode-input').fill('257');
+  await tid('decode-run').click();
+  await waitFor('decode 257', async () => (await text('decode-output')) === '" a"');
+});
+
+await test('BERT tokenizer gives the real ids, special tokens marked', async () => {
+  await tid('tokenizer-select').selectOption('bert-base-uncased');
+  await tid('tokenize-input').fill('Life is like a [MASK] of chocolates.');
+  const want = [101, 2166, 2003, 2066, 1037, 103, 1997, 7967, 2015, 1012, 102];
+  await waitFor('BERT ids', async () => JSON.stringify(idsOf(await text('token-ids'))) === JSON.stringify(want));
+  const special = await page.locator('[data-testid=token-chips] .chip.special').count();
+  assert(special >= 2, `[CLS] and [SEP] are marked special (${special} marked)`);
+  await tid('decode-input').fill('7967');
+  await tid('decode-run').click();
+  await waitFor('decode 7967', async () => (await text('decode-output')) === '"chocolate"');
+  await tid('tokenize-panel').screenshot({ path: path.join(shots, 'tokenize.png') });
+});
+
+const fixtureUrl = (name) => `${origin}/fixtures/${name}/model.safetensors`;
+
+async function loadGpt2(p = page) {
+  await tab('generate', p);
+  await tid('generate-url', p).fill(fixtureUrl('gpt2-tiny'));
+  await tid('generate-load-url', p).click();
+  await waitFor('the GPT-2 fixture to load', async () => (await text('generate-model', p)).includes('parameters'));
+}
+
+async function greedy(p, prompt, n) {
+  await tid('generate-prompt', p).fill(prompt);
+  await tid('temperature', p).fill('0');
+  await tid('max-tokens', p).fill(String(n));
+  await tid('generate-run', p).click();
+  return waitFor(`${n} greedy tokens`, async () => {
+    const ids = idsOf(await text('generate-ids', p));
+    return ids.length === n && (await tid('generate-run', p).isEnabled()) ? ids : null;
+  });
+}
+
+await test('a fixture GPT-2 generates the same greedy ids as the native CLI', async () => {
+  assert(expectedGreedy, 'HEARTH_EXPECTED_GREEDY is not set (scripts/test.sh sets it)');
+  const cli = JSON.parse(fs.readFileSync(expectedGreedy, 'utf8'));
+  await loadGpt2();
+  const ids = await greedy(page, GREEDY_PROMPT, cli.new_ids.length);
+  assertEqualIds(ids, cli.new_ids, 'browser greedy ids vs hearth generate');
+  await noError('generate');
+});
+
+await test('WebGPU logits equal the CPU backend logits within 1e-3', async () => {
+  await tid('generate-verify').click();
+  const diff = await waitFor('the comparison', async () => {
+    const t = await text('generate-verify-diff');
+    return t ? Number(t) : null;
+  });
+  measured.gpt2_webgpu_vs_cpu_max_abs_diff = diff;
+  assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
+  assert((await text('generate-verify-result')).startsWith('webgpu vs cpu'), 'compared webgpu with cpu');
+});
+
+await test('sliders: the distribution after temperature and top-k follows them', async () => {
+  await tid('generate-prompt').fill('Every effort moves you');
+  await tid('temperature').fill('1');
+  await tid('top-k').fill('3');
+  await waitFor('three candidates after top-k 3', async () => (await page.locator('[data-testid=dist-after] li').count()) === 3);
+  await tid('top-k').fill('0');
+  await tid('temperature').fill('0');
+  await waitFor('one candidate at temperature 0', async () => (await page.locator('[data-testid=dist-after] li').count()) === 1);
+  await tid('next-token').click();
+  await waitFor('a next-token step', async () => (await page.locator('[data-testid=next-candidates] li').count()) > 1);
+  await tid('temperature').fill('0.8');
+  await tid('top-k').fill('40');
+  await tid('generate-prompt').fill('Every effort moves you');
+  await tid('max-tokens').fill('12');
+  await tid('generate-run').click();
+  await waitFor('sampled tokens', async () => idsOf(await text('generate-ids')).length === 12);
+  await tid('generate-panel').screenshot({ path: path.join(shots, 'generate.png') });
+});
+
+await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', async () => {
+  await tab('fillmask');
+  const dir = path.join(fixtures, 'bert-tiny-mlm');
+  await tid('fillmask-files').setInputFiles([path.join(dir, 'config.json'), path.join(dir, 'model.safetensors')]);
+  await waitFor('the BERT fixture to load', async () => (await text('fillmask-model')).includes('parameters'));
+  await tid('fillmask-input').fill('Life is like a [MASK] of chocolates.');
+  await tid('fillmask-run').click();
+  await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
+  await tid('fillmask-verify').click();
+  const diff = await waitFor('the comparison', async () => {
+    const t = await text('fillmask-verify-diff');
+    return t ? Number(t) : null;
+  });
+  measured.bert_webgpu_vs_cpu_max_abs_diff = diff;
+  assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
+  await tid('fillmask-panel').screenshot({ path: path.join(shots, 'fillmask.png') });
+  await tid('fillmask-input').fill('No mask here.');
+  await tid('fillmask-run').click();
+  await waitFor('the no-[MASK] message', async () => (await text('fillmask-error')).includes('[MASK]'));
+});
+
+await test('a malformed model is refused with a message; the loaded one stays', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-bad-'));
+  fs.copyFileSync(path.join(fixtures, 'bert-tiny-mlm/config.json'), path.join(tmp, 'config.json'));
+  fs.writeFileSync(path.join(tmp, 'model.safetensors'), Buffer.from('this is not a safetensors file'));
+  const before = await text('fillmask-model');
+  await tid('fillmask-files').setInputFiles([path.join(tmp, 'config.json'), path.join(tmp, 'model.safetensors')]);
+  await waitFor('the safetensors error', async () => (await text('fillmask-error')).includes('safetensors'));
+  assert((await text('fillmask-model')) === before, 'the previous model is still loaded');
+});
+
+// A slice of the sample corpus: enough text for a train and a validation split.
+const corpusSlice = path.join(os.tmpdir(), 'hearth-corpus-slice.txt');
+fs.writeFileSync(corpusSlice, fs.readFileSync(path.join(root, 'web/corpus/tiny_shakespeare_like.txt')).subarray(0, 60_000));
+
+await test('pretraining 30 steps: the step counter advances and the loss falls', async () => {
+  await tab('pretrain');
+  await tid('corpus-upload').setInputFiles(corpusSlice);
+  await waitFor('corpus statistics', async () => (await text('corpus-stats')).includes('distinct characters'));
+  await tid('train-steps').fill('30');
+  await tid('train-steps').blur();
+  const start = Date.now();
+  await tid('train-start').click();
+  const steps = new Set();
+  let first = null;
+  await waitFor('step 30 and a validation loss', async () => {
+    const step = Number(await text('train-step'));
+    if (step > 0) steps.add(step);
+    const loss = Number(await text('train-loss'));
+    if (first === null && step > 0 && step <= 3 && loss > 0) first = loss;
+    return step === 30 && (await text('val-loss')) !== '' && (await text('train-saved')).includes('step 30');
+  }, 300_000);
+  const seconds = (Date.now() - start) / 1000;
+  const last = Number(await text('train-loss'));
+  assert(steps.size >= 3, `the counter advanced through several steps (saw ${[...steps]})`);
+  assert(first !== null && last < first - 0.3, `loss fell: first ${first}, last ${last}`);
+  measured.train_30_steps_seconds = seconds;
+  measured.train_tokens_per_s_incl_eval = (30 * 8 * 64) / seconds;
+  measured.train_tokens_per_s_window = Number(await text('train-tps'));
+  measured.train_first_loss = first;
+  measured.train_last_loss = last;
+  measured.val_loss = Number(await text('val-loss'));
+  assert((await page.locator('[data-testid=train-samples] li').count()) >= 1, 'samples are shown');
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain.png') });
+});
+
+await test('bad corpora give messages and lose nothing trained', async () => {
+  const binary = path.join(os.tmpdir(), 'hearth-binary.txt');
+  fs.writeFileSync(binary, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0x0d, 0xff, 0xfe]));
+  await tid('corpus-upload').setInputFiles(binary);
+  await waitFor('the binary-file message', async () => /UTF-8|binary/.test(await text('pretrain-error')));
+  const empty = path.join(os.tmpdir(), 'hearth-empty.txt');
+  fs.writeFileSync(empty, '');
+  await tid('corpus-upload').setInputFiles(empty);
+  await waitFor('the empty-file message', async () => /empty/i.test(await text('pretrain-error')));
+  assert((await text('train-step')) === '30', 'the run is still at step 30');
+  assert((await text('corpus-stats')).includes('hearth-corpus-slice.txt'), 'the good corpus is still loaded');
+});
+
+await test('the trained model downloads as a Hugging Face zip', async () => {
+  const [download] = await Promise.all([page.waitForEvent('download'), tid('train-download').click()]);
+  const file = path.join(os.tmpdir(), download.suggestedFilename());
+  await download.saveAs(file);
+  const zip = fs.readFileSync(file);
+  for (const name of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'trainer_state.json']) {
+    assert(zip.includes(Buffer.from(`/${name}`)), `the zip holds ${name}`);
+  }
+  assert(download.suggestedFilename() === 'hearth-gpt2-step30.zip', `zip name ${download.suggestedFilename()}`);
+  measured.download_zip = file;
+});
+
+await test('the trained model generates in the generate panel', async () => {
+  await tab('generate');
+  await tid('generate-use-trained').click();
+  await waitFor('the trained model', async () => (await text('generate-model')).includes('trained here'));
+  const ids = await greedy(page, 'ROMEO:', 10);
+  assert(ids.length === 10, 'ten tokens');
+});
+
+await test('a reload resumes the run from the checkpoint in browser storage', async () => {
+  await page.reload();
+  await waitFor('the backend after reload', async () => (await text('backend')) === 'webgpu');
+  await tab('pretrain');
+  await waitFor('the restored run', async () => (await text('train-step')) === '30', 120_000);
+  assert((await text('corpus-stats')).includes('hearth-corpus-slice.txt'), 'the corpus came back too');
+  assert((await text('val-loss')) !== '', 'the curves came back');
+  await tid('train-steps').fill('40');
+  await tid('train-steps').blur();
+  await tid('train-resume').click();
+  await waitFor('step 40', async () => (await text('train-step')) === '40', 300_000);
+});
+
+await test('a downloaded model comes from browser storage the second time', async () => {
+  const key = '/fixtures/gpt2-tiny/model.safetensors';
+  const before = requests.get(key) || 0;
+  assert(before === 1, `downloaded once so far (${before})`);
+  await loadGpt2();
+  assert((requests.get(key) || 0) === before, 'no second download after the reload');
+});
+
+await test('the device panel shows the adapter, its limits and what fits', async () => {
+  await tab('device');
+  assert((await text('limits')).includes('maxStorageBufferBindingSize'), 'limits listed');
+  assert((await text('fits')).includes('gpt2'), 'fit table');
+  await tid('device-panel').screenshot({ path: path.join(shots, 'device.png') });
+});
+
+await test('?backend=cpu runs everything on the CPU backend', async () => {
+  const cpu = watch(await browser.newPage());
+  await cpu.goto(origin + '/?backend=cpu');
+  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  const cli = JSON.parse(fs.readFileSync(expectedGreedy, 'utf8'));
+  await loadGpt2(cpu);
+  const ids = await greedy(cpu, GREEDY_PROMPT, cli.new_ids.length);
+  assertEqualIds(ids, cli.new_ids, 'cpu greedy ids vs hearth generate');
+  await cpu.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+for (const f of fs.readdirSync(dist)) {
+  if (f.endsWith('.wasm')) {
+    const bytes = fs.readFileSync(path.join(dist, f));
+    measured[`${f}_bytes`] = bytes.length;
+    measured[`${f}_gzip_bytes`] = zlib.gzipSync(bytes, { level: 9 }).length;
+  }
+}
+await browser.close();
+server.close();
+
+const unexpected = pageErrors.filter((e) => !/Failed to load resource/.test(e));
+if (unexpected.length) {
+  console.log('page errors:\n  ' + unexpected.join('\n  '));
+}
+console.log('measured: ' + JSON.stringify(measured, null, 2));
+console.log(`screenshots in ${shots}`);
+const failed = results.filter((r) => !r.ok).length;
+if (failed || unexpected.length) {
+  console.log(`${failed} of ${results.length} browser tests failed${unexpected.length ? '; the page logged errors' : ''}`);
+  process.exit(1);
+}
+console.log(`all ${results.length} browser tests passed`);
