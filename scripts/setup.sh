@@ -16,8 +16,7 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 
 if [[ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]]; then
     echo "==> installing trunk $TRUNK_VERSION (a few minutes, once)"
-    # No default features: Trunk runs offline here, so its TLS and update check are dead weight.
-    cargo install trunk --version "$TRUNK_VERSION" --locked --no-default-features
+    cargo install trunk --version "$TRUNK_VERSION" --locked
 fi
 if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
     echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"

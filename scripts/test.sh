@@ -5,26 +5,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$target"
 
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
-step "setup: toolchain, trunk, wasm-bindgen, chromium, playwright-core"
-bash ./scripts/setup.sh --browser
+# Clippy as the compiler of our own crates: `cargo clippy` is exactly this wrapper over
+# `cargo check`. Wrapping the real builds lints every crate we compile (-D warnings) without a
+# second, check-only build of all dependencies: ~10 minutes less on a fresh 2-core machine.
+clippy() {
+    RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" \
+        CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
+}
+
+step "toolchain"
+rustup show active-toolchain >/dev/null
+rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+step "setup in the background: trunk, wasm-bindgen-cli, chromium, playwright-core"
+bash ./scripts/setup.sh --browser > "$target/setup.log" 2>&1 &
+setup_pid=$!
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy -D warnings (native)"
-cargo clippy --workspace --all-targets -- -D warnings
+step "native build + tests, linted by clippy -D warnings (parity on the ndarray and flex backends)"
+clippy cargo test --workspace --all-targets
 
-step "cargo test (native; parity on the ndarray and flex backends)"
-cargo test --workspace
+step "waiting for setup"
+wait "$setup_pid" || { cat "$target/setup.log"; echo "setup failed"; exit 1; }
+cat "$target/setup.log"
 
-step "cargo clippy -D warnings (wasm: the web app and hearth-lm on WebGPU)"
-cargo clippy -p hearth-web --target wasm32-unknown-unknown -- -D warnings
-
-step "trunk build --release (the app the browser tests drive)"
-trunk build --release
+step "trunk build --release, the web crates linted by clippy -D warnings"
+clippy trunk build --release
 
 step "the native CLI's greedy ids on the GPT-2 fixture (the browser must match them)"
 greedy="$target/greedy-gpt2-tiny.json"

@@ -44,8 +44,14 @@ mod tests {
             directory_url("google-bert/bert-base-uncased").unwrap(),
             "https://huggingface.co/google-bert/bert-base-uncased/resolve/main/"
         );
-        assert_eq!(directory_url("http://127.0.0.1:8000/gpt2-tiny").unwrap(), "http://127.0.0.1:8000/gpt2-tiny/");
-        assert_eq!(directory_url("http://127.0.0.1:8000/gpt2-tiny/").unwrap(), "http://127.0.0.1:8000/gpt2-tiny/");
+        assert_eq!(
+            directory_url("http://127.0.0.1:8000/gpt2-tiny").unwrap(),
+            "http://127.0.0.1:8000/gpt2-tiny/"
+        );
+        assert_eq!(
+            directory_url("http://127.0.0.1:8000/gpt2-tiny/").unwrap(),
+            "http://127.0.0.1:8000/gpt2-tiny/"
+        );
     }
 
     #[test]

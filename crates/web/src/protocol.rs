@@ -54,6 +54,8 @@ pub struct TrainSettings {
     pub batch_size: usize,
     pub steps: usize,
     pub lr: f64,
+    /// Steps between evaluations (and checkpoints); 0 picks about twenty per run.
+    pub eval_every: usize,
     pub seed: u64,
 }
 
@@ -67,6 +69,7 @@ impl Default for TrainSettings {
             batch_size: 8,
             steps: 300,
             lr: 3e-3,
+            eval_every: 0,
             seed: 1337,
         }
     }
@@ -83,33 +86,72 @@ pub enum TrainAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
     /// Start the device (WebGPU unless `force_cpu`), then restore a saved training run.
-    Init { force_cpu: bool },
+    Init {
+        force_cpu: bool,
+    },
     /// `tokenizer`: `gpt2`, `bert-base-uncased` or `trained`. `seq` orders live updates.
-    Tokenize { seq: u64, tokenizer: String, text: String },
+    Tokenize {
+        seq: u64,
+        tokenizer: String,
+        text: String,
+    },
     /// `ids` as typed: numbers separated by commas or spaces.
-    Decode { tokenizer: String, ids: String },
+    Decode {
+        tokenizer: String,
+        ids: String,
+    },
     /// A Hugging Face file URL (`…/model.safetensors`) or a directory URL; the worker fetches
     /// `config.json`, `model.safetensors` and, if present, `tokenizer.json` beside it.
-    LoadUrl { slot: Slot, url: String },
+    LoadUrl {
+        slot: Slot,
+        url: String,
+    },
     /// Files picked from disk travel beside this message.
-    LoadFiles { slot: Slot },
+    LoadFiles {
+        slot: Slot,
+    },
     /// The model trained in the pretrain panel.
-    UseTrained { slot: Slot },
-    FillMask { text: String, top_k: usize },
+    UseTrained {
+        slot: Slot,
+    },
+    FillMask {
+        text: String,
+        top_k: usize,
+    },
     /// The next-token distribution of `prompt` before and after the sampling settings.
-    Distribution { seq: u64, prompt: String, sampling: SamplingParams },
+    Distribution {
+        seq: u64,
+        prompt: String,
+        sampling: SamplingParams,
+    },
     /// Appends the most likely next token to `prompt` (one step of the greedy walk).
-    NextToken { prompt: String },
-    Generate { prompt: String, sampling: SamplingParams, seed: u64, max_new_tokens: usize },
+    NextToken {
+        prompt: String,
+    },
+    Generate {
+        prompt: String,
+        sampling: SamplingParams,
+        seed: u64,
+        max_new_tokens: usize,
+    },
     StopGenerate,
     /// Runs the slot's model on WebGPU and on the CPU backend and compares the logits.
-    Verify { slot: Slot, text: String },
+    Verify {
+        slot: Slot,
+        text: String,
+    },
     /// The corpus file travels beside this message.
     LoadCorpus,
-    TrainStart { settings: TrainSettings },
-    TrainControl { action: TrainAction },
+    TrainStart {
+        settings: TrainSettings,
+    },
+    TrainControl {
+        action: TrainAction,
+    },
     /// Adds steps to a finished or stopped run and continues it.
-    TrainExtend { steps: usize },
+    TrainExtend {
+        steps: usize,
+    },
     DownloadTrained,
 }
 
@@ -227,24 +269,66 @@ pub enum Event {
         attention_mask: Vec<u32>,
         special: Vec<bool>,
     },
-    Decoded { text: String },
+    Decoded {
+        text: String,
+    },
     /// `done` of `total` bytes (or steps); `total` 0 when unknown.
-    Progress { topic: Topic, label: String, done: u64, total: u64 },
-    ModelLoaded { slot: Slot, info: ModelInfo },
-    FillMasked { tokens: Vec<String>, masks: Vec<Vec<Candidate>> },
-    Distribution { seq: u64, before: Vec<Candidate>, after: Vec<Candidate> },
-    NextToken { prompt: String, chosen: Candidate, candidates: Vec<Candidate> },
+    Progress {
+        topic: Topic,
+        label: String,
+        done: u64,
+        total: u64,
+    },
+    ModelLoaded {
+        slot: Slot,
+        info: ModelInfo,
+    },
+    FillMasked {
+        tokens: Vec<String>,
+        masks: Vec<Vec<Candidate>>,
+    },
+    Distribution {
+        seq: u64,
+        before: Vec<Candidate>,
+        after: Vec<Candidate>,
+    },
+    NextToken {
+        prompt: String,
+        chosen: Candidate,
+        candidates: Vec<Candidate>,
+    },
     /// The text generated so far (streamed).
-    Generated { text: String, ids: Vec<u32>, done: bool, tokens_per_s: f64 },
-    Verified { slot: Slot, max_abs_diff: f32, logits: usize, backend: String },
+    Generated {
+        text: String,
+        ids: Vec<u32>,
+        done: bool,
+        tokens_per_s: f64,
+    },
+    Verified {
+        slot: Slot,
+        max_abs_diff: f32,
+        logits: usize,
+        backend: String,
+    },
     CorpusLoaded(CorpusInfo),
     TrainStatus(TrainStatus),
     TrainLoss(LossPoint),
     TrainEval(EvalPoint),
     /// Curves of a restored run, replacing what the page shows.
-    TrainHistory { losses: Vec<LossPoint>, evals: Vec<EvalPoint> },
+    TrainHistory {
+        losses: Vec<LossPoint>,
+        evals: Vec<EvalPoint>,
+    },
     /// `name` is the file name to save; the bytes travel beside the message.
-    Download { name: String },
-    Error { topic: Topic, message: String },
-    Notice { topic: Topic, message: String },
+    Download {
+        name: String,
+    },
+    Error {
+        topic: Topic,
+        message: String,
+    },
+    Notice {
+        topic: Topic,
+        message: String,
+    },
 }

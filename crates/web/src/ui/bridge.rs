@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 
 use js_sys::{Array, Uint8Array};
+use leptos::prelude::Set;
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, MessageEvent, Url, Worker};
 
@@ -99,9 +100,8 @@ fn save_file(name: &str, bytes: &JsValue) {
     let Ok(blob) = Blob::new_with_u8_array_sequence_and_options(&parts, &options) else { return };
     let Ok(url) = Url::create_object_url_with_blob(&blob) else { return };
     let document = web_sys::window().and_then(|w| w.document());
-    if let Some(anchor) = document
-        .and_then(|d| d.create_element("a").ok())
-        .and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok())
+    if let Some(anchor) =
+        document.and_then(|d| d.create_element("a").ok()).and_then(|a| a.dyn_into::<HtmlAnchorElement>().ok())
     {
         anchor.set_href(&url);
         anchor.set_download(name);

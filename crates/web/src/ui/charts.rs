@@ -30,7 +30,7 @@ pub fn bars(items: Vec<Candidate>, chosen: Option<u32>, testid: &'static str) ->
                             <span class="bar-track">
                                 <span class="bar-fill" style:width=width></span>
                             </span>
-                            <span class="bar-prob">{format!("{:.2}%", 100.0 * c.prob)}</span>
+                            <span class="bar-prob">{percent(c.prob)}</span>
                         </li>
                     }
                 })
@@ -92,6 +92,16 @@ pub fn loss_chart(losses: &[LossPoint], evals: &[EvalPoint], by_tokens: bool) ->
                 .map(|&(x, y)| view! { <circle class="val-dot" cx=n(sx(x)) cy=n(sy(y)) r="3"></circle> })
                 .collect_view()}
         </svg>
+    }
+}
+
+/// A probability as a percentage; tiny ones keep their significant digits.
+pub fn percent(p: f32) -> String {
+    let pct = 100.0 * p;
+    if pct >= 0.01 || pct == 0.0 {
+        format!("{pct:.2}%")
+    } else {
+        format!("{pct:.1e}%")
     }
 }
 

@@ -18,7 +18,7 @@ pub fn FillMaskPanel() -> impl IntoView {
     view! {
         <section class="panel" data-testid="fillmask-panel">
             <h2>"Fill mask"</h2>
-            <ModelSource slot=Slot::FillMask />
+            <ModelSource panel=Slot::FillMask />
             <div class="row">
                 <input
                     class="grow"
@@ -71,7 +71,7 @@ pub fn FillMaskPanel() -> impl IntoView {
                         })
                 }}
             </div>
-            <Verify slot=Slot::FillMask text=Signal::derive(move || text.get()) />
+            <Verify panel=Slot::FillMask text=Signal::derive(move || text.get()) />
             <Status topic=Topic::FillMask testid="fillmask" />
         </section>
     }
@@ -79,7 +79,9 @@ pub fn FillMaskPanel() -> impl IntoView {
 
 /// Runs the panel's model on WebGPU and on the CPU backend and shows the largest difference.
 #[component]
-pub fn Verify(slot: Slot, text: Signal<String>) -> impl IntoView {
+pub fn Verify(panel: Slot, text: Signal<String>) -> impl IntoView {
+    // `slot` is a reserved attribute name in Leptos' view macro.
+    let slot = panel;
     let state = expect_context::<AppState>();
     let prefix = match slot {
         Slot::FillMask => "fillmask",

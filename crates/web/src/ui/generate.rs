@@ -87,7 +87,7 @@ pub fn GeneratePanel() -> impl IntoView {
     view! {
         <section class="panel" data-testid="generate-panel">
             <h2>"Generate"</h2>
-            <ModelSource slot=Slot::Generate />
+            <ModelSource panel=Slot::Generate />
             <textarea
                 data-testid="generate-prompt"
                 rows="3"
@@ -105,7 +105,7 @@ pub fn GeneratePanel() -> impl IntoView {
                     max=2.0
                     step=0.05
                     value=Signal::derive(move || sampling.get().temperature as f64)
-                    set=Callback::new(move |v: f64| set_sampling(&|s| s.temperature = v as f32))
+                    set=Callback::new(move |v: f64| set_sampling(&|s: &mut SamplingParams| s.temperature = v as f32))
                     shown=Signal::derive(move || {
                         let t = sampling.get().temperature;
                         if t == 0.0 { "0 (greedy)".to_string() } else { format!("{t:.2}") }
@@ -118,7 +118,7 @@ pub fn GeneratePanel() -> impl IntoView {
                     max=200.0
                     step=1.0
                     value=Signal::derive(move || sampling.get().top_k as f64)
-                    set=Callback::new(move |v: f64| set_sampling(&|s| s.top_k = v as usize))
+                    set=Callback::new(move |v: f64| set_sampling(&|s: &mut SamplingParams| s.top_k = v as usize))
                     shown=Signal::derive(move || {
                         let k = sampling.get().top_k;
                         if k == 0 { "off".to_string() } else { k.to_string() }
@@ -131,7 +131,7 @@ pub fn GeneratePanel() -> impl IntoView {
                     max=1.0
                     step=0.05
                     value=Signal::derive(move || sampling.get().top_p as f64)
-                    set=Callback::new(move |v: f64| set_sampling(&|s| s.top_p = v as f32))
+                    set=Callback::new(move |v: f64| set_sampling(&|s: &mut SamplingParams| s.top_p = v as f32))
                     shown=Signal::derive(move || {
                         let p = sampling.get().top_p;
                         if p >= 1.0 { "off".to_string() } else { format!("{p:.2}") }
@@ -215,7 +215,7 @@ pub fn GeneratePanel() -> impl IntoView {
             <p class="ids" data-testid="generate-ids">
                 {move || state.generated.get().map(|g| g.ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))}
             </p>
-            <Verify slot=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
+            <Verify panel=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
             <Status topic=Topic::Generate testid="generate" />
         </section>
     }

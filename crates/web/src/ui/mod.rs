@@ -35,7 +35,11 @@ pub fn App() -> impl IntoView {
     let force_cpu = location_part(web_sys::Location::search).contains("backend=cpu");
     bridge::start(state, force_cpu);
     let initial = location_part(web_sys::Location::hash).trim_start_matches('#').to_string();
-    let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) { initial } else { "tokenize".to_string() });
+    let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) {
+        initial
+    } else {
+        "tokenize".to_string()
+    });
     let shown = move |id: &'static str| move || tab.get() != id;
     view! {
         <header>

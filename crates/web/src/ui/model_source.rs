@@ -12,7 +12,9 @@ use crate::units::{human_bytes, human_count};
 
 /// The model picker of `slot`'s panel.
 #[component]
-pub fn ModelSource(slot: Slot) -> impl IntoView {
+pub fn ModelSource(panel: Slot) -> impl IntoView {
+    // `slot` is a reserved attribute name in Leptos' view macro.
+    let slot = panel;
     let state = expect_context::<AppState>();
     let (prefix, default_url, arch) = match slot {
         Slot::FillMask => (
@@ -20,9 +22,11 @@ pub fn ModelSource(slot: Slot) -> impl IntoView {
             "https://huggingface.co/google-bert/bert-base-uncased/resolve/main/model.safetensors",
             "BERT masked LM",
         ),
-        Slot::Generate => {
-            ("generate", "https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors", "GPT-2")
-        }
+        Slot::Generate => (
+            "generate",
+            "https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors",
+            "GPT-2",
+        ),
     };
     let url = RwSignal::new(default_url.to_string());
     let load_url = move |_| post(&Request::LoadUrl { slot, url: url.get_untracked() });

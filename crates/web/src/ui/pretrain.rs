@@ -45,7 +45,7 @@ fn estimate(s: &TrainSettings, distinct_chars: usize) -> (usize, u64) {
     let (layers, heads, width) = preset(&s.size);
     let vocab = vocab_size(&s.tokenizer, distinct_chars);
     let params = if s.arch == "bert" {
-        BertConfig::new(vocab, s.context.max(1), width, layers, heads).num_parameters()
+        BertConfig::new(vocab, width, layers, heads, 4 * width, s.context.max(1)).num_parameters()
     } else {
         Gpt2Config::new(vocab, s.context.max(1), width, layers, heads).num_parameters()
     };
@@ -57,7 +57,12 @@ fn estimate(s: &TrainSettings, distinct_chars: usize) -> (usize, u64) {
 }
 
 #[component]
-fn Field(label: &'static str, testid: &'static str, value: Signal<String>, set: Callback<String>) -> impl IntoView {
+fn Field(
+    label: &'static str,
+    testid: &'static str,
+    value: Signal<String>,
+    set: Callback<String>,
+) -> impl IntoView {
     view! {
         <label class="field">
             <span>{label}</span>
@@ -83,15 +88,13 @@ pub fn PretrainPanel() -> impl IntoView {
     let numeric = move |field: &'static str| {
         Callback::new(move |v: String| {
             let v = v.trim().to_string();
-            let ok = settings.try_update(|s| {
-                let parsed = match field {
-                    "context" => v.parse().map(|x| s.context = x).is_ok(),
-                    "batch" => v.parse().map(|x| s.batch_size = x).is_ok(),
-                    "steps" => v.parse().map(|x| s.steps = x).is_ok(),
-                    "lr" => v.parse::<f64>().map(|x| s.lr = x).is_ok(),
-                    _ => v.parse().map(|x| s.seed = x).is_ok(),
-                };
-                parsed
+            let ok = settings.try_update(|s| match field {
+                "context" => v.parse().map(|x| s.context = x).is_ok(),
+                "batch" => v.parse().map(|x| s.batch_size = x).is_ok(),
+                "steps" => v.parse().map(|x| s.steps = x).is_ok(),
+                "lr" => v.parse::<f64>().map(|x| s.lr = x).is_ok(),
+                "eval" => v.parse().map(|x| s.eval_every = x).is_ok(),
+                _ => v.parse().map(|x| s.seed = x).is_ok(),
             });
             form_error.set((ok == Some(false)).then(|| format!("`{v}` is not a valid {field}")));
         })
@@ -204,6 +207,7 @@ pub fn PretrainPanel() -> impl IntoView {
                 <Field label="Batch" testid="train-batch" value=text_of(|s| s.batch_size.to_string()) set=numeric("batch") />
                 <Field label="Steps" testid="train-steps" value=text_of(|s| s.steps.to_string()) set=numeric("steps") />
                 <Field label="Learning rate" testid="train-lr" value=text_of(|s| s.lr.to_string()) set=numeric("lr") />
+                <Field label="Evaluate every (0 = auto)" testid="train-eval-every" value=text_of(|s| s.eval_every.to_string()) set=numeric("eval") />
                 <Field label="Seed" testid="train-seed" value=text_of(|s| s.seed.to_string()) set=numeric("seed") />
             </div>
             <p class="muted" data-testid="train-estimate">

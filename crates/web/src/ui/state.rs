@@ -44,6 +44,9 @@ pub struct Generated {
     pub tokens_per_s: f64,
 }
 
+/// Fill-mask results: the tokens of the sentence and, per `[MASK]`, its ranked candidates.
+pub type FillResults = (Vec<String>, Vec<Vec<Candidate>>);
+
 #[derive(Clone, Copy)]
 pub struct AppState {
     pub started: RwSignal<bool>,
@@ -54,7 +57,7 @@ pub struct AppState {
     pub decoded: RwSignal<Option<String>>,
     pub fill_model: RwSignal<Option<ModelInfo>>,
     pub gen_model: RwSignal<Option<ModelInfo>>,
-    pub fill_results: RwSignal<Option<(Vec<String>, Vec<Vec<Candidate>>)>>,
+    pub fill_results: RwSignal<Option<FillResults>>,
     pub prompt: RwSignal<String>,
     pub sampling: RwSignal<SamplingParams>,
     pub dist_seq: RwSignal<u64>,

@@ -22,7 +22,9 @@ pub fn TokenizePanel() -> impl IntoView {
     };
     // Tokenize once on load, then on every change.
     send();
-    let decode = move || post(&Request::Decode { tokenizer: tokenizer.get_untracked(), ids: ids_input.get_untracked() });
+    let decode = move || {
+        post(&Request::Decode { tokenizer: tokenizer.get_untracked(), ids: ids_input.get_untracked() })
+    };
     let has_trained = move || state.train.get().is_some();
     view! {
         <section class="panel" data-testid="tokenize-panel">

@@ -16,10 +16,10 @@ pub struct Compute {
 }
 
 /// The CPU backend: the fallback, and the reference WebGPU results are checked against.
+// Burn 0.22 deprecates ndarray in favour of flex; the issue asks for ndarray as the browser's
+// fallback, and it is the backend our parity tests already trust.
+#[allow(deprecated)]
 pub fn cpu_device() -> Device {
-    // Burn 0.22 deprecates ndarray in favour of flex; the issue asks for ndarray as the
-    // browser's fallback, and it is the backend our parity tests already trust.
-    #[allow(deprecated)]
     Device::ndarray()
 }
 
@@ -59,7 +59,7 @@ async fn smoke_test(device: &Device) -> Result<(), String> {
     let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], device);
     let y = (x.clone() * x).sum();
     let data = y.into_data_async().await.map_err(|e| format!("{e:?}"))?;
-    let value = data.to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let value = data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     if value.first() == Some(&30.0) {
         Ok(())
     } else {
@@ -92,8 +92,9 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
         .map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?
         .dyn_into()
         .map_err(|_| "requestAdapter did not return a promise")?;
-    let adapter =
-        JsFuture::from(promise).await.map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?;
+    let adapter = JsFuture::from(promise)
+        .await
+        .map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?;
     if adapter.is_null() || adapter.is_undefined() {
         return Err("WebGPU is present but offers no adapter".into());
     }
@@ -115,7 +116,10 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
     let device = text(&details, "device");
     Ok(DeviceInfo {
         backend: "webgpu".into(),
-        adapter: [description, device].into_iter().find(|s| !s.is_empty()).unwrap_or_else(|| "(unnamed)".into()),
+        adapter: [description, device]
+            .into_iter()
+            .find(|s| !s.is_empty())
+            .unwrap_or_else(|| "(unnamed)".into()),
         vendor: text(&details, "vendor"),
         architecture: text(&details, "architecture"),
         device_type: if get(&adapter, "isFallbackAdapter").as_bool() == Some(true) {

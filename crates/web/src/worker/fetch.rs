@@ -12,7 +12,12 @@ use crate::units::human_bytes;
 /// The bytes at `url`: from browser storage if an earlier visit kept them, else fetched with
 /// progress reports for `topic` and then stored. `Ok(None)` when the server says 404 and
 /// `optional` (a directory without `tokenizer.json`).
-pub async fn fetch_cached(url: &str, topic: Topic, optional: bool, limit: u64) -> Result<Option<Vec<u8>>, String> {
+pub async fn fetch_cached(
+    url: &str,
+    topic: Topic,
+    optional: bool,
+    limit: u64,
+) -> Result<Option<Vec<u8>>, String> {
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
     if let Ok(Some(bytes)) = storage::get(url).await {
         emit(&Event::Progress {
@@ -33,6 +38,14 @@ pub async fn fetch_cached(url: &str, topic: Topic, optional: bool, limit: u64) -
     Ok(Some(bytes))
 }
 
+/// `Content-Length`, when the server sent it (read through JS: one header does not warrant
+/// another web-sys feature, which would rebuild every crate that uses web-sys).
+fn content_length(response: &Response) -> Option<u64> {
+    let headers = Reflect::get(response, &JsValue::from_str("headers")).ok()?;
+    let get: js_sys::Function = Reflect::get(&headers, &JsValue::from_str("get")).ok()?.dyn_into().ok()?;
+    get.call1(&headers, &JsValue::from_str("content-length")).ok()?.as_string()?.parse().ok()
+}
+
 async fn fetch_with_progress(
     url: &str,
     name: &str,
@@ -43,23 +56,27 @@ async fn fetch_with_progress(
     let scope: WorkerGlobalScope = js_sys::global().unchecked_into();
     let response: Response = JsFuture::from(scope.fetch_with_str(url))
         .await
-        .map_err(|e| format!("download of {url} failed (offline, or the server does not allow it): {}", js_error(&e)))?
+        .map_err(|e| {
+            format!("download of {url} failed (offline, or the server does not allow it): {}", js_error(&e))
+        })?
         .unchecked_into();
     if response.status() == 404 && optional {
         return Ok(None);
     }
     if !response.ok() {
-        return Err(format!("download of {url} failed: HTTP {} {}", response.status(), response.status_text()));
+        return Err(format!(
+            "download of {url} failed: HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
     }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let total = content_length(&response).unwrap_or(0);
     if total > limit {
-        return Err(format!("{name} is {}: too large for this page (limit {})", human_bytes(total), human_bytes(limit)));
+        return Err(format!(
+            "{name} is {}: too large for this page (limit {})",
+            human_bytes(total),
+            human_bytes(limit)
+        ));
     }
     let Some(body) = response.body() else {
         return Ok(Some(Vec::new()));
@@ -68,7 +85,9 @@ async fn fetch_with_progress(
     let mut bytes = Vec::with_capacity(total as usize);
     let mut last_report = 0u64;
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| format!("download of {name} broke off: {}", js_error(&e)))?;
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| format!("download of {name} broke off: {}", js_error(&e)))?;
         if Reflect::get(&chunk, &JsValue::from_str("done")).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
             break;
         }
@@ -84,6 +103,11 @@ async fn fetch_with_progress(
             emit(&Event::Progress { topic, label: format!("downloading {name}"), done, total });
         }
     }
-    emit(&Event::Progress { topic, label: format!("downloaded {name}"), done: bytes.len() as u64, total: bytes.len() as u64 });
+    emit(&Event::Progress {
+        topic,
+        label: format!("downloaded {name}"),
+        done: bytes.len() as u64,
+        total: bytes.len() as u64,
+    });
     Ok(Some(bytes))
 }

@@ -70,7 +70,10 @@ fn loaded(slot: Slot) -> Option<Rc<LoadedModel>> {
             Slot::FillMask => "a BERT masked LM",
             Slot::Generate => "a GPT-2 model",
         };
-        emit_error(Topic::from(slot), format!("load {what} first (hub URL, files, or the model trained here)"));
+        emit_error(
+            Topic::from(slot),
+            format!("load {what} first (hub URL, files, or the model trained here)"),
+        );
     }
     model
 }
@@ -86,7 +89,10 @@ pub async fn fill_mask(text: &str, top_k: usize) {
     let Some(m) = loaded(Slot::FillMask) else { return };
     let AnyModel::Bert(model) = &m.model else { return };
     if !text.contains("[MASK]") {
-        return emit_error(Topic::FillMask, "the text has no [MASK]: write [MASK] where a word should be predicted");
+        return emit_error(
+            Topic::FillMask,
+            "the text has no [MASK]: write [MASK] where a word should be predicted",
+        );
     }
     let top_k = top_k.clamp(1, 100);
     match hearth_lm::fill_mask(model, &m.tokenizer, text, top_k).await {
@@ -251,13 +257,19 @@ pub async fn verify(slot: Slot, text: &str) {
             ids = prompt_ids(&m.tokenizer, "")?;
         }
         let here = all_logits(&m.model, &ids).await?;
-        emit(&Event::Progress { topic, label: "running the same model on the CPU backend".into(), done: 0, total: 0 });
+        emit(&Event::Progress {
+            topic,
+            label: "running the same model on the CPU backend".into(),
+            done: 0,
+            total: 0,
+        });
         let files = match &m.model {
             AnyModel::Gpt2(model) => export_gpt2(model, None).await,
             AnyModel::Bert(model) => export_bert(model, None).await,
         }
         .map_err(|e| e.to_string())?;
-        let cpu = load_model(&files.config_json, &files.model_safetensors, &cpu_device()).map_err(|e| e.to_string())?;
+        let cpu = load_model(&files.config_json, &files.model_safetensors, &cpu_device())
+            .map_err(|e| e.to_string())?;
         let there = all_logits(&cpu, &ids).await?;
         if here.len() != there.len() {
             return Err(format!("the backends returned {} and {} logits", here.len(), there.len()));

@@ -8,10 +8,10 @@ use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::limits::{check_fits, MODEL_FILE_LIMIT};
 use super::fetch::fetch_cached;
 use super::{emit, emit_error, read_file, state};
 use crate::hub::directory_url;
+use crate::limits::{check_fits, MODEL_FILE_LIMIT};
 use crate::protocol::{Event, ModelInfo, Slot, Topic};
 
 /// A model ready for inference.
@@ -136,7 +136,9 @@ async fn finish_load(slot: Slot, files: HfFiles, source: String) {
 fn describe(config: &ModelConfig, source: String, tokenizer: String) -> ModelInfo {
     let (arch, layers, hidden, vocab_size, context) = match config {
         ModelConfig::Gpt2(c) => ("gpt2", c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
-        ModelConfig::Bert(c) => ("bert", c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings),
+        ModelConfig::Bert(c) => {
+            ("bert", c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
+        }
     };
     ModelInfo {
         source,

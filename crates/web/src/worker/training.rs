@@ -93,10 +93,11 @@ pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
     c.lr = s.lr;
     c.min_lr = s.lr / 10.0;
     c.warmup = (s.steps / 10).min(100);
-    // About twenty points on the validation curve, each cheap enough not to stall the run.
-    c.eval_every = (s.steps / 20).clamp(10, 250);
+    // By default about twenty points on the validation curve, each cheap enough not to stall
+    // the run.
+    c.eval_every = if s.eval_every == 0 { (s.steps / 20).clamp(10, 250) } else { s.eval_every };
     c.eval_batches = 4;
-    c.sample_tokens = 48;
+    c.sample_tokens = 32;
     c.seed = s.seed;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
@@ -161,7 +162,12 @@ fn eval_point(r: &EvalReport) -> EvalPoint {
 }
 
 impl Run {
-    fn new(trainer: Trainer, settings: TrainSettings, corpus: Rc<CorpusFile>, losses: Vec<LossPoint>) -> Self {
+    fn new(
+        trainer: Trainer,
+        settings: TrainSettings,
+        corpus: Rc<CorpusFile>,
+        losses: Vec<LossPoint>,
+    ) -> Self {
         let state = if trainer.is_done() { RunState::Done } else { RunState::Paused };
         Self {
             tokenizer: Rc::new(trainer.tokenizer().clone()),
@@ -224,7 +230,10 @@ impl Run {
     }
 
     fn emit_history(&self) {
-        emit(&Event::TrainHistory { losses: self.losses.borrow().clone(), evals: self.evals.borrow().clone() });
+        emit(&Event::TrainHistory {
+            losses: self.losses.borrow().clone(),
+            evals: self.evals.borrow().clone(),
+        });
     }
 }
 
@@ -242,7 +251,12 @@ pub async fn start(settings: TrainSettings) {
         Ok(c) => c,
         Err(e) => return emit_error(TOPIC, e),
     };
-    emit(&Event::Progress { topic: TOPIC, label: "tokenizing the corpus and building the model".into(), done: 0, total: 0 });
+    emit(&Event::Progress {
+        topic: TOPIC,
+        label: "tokenizing the corpus and building the model".into(),
+        done: 0,
+        total: 0,
+    });
     yield_now().await;
     let trainer = match Trainer::new(config, &corpus.corpus, &device) {
         Ok(t) => t,
@@ -287,7 +301,10 @@ pub async fn control(action: TrainAction) {
 pub async fn extend(steps: usize) {
     let Some(run) = state::run() else { return emit_error(TOPIC, "there is no run to continue") };
     if steps <= run.step.get() {
-        return emit_error(TOPIC, format!("the run is at step {}: set Steps above that to continue", run.step.get()));
+        return emit_error(
+            TOPIC,
+            format!("the run is at step {}: set Steps above that to continue", run.step.get()),
+        );
     }
     if steps > 1_000_000 {
         return emit_error(TOPIC, "steps must be at most 1,000,000");
@@ -411,13 +428,15 @@ async fn save(run: &Run) {
 pub async fn restore_saved() {
     let result = async {
         let Some(meta) = storage::get(&storage::local_key(META)).await? else { return Ok(None) };
-        let meta: SavedRun =
-            serde_json::from_slice(&meta).map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))?;
-        let bytes = storage::get(&storage::local_key(CORPUS)).await?.ok_or("the saved run's corpus is missing")?;
+        let meta: SavedRun = serde_json::from_slice(&meta)
+            .map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))?;
+        let bytes =
+            storage::get(&storage::local_key(CORPUS)).await?.ok_or("the saved run's corpus is missing")?;
         let corpus = Corpus::from_bytes(&bytes).map_err(|e| e.to_string())?;
         let mut checkpoint = Checkpoint::default();
         for name in &meta.files {
-            let data = storage::get(&file_key(name)).await?.ok_or_else(|| format!("the saved {name} is missing"))?;
+            let data =
+                storage::get(&file_key(name)).await?.ok_or_else(|| format!("the saved {name} is missing"))?;
             checkpoint.files.push((name.clone(), data));
         }
         let device = state::device(TOPIC).ok_or("no device")?;
