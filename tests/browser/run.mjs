@@ -108,6 +108,15 @@ function assertEqualIds(got, want, what) {
 async function tab(name, p = page) {
   await tid(`tab-${name}`, p).click();
 }
+// Clicks the panel's "Check against CPU" and returns the largest logit difference it shows.
+async function checkAgainstCpu(prefix) {
+  await tid(`${prefix}-verify`).click();
+  return waitFor(`the ${prefix} comparison`, async () => {
+    const t = await text(`${prefix}-verify-diff`);
+    return t ? Number(t) : null;
+  });
+}
+
 async function noError(prefix) {
   const error = tid(`${prefix}-error`);
   if (await error.count()) throw new Error(`${prefix} panel shows an error: ${await error.textContent()}`);
@@ -203,11 +212,7 @@ await test('a fixture GPT-2 generates the same greedy ids as the native CLI', as
 });
 
 await test('WebGPU logits equal the CPU backend logits within 1e-3', async () => {
-  await tid('generate-verify').click();
-  const diff = await waitFor('the comparison', async () => {
-    const t = await text('generate-verify-diff');
-    return t ? Number(t) : null;
-  });
+  const diff = await checkAgainstCpu('generate');
   measured.gpt2_webgpu_vs_cpu_max_abs_diff = diff;
   assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
   assert((await text('generate-verify-result')).startsWith('webgpu vs cpu'), 'compared webgpu with cpu');
@@ -240,11 +245,7 @@ await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', asy
   await tid('fillmask-input').fill('Life is like a [MASK] of chocolates.');
   await tid('fillmask-run').click();
   await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
-  await tid('fillmask-verify').click();
-  const diff = await waitFor('the comparison', async () => {
-    const t = await text('fillmask-verify-diff');
-    return t ? Number(t) : null;
-  });
+  const diff = await checkAgainstCpu('fillmask');
   measured.bert_webgpu_vs_cpu_max_abs_diff = diff;
   assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
   await tid('fillmask-panel').screenshot({ path: path.join(shots, 'fillmask.png') });

@@ -220,8 +220,8 @@ pub struct TrainStatus {
     pub tokens_per_s: f64,
     pub eta_s: Option<f64>,
     pub params: usize,
-    pub arch: String,
-    pub settings: Option<TrainSettings>,
+    /// The run's own settings (the form takes them when a saved run is restored).
+    pub settings: TrainSettings,
     /// The step of the checkpoint in browser storage.
     pub saved_step: Option<usize>,
 }

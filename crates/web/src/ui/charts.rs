@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 
 use crate::protocol::{Candidate, EvalPoint, LossPoint};
+use crate::units::human_count;
 
 /// Tokens as they read: GPT-2's byte-level markers for space and newline made visible.
 pub fn show_token(token: &str) -> String {
@@ -80,7 +81,7 @@ pub fn loss_chart(losses: &[LossPoint], evals: &[EvalPoint], by_tokens: bool) ->
                 .into_iter()
                 .map(|x| {
                     view! {
-                        <text class="tick" x=n(sx(x)) y=n(H - 8.0) text-anchor="middle">{compact(x)}</text>
+                        <text class="tick" x=n(sx(x)) y=n(H - 8.0) text-anchor="middle">{human_count(x.round() as usize)}</text>
                     }
                 })
                 .collect_view()}
@@ -108,14 +109,4 @@ pub fn percent(p: f32) -> String {
 /// An SVG coordinate.
 fn n(x: f64) -> String {
     format!("{x:.1}")
-}
-
-fn compact(x: f64) -> String {
-    if x >= 1e6 {
-        format!("{:.1}M", x / 1e6)
-    } else if x >= 1e3 {
-        format!("{:.0}k", x / 1e3)
-    } else {
-        format!("{x:.0}")
-    }
 }

@@ -5,9 +5,9 @@ use leptos::prelude::*;
 
 use super::bridge::post;
 use super::charts::{bars, show_token};
-use super::fill_mask::Verify;
 use super::model_source::ModelSource;
 use super::state::AppState;
+use super::verify::Verify;
 use super::widgets::Status;
 use crate::protocol::{Request, SamplingParams, Slot, Topic};
 

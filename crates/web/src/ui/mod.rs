@@ -9,6 +9,7 @@ mod model_source;
 mod pretrain;
 mod state;
 mod tokenize;
+mod verify;
 mod widgets;
 
 use leptos::prelude::*;

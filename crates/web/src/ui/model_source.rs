@@ -43,7 +43,8 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
         }
         input.set_value("");
     };
-    let trained_ready = move || state.train.get().is_some_and(|t| t.step > 0 && t.arch == trained_arch(slot));
+    let trained_ready =
+        move || state.train.get().is_some_and(|t| t.step > 0 && t.settings.arch == trained_arch(slot));
     view! {
         <fieldset class="model-source">
             <legend>{format!("Model ({arch})")}</legend>

@@ -1,6 +1,7 @@
 //! The pretrain panel: upload a text, choose a model, train with live curves and samples,
 //! pause/resume/stop, and download the result as a Hugging Face directory.
 
+use hearth_lm::train::size_preset;
 use hearth_lm::{BertConfig, Gpt2Config};
 use leptos::prelude::*;
 use wasm_bindgen::JsValue;
@@ -19,15 +20,22 @@ fn send_corpus(files: Option<web_sys::FileList>) {
     }
 }
 
-/// The preset's layers, heads and width.
-fn preset(size: &str) -> (usize, usize, usize) {
-    match size {
-        "micro" => (2, 2, 64),
-        "nano" => (4, 4, 128),
-        "baby" => (6, 6, 384),
-        _ => (12, 12, 768),
-    }
-}
+/// (value, label) of the form's drop-downs.
+const ARCHS: &[(&str, &str)] = &[("gpt2", "GPT (causal LM)"), ("bert", "BERT (masked LM)")];
+const SIZES: &[(&str, &str)] = &[
+    ("micro", "micro: 2 layers × 64"),
+    ("nano", "nano: 4 layers × 128"),
+    ("baby", "baby: 6 layers × 384"),
+    ("gpt2", "GPT-2 small: 12 layers × 768"),
+];
+const TOKENIZERS: &[(&str, &str)] = &[
+    ("chars", "characters"),
+    ("bytes", "bytes"),
+    ("bpe:1024", "BPE trained on the text (1,024)"),
+    ("bpe:4096", "BPE trained on the text (4,096)"),
+    ("gpt2", "GPT-2 (50,257)"),
+    ("bert-base-uncased", "BERT uncased (30,522)"),
+];
 
 /// Vocabulary the tokenizer choice gives on this corpus.
 fn vocab_size(tokenizer: &str, distinct_chars: usize) -> usize {
@@ -42,7 +50,7 @@ fn vocab_size(tokenizer: &str, distinct_chars: usize) -> usize {
 
 /// Parameters, and memory for weights, gradients, two AdamW moments and activations.
 fn estimate(s: &TrainSettings, distinct_chars: usize) -> (usize, u64) {
-    let (layers, heads, width) = preset(&s.size);
+    let (layers, heads, width) = size_preset(&s.size).unwrap_or((12, 12, 768));
     let vocab = vocab_size(&s.tokenizer, distinct_chars);
     let params = if s.arch == "bert" {
         BertConfig::new(vocab, width, layers, heads, 4 * width, s.context.max(1)).num_parameters()
@@ -71,6 +79,24 @@ fn Field(
                 prop:value=move || value.get()
                 on:change=move |ev| set.run(event_target_value(&ev))
             />
+        </label>
+    }
+}
+
+#[component]
+fn Choice(
+    label: &'static str,
+    testid: &'static str,
+    options: &'static [(&'static str, &'static str)],
+    value: Signal<String>,
+    set: Callback<String>,
+) -> impl IntoView {
+    view! {
+        <label class="field">
+            <span>{label}</span>
+            <select data-testid=testid prop:value=move || value.get() on:change=move |ev| set.run(event_target_value(&ev))>
+                {options.iter().map(|&(v, text)| view! { <option value=v>{text}</option> }).collect_view()}
+            </select>
         </label>
     }
 }
@@ -164,45 +190,12 @@ pub fn PretrainPanel() -> impl IntoView {
                 })
             }}
             <div class="form">
-                <label class="field">
-                    <span>"Architecture"</span>
-                    <select
-                        data-testid="train-arch"
-                        prop:value=move || settings.get().arch
-                        on:change=move |ev| settings.update(|s| s.arch = event_target_value(&ev))
-                    >
-                        <option value="gpt2">"GPT (causal LM)"</option>
-                        <option value="bert">"BERT (masked LM)"</option>
-                    </select>
-                </label>
-                <label class="field">
-                    <span>"Size"</span>
-                    <select
-                        data-testid="train-size"
-                        prop:value=move || settings.get().size
-                        on:change=move |ev| settings.update(|s| s.size = event_target_value(&ev))
-                    >
-                        <option value="micro">"micro: 2 layers × 64"</option>
-                        <option value="nano">"nano: 4 layers × 128"</option>
-                        <option value="baby">"baby: 6 layers × 384"</option>
-                        <option value="gpt2">"GPT-2 small: 12 layers × 768"</option>
-                    </select>
-                </label>
-                <label class="field">
-                    <span>"Tokenizer"</span>
-                    <select
-                        data-testid="train-tokenizer"
-                        prop:value=move || settings.get().tokenizer
-                        on:change=move |ev| settings.update(|s| s.tokenizer = event_target_value(&ev))
-                    >
-                        <option value="chars">"characters"</option>
-                        <option value="bytes">"bytes"</option>
-                        <option value="bpe:1024">"BPE trained on the text (1,024)"</option>
-                        <option value="bpe:4096">"BPE trained on the text (4,096)"</option>
-                        <option value="gpt2">"GPT-2 (50,257)"</option>
-                        <option value="bert-base-uncased">"BERT uncased (30,522)"</option>
-                    </select>
-                </label>
+                <Choice label="Architecture" testid="train-arch" options=ARCHS
+                    value=text_of(|s| s.arch.clone()) set=Callback::new(move |v| settings.update(|s| s.arch = v)) />
+                <Choice label="Size" testid="train-size" options=SIZES
+                    value=text_of(|s| s.size.clone()) set=Callback::new(move |v| settings.update(|s| s.size = v)) />
+                <Choice label="Tokenizer" testid="train-tokenizer" options=TOKENIZERS
+                    value=text_of(|s| s.tokenizer.clone()) set=Callback::new(move |v| settings.update(|s| s.tokenizer = v)) />
                 <Field label="Context" testid="train-context" value=text_of(|s| s.context.to_string()) set=numeric("context") />
                 <Field label="Batch" testid="train-batch" value=text_of(|s| s.batch_size.to_string()) set=numeric("batch") />
                 <Field label="Steps" testid="train-steps" value=text_of(|s| s.steps.to_string()) set=numeric("steps") />

@@ -131,11 +131,10 @@ pub fn sampling_of(p: SamplingParams) -> Result<Sampling, String> {
     Sampling::new(p.temperature, top_k, top_p).map_err(|e| e.to_string())
 }
 
-/// Logits of the next token after `prompt` with the generate panel's model.
-async fn next_logits(m: &LoadedModel, prompt: &str) -> Result<Vec<f32>, String> {
+/// Logits of the next token after `ids` with the generate panel's model.
+async fn next_logits(m: &LoadedModel, ids: &[u32]) -> Result<Vec<f32>, String> {
     let AnyModel::Gpt2(model) = &m.model else { return Err("not a GPT-2 model".into()) };
-    let ids = prompt_ids(&m.tokenizer, prompt)?;
-    let mut generator = Generator::new(model, &ids, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
+    let mut generator = Generator::new(model, ids, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
     generator.next_logits().await.map_err(|e| e.to_string())
 }
 
@@ -143,7 +142,7 @@ pub async fn distribution(seq: u64, prompt: &str, params: SamplingParams) {
     let Some(m) = loaded(Slot::Generate) else { return };
     let result = async {
         let sampling = sampling_of(params)?;
-        let logits = next_logits(&m, prompt).await?;
+        let logits = next_logits(&m, &prompt_ids(&m.tokenizer, prompt)?).await?;
         let before = top_k_probs(&logits, CANDIDATES).into_iter().map(|(id, p)| (id, p as f32));
         let mut after = sampling.distribution(&logits);
         after.truncate(CANDIDATES);
@@ -159,12 +158,13 @@ pub async fn distribution(seq: u64, prompt: &str, params: SamplingParams) {
 pub async fn next_token(prompt: &str) {
     let Some(m) = loaded(Slot::Generate) else { return };
     let result = async {
-        let logits = next_logits(&m, prompt).await?;
+        let mut ids = prompt_ids(&m.tokenizer, prompt)?;
+        let logits = next_logits(&m, &ids).await?;
         let chosen = argmax(&logits);
         let ranked = top_k_probs(&logits, CANDIDATES);
         let prob = ranked.iter().find(|(id, _)| *id == chosen).map_or(0.0, |(_, p)| *p as f32);
-        let mut ids = prompt_ids(&m.tokenizer, prompt)?;
         if prompt.is_empty() {
+            // The `<|endoftext|>` that started an empty prompt is not part of the text.
             ids.clear();
         }
         ids.push(chosen);

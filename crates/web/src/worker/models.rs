@@ -40,7 +40,7 @@ async fn fetch_files(base: &str, slot: Slot) -> Result<HfFiles, String> {
         .await?
         .ok_or("config.json is missing")?;
     // Refuse a model the device cannot hold before downloading hundreds of megabytes.
-    precheck(&config_json, slot)?;
+    precheck(&config_json, slot, 0)?;
     let model_safetensors = fetch_cached(&format!("{base}model.safetensors"), topic, false, MODEL_FILE_LIMIT)
         .await?
         .ok_or("model.safetensors is missing")?;
@@ -48,8 +48,9 @@ async fn fetch_files(base: &str, slot: Slot) -> Result<HfFiles, String> {
     Ok(HfFiles { config_json, model_safetensors, tokenizer_json, generation_config_json: None })
 }
 
-/// The architecture matches the panel and the largest tensor fits the device.
-fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
+/// The architecture matches the panel and the model fits the device (`file_bytes` 0 when the
+/// weights are not downloaded yet).
+fn precheck(config_json: &[u8], slot: Slot, file_bytes: u64) -> Result<ModelConfig, String> {
     let config = ModelConfig::from_json(config_json).map_err(|e| e.to_string())?;
     match (&config, slot) {
         (ModelConfig::Gpt2(_), Slot::Generate) | (ModelConfig::Bert(_), Slot::FillMask) => {}
@@ -61,7 +62,7 @@ fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
         }
     }
     if let Some(compute) = state::compute(Topic::from(slot)) {
-        check_fits(&compute.info, config.largest_tensor() as u64 * 4, 0)?;
+        check_fits(&compute.info, config.largest_tensor() as u64 * 4, file_bytes)?;
     }
     Ok(config)
 }
@@ -106,8 +107,7 @@ async fn finish_load(slot: Slot, files: HfFiles, source: String) {
     let topic = Topic::from(slot);
     let Some(compute) = state::compute(topic) else { return };
     let result = (|| {
-        let config = precheck(&files.config_json, slot)?;
-        check_fits(&compute.info, config.largest_tensor() as u64 * 4, files.model_safetensors.len() as u64)?;
+        let config = precheck(&files.config_json, slot, files.model_safetensors.len() as u64)?;
         emit(&Event::Progress {
             topic,
             label: format!("loading weights onto {}", compute.info.backend),

@@ -127,8 +127,10 @@ impl Speed {
         }
     }
 
-    fn clear(&mut self) {
+    /// Starts measuring afresh from now (time not spent training must not count).
+    fn restart(&mut self) {
         self.window.clear();
+        self.record(now_ms(), 0);
     }
 }
 
@@ -195,6 +197,11 @@ impl Run {
         self.step.get()
     }
 
+    /// Everything a resume needs (waits for the step in progress).
+    async fn checkpoint(&self) -> Result<Checkpoint, String> {
+        self.trainer.lock().await.checkpoint().await.map_err(|e| e.to_string())
+    }
+
     /// The model as a Hugging Face directory (waits for the step in progress).
     pub async fn export(&self) -> Result<HfFiles, String> {
         let trainer = self.trainer.lock().await;
@@ -219,8 +226,7 @@ impl Run {
             tokens_per_s: speed,
             eta_s: (running && speed > 0.0).then(|| remaining * tokens_per_step / speed),
             params: self.params,
-            arch: self.settings.arch.clone(),
-            settings: Some(self.settings.clone()),
+            settings: self.settings.clone(),
             saved_step: self.saved_step.get(),
         }
     }
@@ -326,8 +332,7 @@ async fn drive(run: Rc<Run>) {
     if run.driving.replace(true) {
         return;
     }
-    run.speed.borrow_mut().clear();
-    run.speed.borrow_mut().record(now_ms(), 0);
+    run.speed.borrow_mut().restart();
     while run.state.get() == RunState::Running {
         let mut trainer = run.trainer.lock().await;
         if trainer.is_done() {
@@ -368,8 +373,7 @@ async fn drive(run: Rc<Run>) {
         if eval_due && run.state.get() == RunState::Running {
             save(&run).await;
             // Saving took time that was not training.
-            run.speed.borrow_mut().clear();
-            run.speed.borrow_mut().record(now_ms(), 0);
+            run.speed.borrow_mut().restart();
         }
         yield_now().await;
     }
@@ -398,10 +402,7 @@ fn file_key(name: &str) -> String {
 /// finds a half-written checkpoint described as complete.
 async fn save(run: &Run) {
     let result = async {
-        let checkpoint = {
-            let trainer = run.trainer.lock().await;
-            trainer.checkpoint().await.map_err(|e| e.to_string())?
-        };
+        let checkpoint = run.checkpoint().await?;
         storage::delete(&storage::local_key(META)).await?;
         for (name, bytes) in &checkpoint.files {
             storage::put(&file_key(name), bytes).await?;
@@ -468,10 +469,7 @@ pub async fn restore_saved() {
 pub async fn download() {
     let Some(run) = state::run() else { return emit_error(TOPIC, "nothing has been trained yet") };
     let result = async {
-        let checkpoint = {
-            let trainer = run.trainer.lock().await;
-            trainer.checkpoint().await.map_err(|e| e.to_string())?
-        };
+        let checkpoint = run.checkpoint().await?;
         let dir = format!("hearth-{}-step{}", run.settings.arch, run.step.get());
         let zip = zip_stored(&dir, &checkpoint.files)?;
         Ok::<_, String>((dir, zip))
