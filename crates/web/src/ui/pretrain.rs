@@ -125,6 +125,18 @@ pub fn PretrainPanel() -> impl IntoView {
             form_error.set((ok == Some(false)).then(|| format!("`{v}` is not a valid {field}")));
         })
     };
+    // A run the worker reports (a restored one, after a reload) puts its settings in the form,
+    // once: later edits to the form stay the user's.
+    let shown_run = StoredValue::new(None::<TrainSettings>);
+    Effect::new(move |_| {
+        // Steps as the run now stands (Continue may have raised them).
+        if let Some(run) = status.get().map(|s| TrainSettings { steps: s.total_steps, ..s.settings }) {
+            if shown_run.get_value().as_ref() != Some(&run) {
+                shown_run.set_value(Some(run.clone()));
+                settings.set(run);
+            }
+        }
+    });
     let text_of = move |f: fn(&TrainSettings) -> String| Signal::derive(move || f(&settings.get()));
     let start = move |_| {
         state.losses.set(Vec::new());
