@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::data::{Corpus, TokenizerChoice};
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
+use hearth_lm::train::{Corpus, TokenizerChoice};
 use hearth_lm::{BertConfig, Generator, Gpt2Config, Sampling, Tokenizer};
 use serde_json::json;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use hearth_lm::hf::{load_tokenizer, HfFiles};
+use hearth_lm::io::hf::{load_tokenizer, HfFiles};
 use hearth_lm::{load_model, AnyModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -38,7 +38,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String
 
 /// A tokenizer by built-in name, `tokenizer.json` path, or model directory.
 pub fn tokenizer(spec: &str) -> Result<Tokenizer, String> {
-    if hearth_lm::tokenizer::BUILTIN_TOKENIZERS.contains(&spec) {
+    if hearth_lm::io::tokenizer::BUILTIN_TOKENIZERS.contains(&spec) {
         return Tokenizer::builtin(spec).map_err(|e| e.to_string());
     }
     let path = Path::new(spec);
@@ -46,7 +46,7 @@ pub fn tokenizer(spec: &str) -> Result<Tokenizer, String> {
     if !file.exists() {
         return Err(format!(
             "unknown tokenizer `{spec}`: not a built-in ({}) nor an existing tokenizer.json or model directory",
-            hearth_lm::tokenizer::BUILTIN_TOKENIZERS.join(", ")
+            hearth_lm::io::tokenizer::BUILTIN_TOKENIZERS.join(", ")
         ));
     }
     Tokenizer::from_bytes(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::checkpoint::Checkpoint;
-use hearth_lm::data::{Corpus, TokenizerChoice};
+use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::train::{size_preset, Arch, EvalReport, TrainConfig, Trainer};
+use hearth_lm::train::{Corpus, TokenizerChoice};
 use serde_json::json;
 
 use crate::{print_json, CliResult};
@@ -315,14 +315,14 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs, device: &Device) -> CliResult {
     let (model, tokenizer) = crate::model_dir::load(&args.model, device)?;
     let corpus = read_corpus(&args.corpus)?;
-    let ids = hearth_lm::data::encode_corpus(&tokenizer, &corpus).map_err(|e| e.to_string())?;
+    let ids = hearth_lm::train::encode_corpus(&tokenizer, &corpus).map_err(|e| e.to_string())?;
     let score = match &model {
         hearth_lm::AnyModel::Gpt2(m) => {
-            pollster::block_on(hearth_lm::score::score_windows(m, &ids, args.context))
+            pollster::block_on(hearth_lm::infer::score::score_windows(m, &ids, args.context))
                 .map_err(|e| e.to_string())?
         }
         hearth_lm::AnyModel::Bert(m) => {
-            pollster::block_on(hearth_lm::score::score_masked(m, &tokenizer, &ids, args.context))
+            pollster::block_on(hearth_lm::train::eval::score_masked(m, &tokenizer, &ids, args.context))
                 .map_err(|e| e.to_string())?
         }
     };

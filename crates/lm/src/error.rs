@@ -29,6 +29,11 @@ pub enum Error {
 /// `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A `tokenizers` failure as our error, its message kept.
+pub(crate) fn tokenizer_error(e: impl std::fmt::Display) -> Error {
+    Error::Tokenizer(e.to_string())
+}
+
 /// Shorthand for [`Error::InvalidInput`] with a formatted message.
 macro_rules! invalid {
     ($($arg:tt)*) => { $crate::error::Error::InvalidInput(format!($($arg)*)) };

@@ -1,35 +1,35 @@
 //! `hearth-lm`: GPT-2 and BERT in Burn with Hugging Face parity, their tokenizers, sampling,
-//! generation, fill-mask and scoring.
+//! generation, fill-mask, scoring and pretraining.
 //!
 //! The crate is backend-generic in Burn 0.22's sense: tensors carry a run-time
 //! [`burn::tensor::Device`], and the binaries (CLI, web app) and tests choose it. It sees bytes,
 //! never paths or the network, and reads tensors back only asynchronously, so the same code runs
 //! on WebGPU in a browser.
+//!
+//! By concern (ARCHITECTURE.md has the whole picture):
+//! - [`model`]: the pure Burn modules (configs, attention, GPT-2, BERT) and [`AnyModel`];
+//! - [`io`]: bytes ⇄ models: Hugging Face directories, safetensors, tokenizers, checkpoints;
+//! - [`infer`]: sampling, generation, fill-mask, scoring;
+//! - [`train`]: corpus, run tokenizers, windows, batches, masking, AdamW, the trainer;
+//! - [`tensor`], [`rng`], [`error`]: what all of them share.
 
-pub mod attention;
-pub mod bert;
-pub mod checkpoint;
-pub mod config;
-pub mod data;
 pub mod error;
-pub mod fill_mask;
-pub mod generate;
-pub mod gpt2;
-pub mod hf;
-pub mod optim;
-pub mod sampling;
-pub mod score;
-pub mod tokenizer;
+pub mod infer;
+pub mod io;
+pub mod model;
+pub mod rng;
+pub mod tensor;
 pub mod train;
-pub mod weights;
 
-pub use bert::BertForMaskedLM;
-pub use config::{BertConfig, Gpt2Config, ModelConfig};
 pub use error::{Error, Result};
-pub use fill_mask::{fill_mask, MaskPredictions, Prediction};
-pub use generate::{generate, Generator};
-pub use gpt2::{Gpt2LMHeadModel, KvCache};
-pub use hf::{load_bert, load_gpt2, load_model, AnyModel, HfFiles};
-pub use sampling::{Rng, Sampling};
-pub use score::{score, Score};
-pub use tokenizer::{Encoded, Tokenizer};
+pub use infer::fill_mask::{fill_mask, MaskPredictions, Prediction};
+pub use infer::generate::{generate, Generator};
+pub use infer::sampling::Sampling;
+pub use infer::score::{score, Score};
+pub use io::hf::{load_bert, load_gpt2, load_model, HfFiles};
+pub use io::tokenizer::{Encoded, Tokenizer};
+pub use model::bert::BertForMaskedLM;
+pub use model::config::{BertConfig, Gpt2Config, ModelConfig};
+pub use model::gpt2::{Gpt2LMHeadModel, KvCache};
+pub use model::AnyModel;
+pub use rng::Rng;

@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
-use hearth_lm::generate::read_f32;
+use hearth_lm::tensor::read_f32;
 use hearth_lm::{fill_mask, load_bert, BertConfig, BertForMaskedLM, Tokenizer};
 
 const TOL: f32 = 1e-4;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use hearth_lm::data::{
+use hearth_lm::train::{
     build_tokenizer, encode_corpus, eval_batches, mask_tokens, special_token_ids, Batcher, Corpus,
     DataConfig, Dataset, Split, TokenizerChoice, END_OF_TEXT,
 };
@@ -357,7 +357,7 @@ fn dataset_rejects_bad_settings_and_short_corpora() {
 
 // ----- batches -----------------------------------------------------------------------------------------
 
-fn first_tokens(batch: &hearth_lm::data::Batch) -> Vec<u32> {
+fn first_tokens(batch: &hearth_lm::train::Batch) -> Vec<u32> {
     batch.inputs.chunks(batch.context).map(|row| row[0]).collect()
 }
 

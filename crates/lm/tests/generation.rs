@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use hearth_lm::sampling::{softmax, top_k_logits};
+use hearth_lm::infer::sampling::{softmax, top_k_logits};
 use hearth_lm::{generate, load_gpt2, Generator, Gpt2Config, Gpt2LMHeadModel, Rng, Sampling};
 
 fn model(case_name: &str) -> Gpt2LMHeadModel {

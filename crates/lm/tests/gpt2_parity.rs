@@ -4,7 +4,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use hearth_lm::generate::{ids_tensor, read_f32};
+use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{generate, load_gpt2, score, Gpt2Config, Gpt2LMHeadModel, Sampling};
 
 const TOL: f32 = 1e-4;
@@ -98,7 +98,7 @@ fn gpt2_extra_inputs_match_transformers() {
                 max_abs_diff(&got[pos * vocab..(pos + 1) * vocab], &want[row * vocab..(row + 1) * vocab]);
             assert!(diff < TOL, "{case_name}: ctx128 position {pos} differs by {diff}");
         }
-        let argmax: Vec<u32> = got.chunks_exact(vocab).map(hearth_lm::sampling::argmax).collect();
+        let argmax: Vec<u32> = got.chunks_exact(vocab).map(hearth_lm::infer::sampling::argmax).collect();
         assert_eq!(argmax, ids(&ctx["argmax_per_position"]), "{case_name}: ctx128 argmax");
         let s = block_on(score(&model, &window)).unwrap();
         assert!((s.loss - ctx["loss"].as_f64().unwrap()).abs() < TOL as f64, "{case_name}: ctx128 loss");

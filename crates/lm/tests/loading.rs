@@ -3,9 +3,9 @@
 mod common;
 
 use common::*;
-use hearth_lm::generate::{ids_tensor, read_f32};
-use hearth_lm::hf::{export_bert, export_gpt2};
-use hearth_lm::weights::{to_safetensors, SafetensorsFile};
+use hearth_lm::io::hf::{export_bert, export_gpt2};
+use hearth_lm::io::weights::{to_safetensors, SafetensorsFile};
+use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{load_bert, load_gpt2, load_model, AnyModel, BertConfig, Error, Gpt2Config};
 
 fn tensors(bytes: &[u8]) -> Vec<(String, Vec<usize>, Vec<f32>)> {

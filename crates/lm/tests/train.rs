@@ -4,10 +4,11 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use hearth_lm::checkpoint::{export_model, Checkpoint};
-use hearth_lm::data::{encode_corpus, Corpus, TokenizerChoice};
-use hearth_lm::generate::{ids_tensor, read_f32};
-use hearth_lm::train::{Arch, TrainConfig, TrainModel, Trainer};
+use hearth_lm::io::checkpoint::{export_model, Checkpoint};
+use hearth_lm::tensor::{ids_tensor, read_f32};
+use hearth_lm::train::{encode_corpus, Corpus, TokenizerChoice};
+use hearth_lm::train::{Arch, TrainConfig, Trainer};
+use hearth_lm::AnyModel;
 use hearth_lm::{generate, load_bert, load_gpt2, BertConfig, Gpt2Config, Sampling};
 
 /// Burn's random draws (initialisation, dropout) come from one process-wide generator; tests
@@ -112,8 +113,8 @@ fn small_gpt_overfits_and_recites() {
     let final_val = last.val_loss.unwrap();
     assert!(final_val > best_val + 0.2, "val loss should rise: best {best_val}, final {final_val}");
 
-    let TrainModel::Gpt2(model) = trainer.model() else { unreachable!() };
-    let model = burn::module::Module::valid(model);
+    let AnyModel::Gpt2(model) = trainer.model() else { unreachable!() };
+    let model = burn::module::Module::valid(model.as_ref());
     let ids = encode_corpus(trainer.tokenizer(), &corpus).unwrap();
     let continuation = block_on(generate(&model, &ids[..16], 60, Sampling::ArgMax, 0)).unwrap();
     assert_eq!(
@@ -135,8 +136,8 @@ fn exported_model_reloads_with_identical_logits() {
         let files = block_on(export_model(&trainer)).unwrap();
         let ids: Vec<u32> = (0..10).collect();
         let (before, after) = match trainer.model() {
-            TrainModel::Gpt2(m) => {
-                let m = burn::module::Module::valid(m);
+            AnyModel::Gpt2(m) => {
+                let m = burn::module::Module::valid(m.as_ref());
                 let c = Gpt2Config::from_json(&files.config_json).unwrap();
                 let reloaded = load_gpt2(&c, &files.model_safetensors, &device).unwrap();
                 let x = || ids_tensor(&ids, &device);
@@ -145,8 +146,8 @@ fn exported_model_reloads_with_identical_logits() {
                     block_on(read_f32(reloaded.forward(x(), None))).unwrap(),
                 )
             }
-            TrainModel::Bert(m) => {
-                let m = burn::module::Module::valid(m);
+            AnyModel::Bert(m) => {
+                let m = burn::module::Module::valid(m.as_ref());
                 let c = BertConfig::from_json(&files.config_json).unwrap();
                 let reloaded = load_bert(&c, &files.model_safetensors, &device).unwrap();
                 let x = || ids_tensor(&ids, &device);
@@ -251,10 +252,10 @@ fn nan_loss_stops_without_losing_state() {
     run(&mut trainer, 2);
     let good = block_on(trainer.checkpoint()).unwrap();
     // Poison one weight of the saved model, as a diverged update would.
-    let st = hearth_lm::weights::SafetensorsFile::parse(good.get("model.safetensors").unwrap()).unwrap();
+    let st = hearth_lm::io::weights::SafetensorsFile::parse(good.get("model.safetensors").unwrap()).unwrap();
     let mut tensors = st.all_f32().unwrap();
     tensors.iter_mut().find(|t| t.0 == "transformer.ln_f.weight").unwrap().2[0] = f32::NAN;
-    let poisoned = hearth_lm::weights::to_safetensors(&tensors).unwrap();
+    let poisoned = hearth_lm::io::weights::to_safetensors(&tensors).unwrap();
     let files = good
         .files
         .iter()

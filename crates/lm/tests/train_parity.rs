@@ -7,10 +7,10 @@ mod common;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
-use hearth_lm::generate::read_f32;
-use hearth_lm::optim::{gradient_tensors, AdamW, AdamWConfig};
-use hearth_lm::score::cross_entropy;
-use hearth_lm::weights::{export_tensors, Layout, NamedTensor, SafetensorsFile};
+use hearth_lm::io::weights::{export_tensors, Layout, NamedTensor, SafetensorsFile};
+use hearth_lm::tensor::cross_entropy;
+use hearth_lm::tensor::read_f32;
+use hearth_lm::train::optim::{gradient_tensors, AdamW, AdamWConfig};
 use hearth_lm::{load_gpt2, Gpt2Config};
 
 const TOL: f32 = 1e-4;

@@ -69,14 +69,14 @@ pub fn floats(v: &Value) -> Vec<f64> {
     v.as_array().expect("array of floats").iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
-/// The CPU backends the parity tests run on: NdArray (as the issue asks) and Flex (the
-/// browser fallback and CLI default).
+/// The CPU backends the parity tests run on: NdArray (the browser worker's fallback when WebGPU
+/// is missing) and Flex (the CLI's default).
 pub fn cpu_devices() -> Vec<(&'static str, Device)> {
     vec![("ndarray", ndarray()), ("flex", Device::flex())]
 }
 
-/// The NdArray backend: deprecated in Burn 0.22 in favour of Flex, kept because the parity
-/// tests must hold on it too.
+/// The NdArray backend: deprecated in Burn 0.22 in favour of Flex, kept because the browser
+/// falls back to it (it builds for wasm32 without threads), so parity must hold on it too.
 #[allow(deprecated)]
 pub fn ndarray() -> Device {
     Device::ndarray()

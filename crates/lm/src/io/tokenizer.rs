@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 
-const GPT2_JSON: &[u8] = include_bytes!("../assets/tokenizers/gpt2/tokenizer.json");
-const BERT_JSON: &[u8] = include_bytes!("../assets/tokenizers/bert-base-uncased/tokenizer.json");
+const GPT2_JSON: &[u8] = include_bytes!("../../assets/tokenizers/gpt2/tokenizer.json");
+const BERT_JSON: &[u8] = include_bytes!("../../assets/tokenizers/bert-base-uncased/tokenizer.json");
 
 /// Names accepted by [`Tokenizer::builtin`].
 pub const BUILTIN_TOKENIZERS: [&str; 2] = ["gpt2", "bert-base-uncased"];

@@ -2,7 +2,7 @@
 //! erf-GELU, and the MLM head (dense → GELU → LayerNorm → decoder tied to the word embeddings,
 //! plus its own bias). Field names follow the Hugging Face keys; `self_attn` and `layer_norm`
 //! stand for `self` and `LayerNorm`, which Rust cannot or should not spell (see
-//! [`crate::weights::Layout`]). Follows `modeling_bert.py` of transformers 5.23.
+//! [`crate::io::weights::Layout`]). Follows `modeling_bert.py` of transformers 5.23.
 //!
 //! Pure: no IO, no tokenizer, no backend choice.
 
@@ -11,11 +11,13 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::attention::{attend, merge_heads, padding_mask, split_heads};
-use crate::config::BertConfig;
+use crate::tensor::{cross_entropy, int_tensor};
+
+use super::activation::Activation;
+use super::attention::{attend, merge_heads, padding_mask, split_heads};
+use super::config::BertConfig;
 
 fn normal() -> Initializer {
     Initializer::Normal { mean: 0.0, std: 0.02 }
@@ -72,7 +74,7 @@ pub struct BertLayer {
     pub intermediate: BertIntermediate,
     pub output: BertOutput,
     #[module(skip)]
-    exact_gelu: bool,
+    activation: Activation,
 }
 
 #[derive(Module, Debug)]
@@ -120,7 +122,6 @@ impl BertConfig {
         let ln = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
         let drop = |p| DropoutConfig::new(p).init();
         let embedding = |n| EmbeddingConfig::new(n, d).with_initializer(normal()).init(device);
-        let exact_gelu = self.hidden_act == "gelu";
         let layer = || BertLayer {
             attention: BertAttention {
                 self_attn: BertSelfAttention {
@@ -142,7 +143,7 @@ impl BertConfig {
                 layer_norm: ln(),
                 dropout: drop(self.hidden_dropout_prob),
             },
-            exact_gelu,
+            activation: self.hidden_act,
         };
         BertForMaskedLM {
             bert: BertModel {
@@ -166,14 +167,6 @@ impl BertConfig {
     }
 }
 
-fn act(x: Tensor<3>, exact: bool) -> Tensor<3> {
-    if exact {
-        gelu(x)
-    } else {
-        crate::gpt2::gelu_new(x)
-    }
-}
-
 impl BertLayer {
     /// # Shapes
     /// - x: `[b, t, d]`, keep: `[b, t]` (1 = token, 0 = padding) → `[b, t, d]`
@@ -186,7 +179,7 @@ impl BertLayer {
         let mask = padding_mask(keep, sa.n_head, t);
         let y = merge_heads(attend(q, k, v, Some(mask), &sa.dropout));
         let x = self.attention.output.forward(y, x);
-        let h = act(self.intermediate.dense.forward(x.clone()), self.exact_gelu);
+        let h = self.activation.forward(self.intermediate.dense.forward(x.clone()));
         self.output.forward(h, x)
     }
 }
@@ -245,11 +238,38 @@ impl BertForMaskedLM {
     /// - hidden: `[b, t, d]` → `[b, t, vocab]`
     pub fn mlm_head(&self, hidden: Tensor<3>) -> Tensor<3> {
         let p = &self.cls.predictions;
-        let h = act(p.transform.dense.forward(hidden), self.config.hidden_act == "gelu");
+        let h = self.config.hidden_act.forward(p.transform.dense.forward(hidden));
         let h = p.transform.layer_norm.forward(h);
         let [b, t, d] = h.dims();
         let words = self.bert.embeddings.word_embeddings.weight.val(); // [vocab, d]
         let logits = h.reshape([b * t, d]).matmul(words.transpose()) + p.bias.val().unsqueeze::<2>();
         logits.reshape([b, t, self.config.vocab_size])
     }
+}
+
+/// Masked-LM loss of corrupted `inputs` against `labels`: cross-entropy at the positions that
+/// have a label, the only rows sent through the vocabulary projection.
+///
+/// # Shapes
+/// - inputs, labels: `[b * t]` row-major for `shape = [b, t]` → `[1]`
+pub fn masked_lm_loss(
+    model: &BertForMaskedLM,
+    inputs: &[u32],
+    labels: &[Option<u32>],
+    shape: [usize; 2],
+) -> Tensor<1> {
+    let [b, t] = shape;
+    let device = model.device();
+    let vocab = model.config().vocab_size;
+    let rows: Vec<u32> =
+        labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as u32).collect();
+    let targets: Vec<u32> = labels.iter().flatten().copied().collect();
+    let n = rows.len();
+    let zeros = Tensor::<2, Int>::zeros([b, t], &device);
+    let ones = Tensor::<2, Int>::ones([b, t], &device);
+    let hidden = model.forward_hidden(int_tensor(inputs, [b, t], &device), zeros, ones); // [b, t, d]
+    let d = hidden.dims()[2];
+    let chosen = hidden.reshape([b * t, d]).select(0, int_tensor(&rows, [n], &device)); // [n, d]
+    let logits = model.mlm_head(chosen.reshape([1, n, d])).reshape([n, vocab]);
+    cross_entropy(logits, int_tensor(&targets, [n], &device))
 }

@@ -7,205 +7,21 @@ use burn::optim::GradientsParams;
 use burn::tensor::{Device, Gradients, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::bert::BertForMaskedLM;
-use crate::config::{BertConfig, Gpt2Config};
-use crate::data::{build_tokenizer, encode_corpus, TokenizerChoice};
-use crate::data::{
-    eval_batches, mask_tokens, mlm_token_ids, Batch, Batcher, Corpus, DataConfig, Dataset, DatasetStats,
-    Split,
-};
+use super::batcher::{eval_batches, Batch, Batcher};
+use super::config::{Arch, TrainConfig};
+use super::corpus::{encode_corpus, Corpus};
+use super::masking::{mask_tokens, mlm_token_ids};
+use super::optim::{clip_factor, global_grad_norm, AdamW};
+use super::tokenizers::build_tokenizer;
+use super::windows::{Dataset, DatasetStats, Split};
 use crate::error::{invalid, Error, Result};
-use crate::generate::{int_tensor, read_f32};
-use crate::gpt2::Gpt2LMHeadModel;
-use crate::optim::{clip_factor, global_grad_norm, AdamW, AdamWConfig, LrSchedule};
-use crate::sampling::{Rng, Sampling};
-use crate::score::{cross_entropy, masked_lm_loss};
-use crate::tokenizer::Tokenizer;
-use crate::weights::Layout;
-
-/// The two pretraining objectives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Arch {
-    /// Causal language modelling with GPT-2.
-    Gpt2,
-    /// Masked language modelling with BERT.
-    Bert,
-}
-
-impl std::str::FromStr for Arch {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "gpt2" | "gpt" => Ok(Arch::Gpt2),
-            "bert" => Ok(Arch::Bert),
-            other => Err(invalid!("unknown architecture `{other}` (gpt2 or bert)")),
-        }
-    }
-}
-
-/// Model sizes by name: `(n_layer, n_head, n_embd)`.
-pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
-    Ok(match name {
-        // Small enough to train in seconds, even on a software GPU.
-        "micro" => (2, 2, 64),
-        // nanoGPT's CPU shakespeare_char configuration.
-        "nano" => (4, 4, 128),
-        // nanoGPT's "baby GPT" (train_shakespeare_char.py).
-        "baby" => (6, 6, 384),
-        "gpt2" | "bert-base-uncased" => (12, 12, 768),
-        "gpt2-medium" | "bert-large-uncased" => (24, 16, 1024),
-        "gpt2-large" => (36, 20, 1280),
-        "gpt2-xl" => (48, 25, 1600),
-        other => {
-            return Err(invalid!(
-                "unknown size preset `{other}` (micro, nano, baby, gpt2, gpt2-medium, gpt2-large, gpt2-xl, bert-base-uncased, bert-large-uncased)"
-            ))
-        }
-    })
-}
-
-/// Everything that defines a run; saved in every checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub arch: Arch,
-    pub tokenizer: TokenizerChoice,
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub n_embd: usize,
-    pub data: DataConfig,
-    pub batch_size: usize,
-    /// Optimizer steps in the whole run.
-    pub steps: usize,
-    pub lr: f64,
-    pub min_lr: f64,
-    pub warmup: usize,
-    pub adamw: AdamWConfig,
-    /// Global gradient-norm bound; 0 disables clipping.
-    pub grad_clip: f64,
-    pub dropout: f64,
-    /// Evaluate every this many steps (and at the last step).
-    pub eval_every: usize,
-    /// Batches per split per evaluation.
-    pub eval_batches: usize,
-    pub seed: u64,
-    /// GPT: the text samples continue; BERT: a sentence whose tokens are masked and predicted.
-    /// Empty means the corpus's first line.
-    pub sample_prompt: String,
-    /// New tokens per GPT sample.
-    pub sample_tokens: usize,
-}
-
-impl TrainConfig {
-    /// nanoGPT's CPU recipe for shakespeare_char, as a starting point.
-    pub fn nano(arch: Arch) -> Self {
-        Self {
-            arch,
-            tokenizer: TokenizerChoice::Chars,
-            n_layer: 4,
-            n_head: 4,
-            n_embd: 128,
-            data: DataConfig { context: 64, stride: 64, val_fraction: 0.1 },
-            batch_size: 12,
-            steps: 2000,
-            lr: 1e-3,
-            min_lr: 1e-4,
-            warmup: 100,
-            adamw: AdamWConfig { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1, decay_all: false },
-            grad_clip: 1.0,
-            dropout: 0.0,
-            eval_every: 250,
-            eval_batches: 20,
-            seed: 1337,
-            sample_prompt: String::new(),
-            sample_tokens: 100,
-        }
-    }
-
-    pub fn validate(&self) -> Result<()> {
-        let positive = [
-            ("n-layer", self.n_layer),
-            ("n-head", self.n_head),
-            ("n-embd", self.n_embd),
-            ("batch-size", self.batch_size),
-            ("steps", self.steps),
-            ("eval-every", self.eval_every),
-            ("eval-batches", self.eval_batches),
-        ];
-        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
-            return Err(invalid!("--{name} must be at least 1"));
-        }
-        if !self.n_embd.is_multiple_of(self.n_head) {
-            return Err(invalid!("n-embd {} must be divisible by n-head {}", self.n_embd, self.n_head));
-        }
-        let finite_pos = |name: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(invalid!("--{name} must be a finite number ≥ 0, got {v}"))
-            }
-        };
-        finite_pos("lr", self.lr)?;
-        finite_pos("min-lr", self.min_lr)?;
-        finite_pos("weight-decay", self.adamw.weight_decay)?;
-        finite_pos("grad-clip", self.grad_clip)?;
-        if self.lr == 0.0 || self.lr > 10.0 {
-            return Err(invalid!("--lr must be in (0, 10], got {}", self.lr));
-        }
-        if self.min_lr > self.lr {
-            return Err(invalid!("--min-lr {} exceeds --lr {}", self.min_lr, self.lr));
-        }
-        for (name, b) in [("beta1", self.adamw.beta1), ("beta2", self.adamw.beta2)] {
-            if !(0.0..1.0).contains(&b) {
-                return Err(invalid!("--{name} must be in [0, 1), got {b}"));
-            }
-        }
-        if !(self.adamw.eps > 0.0 && self.adamw.eps.is_finite()) {
-            return Err(invalid!("--eps must be positive"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(invalid!("--dropout must be in [0, 1), got {}", self.dropout));
-        }
-        if self.data.context < 2 {
-            return Err(invalid!("--context must be at least 2"));
-        }
-        Ok(())
-    }
-
-    pub fn schedule(&self) -> LrSchedule {
-        LrSchedule { lr: self.lr, min_lr: self.min_lr, warmup: self.warmup, decay_steps: self.steps }
-    }
-
-    /// The GPT-2 config of this run for a vocabulary of `vocab` tokens.
-    pub fn gpt2_config(&self, tokenizer: &Tokenizer) -> Gpt2Config {
-        let mut c = Gpt2Config::new(
-            tokenizer.vocab_size(),
-            self.data.context,
-            self.n_embd,
-            self.n_layer,
-            self.n_head,
-        );
-        (c.embd_pdrop, c.attn_pdrop, c.resid_pdrop) = (self.dropout, self.dropout, self.dropout);
-        let eot = tokenizer.token_to_id("<|endoftext|>");
-        (c.bos_token_id, c.eos_token_id) = (eot, eot);
-        c
-    }
-
-    /// The BERT config of this run (MLP 4× wide, as BERT's).
-    pub fn bert_config(&self, tokenizer: &Tokenizer) -> BertConfig {
-        let mut c = BertConfig::new(
-            tokenizer.vocab_size(),
-            self.n_embd,
-            self.n_layer,
-            self.n_head,
-            4 * self.n_embd,
-            self.data.context,
-        );
-        (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (self.dropout, self.dropout);
-        c.pad_token_id = tokenizer.token_to_id("[PAD]");
-        c
-    }
-}
+use crate::infer::sampling::Sampling;
+use crate::io::tokenizer::Tokenizer;
+use crate::io::weights::Layout;
+use crate::model::bert::masked_lm_loss;
+use crate::model::AnyModel;
+use crate::rng::Rng;
+use crate::tensor::{cross_entropy, int_tensor, read_f32};
 
 /// One evaluation: a point on the loss curves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,39 +48,13 @@ pub struct StepReport {
     pub tokens: usize,
 }
 
-/// The model being trained.
-// One per run, moved through every optimizer step: boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum TrainModel {
-    Gpt2(Gpt2LMHeadModel),
-    Bert(BertForMaskedLM),
-}
-
-impl TrainModel {
-    /// The device the parameters live on (autodiff while training, plain for evaluation).
-    pub fn device(&self) -> Device {
-        match self {
-            TrainModel::Gpt2(m) => m.device(),
-            TrainModel::Bert(m) => m.device(),
-        }
-    }
-
-    pub fn layout(&self) -> Layout {
-        match self {
-            TrainModel::Gpt2(_) => Layout::Gpt2,
-            TrainModel::Bert(_) => Layout::Bert,
-        }
-    }
-}
-
 /// A run in progress.
 pub struct Trainer {
     pub(crate) config: TrainConfig,
     pub(crate) tokenizer: Tokenizer,
     pub(crate) data: Dataset,
     /// On the autodiff device; `None` only while a step moves it through the optimizer.
-    pub(crate) model: Option<TrainModel>,
+    pub(crate) model: Option<AnyModel>,
     pub(crate) optim: AdamW,
     pub(crate) batcher: Batcher,
     /// Draws the masked-LM corruption.
@@ -317,8 +107,8 @@ impl Trainer {
         // decides them.
         device.seed(config.seed);
         let model = match config.arch {
-            Arch::Gpt2 => TrainModel::Gpt2(materialize(config.gpt2_config(&tokenizer).init(&device))),
-            Arch::Bert => TrainModel::Bert(materialize(config.bert_config(&tokenizer).init(&device))),
+            Arch::Gpt2 => AnyModel::Gpt2(Box::new(materialize(config.gpt2_config(&tokenizer).init(&device)))),
+            Arch::Bert => AnyModel::Bert(Box::new(materialize(config.bert_config(&tokenizer).init(&device)))),
         };
         Self::assemble(config, tokenizer, corpus, model, device)
     }
@@ -328,12 +118,12 @@ impl Trainer {
         config: TrainConfig,
         tokenizer: Tokenizer,
         corpus: &Corpus,
-        model: TrainModel,
+        model: AnyModel,
         device: Device,
     ) -> Result<Self> {
         let tokens = encode_corpus(&tokenizer, corpus)?;
         let data = Dataset::new(tokens, corpus.chars(), tokenizer.vocab_size(), &config.data)?;
-        let optim = AdamW::new(config.adamw.clone(), model.layout());
+        let optim = AdamW::new(config.adamw.clone(), Layout::of(&model));
         Ok(Self {
             batcher: Batcher::new(config.seed),
             mask_rng: Rng::new(config.seed ^ 0x4D41_534B),
@@ -380,16 +170,13 @@ impl Trainer {
         &self.history
     }
 
-    pub fn model(&self) -> &TrainModel {
+    pub fn model(&self) -> &AnyModel {
         self.model.as_ref().expect("the model is only absent inside a step")
     }
 
     /// Parameters of the model (tied embeddings counted once).
     pub fn num_params(&self) -> usize {
-        match self.model() {
-            TrainModel::Gpt2(m) => m.num_params(),
-            TrainModel::Bert(m) => m.num_params(),
-        }
+        self.model().num_params()
     }
 
     /// Lengthens the run (a resumed run may go on past its planned end); the cosine
@@ -404,16 +191,16 @@ impl Trainer {
     }
 
     /// Loss of a batch on `model` (autodiff or not).
-    fn batch_loss(&self, model: &TrainModel, batch: &Batch, rng: &mut Rng) -> Result<Tensor<1>> {
+    fn batch_loss(&self, model: &AnyModel, batch: &Batch, rng: &mut Rng) -> Result<Tensor<1>> {
         let device = &model.device();
         let (b, t) = (batch.batch_size, batch.context);
         match model {
-            TrainModel::Gpt2(m) => {
+            AnyModel::Gpt2(m) => {
                 let logits = m.forward(int_tensor(&batch.inputs, [b, t], device), None);
                 let vocab = m.config().vocab_size;
                 Ok(cross_entropy(logits.reshape([b * t, vocab]), int_tensor(&batch.targets, [b * t], device)))
             }
-            TrainModel::Bert(m) => {
+            AnyModel::Bert(m) => {
                 let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
                 let vocab = m.config().vocab_size;
                 let (inputs, labels) = mask_tokens(&batch.inputs, t, vocab, mask_id, &specials, rng);
@@ -443,8 +230,8 @@ impl Trainer {
         };
         let grads = loss.backward();
         let (grads, norm) = match &model {
-            TrainModel::Gpt2(m) => grads_and_norm(grads, m, &inner),
-            TrainModel::Bert(m) => grads_and_norm(grads, m, &inner),
+            AnyModel::Gpt2(m) => grads_and_norm(grads, m.as_ref(), &inner),
+            AnyModel::Bert(m) => grads_and_norm(grads, m.as_ref(), &inner),
         };
         let values = read_f32(Tensor::cat(vec![loss.inner(), norm], 0)).await;
         let values = match values {
@@ -466,8 +253,8 @@ impl Trainer {
         let lr = self.config.schedule().at(self.step);
         let scale = clip_factor(grad_norm, self.config.grad_clip);
         let model = match model {
-            TrainModel::Gpt2(m) => TrainModel::Gpt2(self.optim.step(m, grads, lr, scale)),
-            TrainModel::Bert(m) => TrainModel::Bert(self.optim.step(m, grads, lr, scale)),
+            AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(self.optim.step(*m, grads, lr, scale))),
+            AnyModel::Bert(m) => AnyModel::Bert(Box::new(self.optim.step(*m, grads, lr, scale))),
         };
         self.model = Some(model);
         self.batcher = batcher;
@@ -479,7 +266,7 @@ impl Trainer {
     }
 
     /// Mean loss over the evaluation batches of a split, without gradients or dropout.
-    async fn split_loss(&self, model: &TrainModel, split: Split) -> Result<f64> {
+    async fn split_loss(&self, model: &AnyModel, split: Split) -> Result<f64> {
         let batches = eval_batches(&self.data, split, self.config.batch_size, self.config.eval_batches);
         // A fixed masking seed so every evaluation corrupts the same positions.
         let mut rng = Rng::new(self.config.seed ^ 0x4556_414C);
@@ -492,10 +279,7 @@ impl Trainer {
 
     /// Evaluates on both splits, draws a sample, and appends to the history.
     pub async fn evaluate(&mut self) -> Result<EvalReport> {
-        let model = match self.model() {
-            TrainModel::Gpt2(m) => TrainModel::Gpt2(m.valid()),
-            TrainModel::Bert(m) => TrainModel::Bert(m.valid()),
-        };
+        let model = self.model().valid();
         let train_loss = self.split_loss(&model, Split::Train).await?;
         let val_loss = if self.data.windows(Split::Val) > 0 {
             Some(self.split_loss(&model, Split::Val).await?)
@@ -527,25 +311,31 @@ impl Trainer {
 
     /// GPT: a seeded continuation of the sample prompt. BERT: the prompt with every fifth
     /// token masked and filled in, predictions in brackets.
-    async fn sample(&self, model: &TrainModel) -> Result<String> {
+    async fn sample(&self, model: &AnyModel) -> Result<String> {
         let prompt = self.sample_prompt();
         let ids = encode_corpus(&self.tokenizer, &Corpus::from_bytes(prompt.as_bytes())?)?;
         match model {
-            TrainModel::Gpt2(m) => {
+            AnyModel::Gpt2(m) => {
                 let sampling = Sampling::new(0.8, Some(40), None)?;
-                let new =
-                    crate::generate::generate(m, &ids, self.config.sample_tokens, sampling, self.config.seed)
-                        .await?;
+                let new = crate::infer::generate::generate(
+                    m,
+                    &ids,
+                    self.config.sample_tokens,
+                    sampling,
+                    self.config.seed,
+                )
+                .await?;
                 let mut all = ids.clone();
                 all.extend(new);
                 self.tokenizer.decode(&all)
             }
-            TrainModel::Bert(m) => {
+            AnyModel::Bert(m) => {
                 let ids: Vec<u32> = ids.into_iter().take(m.config().max_position_embeddings).collect();
                 let (mask_id, _) = mlm_token_ids(&self.tokenizer)?;
                 let masked: Vec<u32> =
                     ids.iter().enumerate().map(|(i, &id)| if i % 5 == 2 { mask_id } else { id }).collect();
-                let preds = crate::fill_mask::fill_mask_ids(m, &self.tokenizer, &masked, mask_id, 1).await?;
+                let preds =
+                    crate::infer::fill_mask::fill_mask_ids(m, &self.tokenizer, &masked, mask_id, 1).await?;
                 let mut parts = Vec::with_capacity(ids.len());
                 let mut preds = preds.into_iter();
                 for (i, &id) in masked.iter().enumerate() {

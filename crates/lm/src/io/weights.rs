@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::model::AnyModel;
 
 /// How an architecture's Burn parameter paths relate to its Hugging Face keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,14 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The layout of a model's architecture.
+    pub fn of(model: &AnyModel) -> Layout {
+        match model {
+            AnyModel::Gpt2(_) => Layout::Gpt2,
+            AnyModel::Bert(_) => Layout::Bert,
+        }
+    }
+
     /// The Hugging Face key of a Burn parameter path.
     pub fn hf_key(self, burn_path: &str) -> String {
         burn_path

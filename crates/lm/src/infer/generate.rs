@@ -2,28 +2,11 @@
 //! prompt cropped to the context's last window, reads that are always asynchronous (WebGPU has
 //! no synchronous readback).
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
-
-use crate::error::{invalid, Error, Result};
-use crate::gpt2::{Gpt2LMHeadModel, KvCache};
-use crate::sampling::{Rng, Sampling};
-
-/// Reads a float tensor back to the host.
-pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
-    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
-    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
-}
-
-/// An integer tensor (token ids, row indices) of `shape` from row-major values.
-pub fn int_tensor<const D: usize>(values: &[u32], shape: [usize; D], device: &Device) -> Tensor<D, Int> {
-    let values: Vec<i64> = values.iter().map(|&v| v as i64).collect();
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
-/// `[1, n]` tensor of token ids.
-pub fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
-    int_tensor(ids, [1, ids.len()], device)
-}
+use crate::error::{invalid, Result};
+use crate::infer::sampling::Sampling;
+use crate::model::gpt2::{Gpt2LMHeadModel, KvCache};
+use crate::rng::Rng;
+use crate::tensor::{ids_tensor, read_f32};
 
 /// Token-by-token generation state for one sequence.
 pub struct Generator<'m> {

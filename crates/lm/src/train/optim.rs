@@ -11,8 +11,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::generate::read_f32;
-use crate::weights::{Layout, NamedTensor, ParamPath};
+use crate::io::weights::{Layout, NamedTensor, ParamPath};
+use crate::tensor::read_f32;
 
 /// AdamW hyper-parameters (PyTorch names and defaults, nanoGPT's choice of what decays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

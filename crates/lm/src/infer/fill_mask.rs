@@ -3,11 +3,11 @@
 use burn::tensor::{Int, Tensor};
 use serde::Serialize;
 
-use crate::bert::BertForMaskedLM;
 use crate::error::{invalid, Result};
-use crate::generate::{ids_tensor, int_tensor, read_f32};
-use crate::sampling::top_k_probs;
-use crate::tokenizer::Tokenizer;
+use crate::infer::sampling::top_k_probs;
+use crate::io::tokenizer::Tokenizer;
+use crate::model::bert::BertForMaskedLM;
+use crate::tensor::{ids_tensor, int_tensor, read_f32};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {

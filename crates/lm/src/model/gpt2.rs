@@ -1,6 +1,6 @@
 //! GPT-2 (`GPT2LMHeadModel`): pre-LN decoder, learned positions, tanh-GELU MLP, output
 //! projection tied to the token embedding. Field names follow the Hugging Face checkpoint keys
-//! (see [`crate::weights`]). Follows `modeling_gpt2.py` of transformers 5.23.
+//! (see [`crate::io::weights`]). Follows `modeling_gpt2.py` of transformers 5.23.
 //!
 //! Pure: no IO, no tokenizer, no backend choice.
 
@@ -9,11 +9,11 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::attention::{attend, causal_mask, merge_heads, split_heads};
-use crate::config::Gpt2Config;
+use super::activation::Activation;
+use super::attention::{attend, causal_mask, merge_heads, split_heads};
+use super::config::Gpt2Config;
 
 /// Keys and values of every layer for the tokens seen so far, so a new token attends to the
 /// prefix without recomputing it.
@@ -89,25 +89,14 @@ pub struct Gpt2Mlp {
     pub c_fc: Linear,
     pub c_proj: Linear,
     pub dropout: Dropout,
-    /// `gelu_new` (tanh approximation) unless the config says exact `gelu`.
     #[module(skip)]
-    exact_gelu: bool,
-}
-
-/// `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as the identical
-/// x·σ(2√(2/π)·x·(1 + 0.044715·x²)): on CPU backends `x³` by `powf` and `tanh` are scalar libm
-/// calls that took a fifth of a training step, and its backward repeats them.
-pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    const TWO_SQRT_2_OVER_PI: f64 =
-        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
-    let z = x.clone() * ((x.clone() * x.clone() * 0.044715 + 1.0) * TWO_SQRT_2_OVER_PI);
-    x * sigmoid(z)
+    activation: Activation,
 }
 
 impl Gpt2Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.c_fc.forward(x);
-        let h = if self.exact_gelu { gelu(h) } else { gelu_new(h) };
+        let h = self.activation.forward(h);
         self.dropout.forward(self.c_proj.forward(h))
     }
 }
@@ -171,7 +160,7 @@ impl Gpt2Config {
                 c_fc: linear(d, self.inner_dim(), 0.02),
                 c_proj: linear(self.inner_dim(), d, proj_std),
                 dropout: DropoutConfig::new(self.resid_pdrop).init(),
-                exact_gelu: self.activation_function == "gelu",
+                activation: self.activation_function,
             },
         };
         let embedding = |n, std| EmbeddingConfig::new(n, d).with_initializer(normal(std)).init(device);

@@ -5,13 +5,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batcher, Corpus};
+use super::hf::{load_model, HfFiles};
+use super::tokenizer::Tokenizer;
+use super::weights::{to_safetensors, SafetensorsFile};
 use crate::error::{invalid, Result};
-use crate::hf::{export_bert, export_gpt2, load_bert, load_gpt2, HfFiles};
-use crate::sampling::Rng;
-use crate::tokenizer::Tokenizer;
-use crate::train::{fingerprint, Arch, EvalReport, TrainConfig, TrainModel, Trainer};
-use crate::weights::{to_safetensors, SafetensorsFile};
+use crate::model::config::ModelConfig;
+use crate::rng::Rng;
+use crate::train::trainer::{fingerprint, EvalReport, Trainer};
+use crate::train::{Arch, Batcher, Corpus, TrainConfig};
 
 /// Trainer state beside the weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,11 +72,7 @@ fn tokenizer_config(tokenizer: &Tokenizer, arch: Arch) -> Vec<u8> {
 
 /// The Hugging Face directory of the model being trained.
 pub async fn export_model(trainer: &Trainer) -> Result<HfFiles> {
-    let tokenizer = Some(&trainer.tokenizer);
-    match trainer.model() {
-        TrainModel::Gpt2(m) => export_gpt2(m, tokenizer).await,
-        TrainModel::Bert(m) => export_bert(m, tokenizer).await,
-    }
+    super::hf::export_model(trainer.model(), Some(&trainer.tokenizer)).await
 }
 
 impl Trainer {
@@ -123,22 +120,14 @@ impl Trainer {
         let config_json = checkpoint.require("config.json")?;
         let weights = checkpoint.require("model.safetensors")?;
         let config = &state.config;
-        let model = match config.arch {
-            Arch::Gpt2 => {
-                let c = crate::config::Gpt2Config::from_json(config_json)?;
-                if c != config.gpt2_config(&tokenizer) {
-                    return Err(invalid!("config.json does not match trainer_state.json"));
-                }
-                TrainModel::Gpt2(load_gpt2(&c, weights, &device)?)
-            }
-            Arch::Bert => {
-                let c = crate::config::BertConfig::from_json(config_json)?;
-                if c != config.bert_config(&tokenizer) {
-                    return Err(invalid!("config.json does not match trainer_state.json"));
-                }
-                TrainModel::Bert(load_bert(&c, weights, &device)?)
-            }
+        let expected = match config.arch {
+            Arch::Gpt2 => ModelConfig::Gpt2(config.gpt2_config(&tokenizer)),
+            Arch::Bert => ModelConfig::Bert(config.bert_config(&tokenizer)),
         };
+        if ModelConfig::from_json(config_json)? != expected {
+            return Err(invalid!("config.json does not match trainer_state.json"));
+        }
+        let model = load_model(config_json, weights, &device)?;
         let mut trainer = Trainer::assemble(config.clone(), tokenizer, corpus, model, device.clone())?;
         let optimizer = SafetensorsFile::parse(checkpoint.require("optimizer.safetensors")?)?;
         let moments = optimizer.all_f32()?;

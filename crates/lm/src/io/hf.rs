@@ -3,29 +3,13 @@
 
 use burn::tensor::Device;
 
-use crate::bert::BertForMaskedLM;
-use crate::config::{BertConfig, Gpt2Config, ModelConfig};
+use super::tokenizer::Tokenizer;
+use super::weights::{export_tensors, load_module, to_safetensors, Layout, SafetensorsFile};
 use crate::error::Result;
-use crate::gpt2::Gpt2LMHeadModel;
-use crate::tokenizer::Tokenizer;
-use crate::weights::{export_tensors, load_module, to_safetensors, Layout, SafetensorsFile};
-
-/// A loaded model of either architecture.
-#[derive(Debug)]
-pub enum AnyModel {
-    Gpt2(Box<Gpt2LMHeadModel>),
-    Bert(Box<BertForMaskedLM>),
-}
-
-impl AnyModel {
-    /// The architecture's default tokenizer, used when a directory has no `tokenizer.json`.
-    pub fn default_tokenizer_name(&self) -> &'static str {
-        match self {
-            AnyModel::Gpt2(_) => "gpt2",
-            AnyModel::Bert(_) => "bert-base-uncased",
-        }
-    }
-}
+use crate::model::bert::BertForMaskedLM;
+use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
+use crate::model::gpt2::Gpt2LMHeadModel;
+use crate::model::AnyModel;
 
 /// The files of a Hugging Face model directory.
 #[derive(Debug, Clone, Default)]
@@ -93,4 +77,12 @@ pub async fn export_bert(model: &BertForMaskedLM, tokenizer: Option<&Tokenizer>)
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
         generation_config_json: None,
     })
+}
+
+/// Either architecture as the directory `from_pretrained` opens.
+pub async fn export_model(model: &AnyModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
+    match model {
+        AnyModel::Gpt2(m) => export_gpt2(m, tokenizer).await,
+        AnyModel::Bert(m) => export_bert(m, tokenizer).await,
+    }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::activation::Activation;
 use crate::error::{Error, Result};
 
 /// `GPT2Config` of `transformers`: the fields this implementation reads and writes.
@@ -23,7 +24,7 @@ pub struct Gpt2Config {
     pub n_inner: Option<usize>,
     /// GPT-2 uses the tanh approximation, `gelu_new`.
     #[serde(default = "default_gelu_new")]
-    pub activation_function: String,
+    pub activation_function: Activation,
     #[serde(default = "default_gpt2_eps")]
     pub layer_norm_epsilon: f64,
     /// Dropout after the embedding sum (training only).
@@ -60,7 +61,7 @@ pub struct BertConfig {
     pub intermediate_size: usize,
     /// BERT uses the exact erf GELU, `gelu`.
     #[serde(default = "default_gelu")]
-    pub hidden_act: String,
+    pub hidden_act: Activation,
     #[serde(default = "default_dropout")]
     pub hidden_dropout_prob: f64,
     #[serde(default = "default_dropout")]
@@ -82,11 +83,11 @@ pub struct BertConfig {
     pub architectures: Vec<String>,
 }
 
-fn default_gelu_new() -> String {
-    "gelu_new".into()
+fn default_gelu_new() -> Activation {
+    Activation::GeluNew
 }
-fn default_gelu() -> String {
-    "gelu".into()
+fn default_gelu() -> Activation {
+    Activation::Gelu
 }
 fn default_gpt2_eps() -> f64 {
     1e-5
@@ -203,12 +204,6 @@ impl Gpt2Config {
                 self.n_embd, self.n_head
             )));
         }
-        if !matches!(self.activation_function.as_str(), "gelu_new" | "gelu_pytorch_tanh" | "gelu") {
-            return Err(Error::Config(format!(
-                "unsupported activation_function `{}`",
-                self.activation_function
-            )));
-        }
         if !self.tie_word_embeddings {
             return Err(Error::Config("untied GPT-2 output embeddings are not supported".into()));
         }
@@ -304,9 +299,6 @@ impl BertConfig {
                 "hidden_size {} is not divisible by num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             )));
-        }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
-            return Err(Error::Config(format!("unsupported hidden_act `{}`", self.hidden_act)));
         }
         Ok(())
     }

@@ -1,0 +1,77 @@
+//! The models as pure Burn modules: their configs (Hugging Face field names), the shared
+//! attention pieces, GPT-2 and BERT, and [`AnyModel`], the one type for "a model of either
+//! architecture" that loading, inference and training all pass around.
+
+pub mod activation;
+pub mod attention;
+pub mod bert;
+pub mod config;
+pub mod gpt2;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+use self::bert::BertForMaskedLM;
+use self::config::ModelConfig;
+use self::gpt2::Gpt2LMHeadModel;
+
+/// A model of either architecture: what a Hugging Face directory loads into, and what a
+/// training run holds (on the autodiff device) between optimizer steps.
+///
+/// Boxed: the enum is moved through every optimizer step and handed between threads of
+/// control in the worker; a pointer keeps those moves cheap whatever the model's size.
+#[derive(Debug, Clone)]
+pub enum AnyModel {
+    Gpt2(Box<Gpt2LMHeadModel>),
+    Bert(Box<BertForMaskedLM>),
+}
+
+impl AnyModel {
+    /// The architecture's default tokenizer, used when a directory has no `tokenizer.json`.
+    pub fn default_tokenizer_name(&self) -> &'static str {
+        match self {
+            AnyModel::Gpt2(_) => "gpt2",
+            AnyModel::Bert(_) => "bert-base-uncased",
+        }
+    }
+
+    /// The device the parameters live on (autodiff while training, plain for evaluation).
+    pub fn device(&self) -> Device {
+        match self {
+            AnyModel::Gpt2(m) => m.device(),
+            AnyModel::Bert(m) => m.device(),
+        }
+    }
+
+    /// The model's `config.json` as a value.
+    pub fn config(&self) -> ModelConfig {
+        match self {
+            AnyModel::Gpt2(m) => ModelConfig::Gpt2(m.config().clone()),
+            AnyModel::Bert(m) => ModelConfig::Bert(m.config().clone()),
+        }
+    }
+
+    /// Tokens in the model's vocabulary: every id it embeds must be below this.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            AnyModel::Gpt2(m) => m.config().vocab_size,
+            AnyModel::Bert(m) => m.config().vocab_size,
+        }
+    }
+
+    /// Parameters (tied embeddings counted once).
+    pub fn num_params(&self) -> usize {
+        match self {
+            AnyModel::Gpt2(m) => m.num_params(),
+            AnyModel::Bert(m) => m.num_params(),
+        }
+    }
+
+    /// The same weights without the autodiff graph and with dropout off, for evaluation.
+    pub fn valid(&self) -> AnyModel {
+        match self {
+            AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.valid())),
+            AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.valid())),
+        }
+    }
+}

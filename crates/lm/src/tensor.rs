@@ -1,0 +1,45 @@
+//! Small tensor helpers every part of the crate uses: host reads (always asynchronous, since
+//! WebGPU has no synchronous readback), integer tensors from token ids, the cross-entropy loss
+//! and GPT-2's GELU.
+
+use burn::tensor::activation::{log_softmax, sigmoid};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+/// Reads a float tensor back to the host.
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
+/// An integer tensor (token ids, row indices) of `shape` from row-major values.
+pub fn int_tensor<const D: usize>(values: &[u32], shape: [usize; D], device: &Device) -> Tensor<D, Int> {
+    let values: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `[1, n]` tensor of token ids.
+pub fn ids_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    int_tensor(ids, [1, ids.len()], device)
+}
+
+/// Mean cross-entropy of `logits` against `targets`, on the device.
+///
+/// # Shapes
+/// - logits: `[n, vocab]`, targets: `[n]` → `[1]`
+pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let picked = log_softmax(logits, 1).gather(1, targets.reshape([n, 1])); // [n, 1]
+    picked.mean().neg()
+}
+
+/// `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as the identical
+/// x·σ(2√(2/π)·x·(1 + 0.044715·x²)): on CPU backends `x³` by `powf` and `tanh` are scalar libm
+/// calls that took a fifth of a training step, and its backward repeats them.
+pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    const TWO_SQRT_2_OVER_PI: f64 =
+        2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
+    let z = x.clone() * ((x.clone() * x.clone() * 0.044715 + 1.0) * TWO_SQRT_2_OVER_PI);
+    x * sigmoid(z)
+}

@@ -1,0 +1,195 @@
+//! What defines a run: the objective, the model's shape and the training recipe, saved in every
+//! checkpoint and checked before anything is allocated.
+
+use serde::{Deserialize, Serialize};
+
+use super::optim::{AdamWConfig, LrSchedule};
+use super::tokenizers::TokenizerChoice;
+use super::windows::DataConfig;
+use crate::error::{invalid, Error, Result};
+use crate::io::tokenizer::Tokenizer;
+use crate::model::config::{BertConfig, Gpt2Config};
+
+/// The two pretraining objectives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// Causal language modelling with GPT-2.
+    Gpt2,
+    /// Masked language modelling with BERT.
+    Bert,
+}
+
+impl std::str::FromStr for Arch {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "gpt2" | "gpt" => Ok(Arch::Gpt2),
+            "bert" => Ok(Arch::Bert),
+            other => Err(invalid!("unknown architecture `{other}` (gpt2 or bert)")),
+        }
+    }
+}
+
+/// Model sizes by name: `(n_layer, n_head, n_embd)`.
+pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
+    Ok(match name {
+        // Small enough to train in seconds, even on a software GPU.
+        "micro" => (2, 2, 64),
+        // nanoGPT's CPU shakespeare_char configuration.
+        "nano" => (4, 4, 128),
+        // nanoGPT's "baby GPT" (train_shakespeare_char.py).
+        "baby" => (6, 6, 384),
+        "gpt2" | "bert-base-uncased" => (12, 12, 768),
+        "gpt2-medium" | "bert-large-uncased" => (24, 16, 1024),
+        "gpt2-large" => (36, 20, 1280),
+        "gpt2-xl" => (48, 25, 1600),
+        other => {
+            return Err(invalid!(
+                "unknown size preset `{other}` (micro, nano, baby, gpt2, gpt2-medium, gpt2-large, gpt2-xl, bert-base-uncased, bert-large-uncased)"
+            ))
+        }
+    })
+}
+
+/// Everything that defines a run; saved in every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub arch: Arch,
+    pub tokenizer: TokenizerChoice,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub data: DataConfig,
+    pub batch_size: usize,
+    /// Optimizer steps in the whole run.
+    pub steps: usize,
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup: usize,
+    pub adamw: AdamWConfig,
+    /// Global gradient-norm bound; 0 disables clipping.
+    pub grad_clip: f64,
+    pub dropout: f64,
+    /// Evaluate every this many steps (and at the last step).
+    pub eval_every: usize,
+    /// Batches per split per evaluation.
+    pub eval_batches: usize,
+    pub seed: u64,
+    /// GPT: the text samples continue; BERT: a sentence whose tokens are masked and predicted.
+    /// Empty means the corpus's first line.
+    pub sample_prompt: String,
+    /// New tokens per GPT sample.
+    pub sample_tokens: usize,
+}
+
+impl TrainConfig {
+    /// nanoGPT's CPU recipe for shakespeare_char, as a starting point.
+    pub fn nano(arch: Arch) -> Self {
+        Self {
+            arch,
+            tokenizer: TokenizerChoice::Chars,
+            n_layer: 4,
+            n_head: 4,
+            n_embd: 128,
+            data: DataConfig { context: 64, stride: 64, val_fraction: 0.1 },
+            batch_size: 12,
+            steps: 2000,
+            lr: 1e-3,
+            min_lr: 1e-4,
+            warmup: 100,
+            adamw: AdamWConfig { beta1: 0.9, beta2: 0.99, eps: 1e-8, weight_decay: 0.1, decay_all: false },
+            grad_clip: 1.0,
+            dropout: 0.0,
+            eval_every: 250,
+            eval_batches: 20,
+            seed: 1337,
+            sample_prompt: String::new(),
+            sample_tokens: 100,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("n-layer", self.n_layer),
+            ("n-head", self.n_head),
+            ("n-embd", self.n_embd),
+            ("batch-size", self.batch_size),
+            ("steps", self.steps),
+            ("eval-every", self.eval_every),
+            ("eval-batches", self.eval_batches),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(invalid!("--{name} must be at least 1"));
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(invalid!("n-embd {} must be divisible by n-head {}", self.n_embd, self.n_head));
+        }
+        let finite_pos = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 {
+                Ok(())
+            } else {
+                Err(invalid!("--{name} must be a finite number ≥ 0, got {v}"))
+            }
+        };
+        finite_pos("lr", self.lr)?;
+        finite_pos("min-lr", self.min_lr)?;
+        finite_pos("weight-decay", self.adamw.weight_decay)?;
+        finite_pos("grad-clip", self.grad_clip)?;
+        if self.lr == 0.0 || self.lr > 10.0 {
+            return Err(invalid!("--lr must be in (0, 10], got {}", self.lr));
+        }
+        if self.min_lr > self.lr {
+            return Err(invalid!("--min-lr {} exceeds --lr {}", self.min_lr, self.lr));
+        }
+        for (name, b) in [("beta1", self.adamw.beta1), ("beta2", self.adamw.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(invalid!("--{name} must be in [0, 1), got {b}"));
+            }
+        }
+        if !(self.adamw.eps > 0.0 && self.adamw.eps.is_finite()) {
+            return Err(invalid!("--eps must be positive"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid!("--dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if self.data.context < 2 {
+            return Err(invalid!("--context must be at least 2"));
+        }
+        Ok(())
+    }
+
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule { lr: self.lr, min_lr: self.min_lr, warmup: self.warmup, decay_steps: self.steps }
+    }
+
+    /// The GPT-2 config of this run for a vocabulary of `vocab` tokens.
+    pub fn gpt2_config(&self, tokenizer: &Tokenizer) -> Gpt2Config {
+        let mut c = Gpt2Config::new(
+            tokenizer.vocab_size(),
+            self.data.context,
+            self.n_embd,
+            self.n_layer,
+            self.n_head,
+        );
+        (c.embd_pdrop, c.attn_pdrop, c.resid_pdrop) = (self.dropout, self.dropout, self.dropout);
+        let eot = tokenizer.token_to_id("<|endoftext|>");
+        (c.bos_token_id, c.eos_token_id) = (eot, eot);
+        c
+    }
+
+    /// The BERT config of this run (MLP 4× wide, as BERT's).
+    pub fn bert_config(&self, tokenizer: &Tokenizer) -> BertConfig {
+        let mut c = BertConfig::new(
+            tokenizer.vocab_size(),
+            self.n_embd,
+            self.n_layer,
+            self.n_head,
+            4 * self.n_embd,
+            self.data.context,
+        );
+        (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (self.dropout, self.dropout);
+        c.pad_token_id = tokenizer.token_to_id("[PAD]");
+        c
+    }
+}

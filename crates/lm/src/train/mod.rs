@@ -1,0 +1,26 @@
+//! Pretraining, in the order data flows: a [`Corpus`] is encoded by the run's tokenizer
+//! ([`tokenizers`]), cut into [`windows`], drawn as seeded [`batcher`] batches (corrupted by
+//! [`masking`] for a masked LM), and fed to the [`Trainer`], which steps [`optim`]'s AdamW.
+//!
+//! Pure on purpose: bytes in, no file IO, clocks or threads of its own, so the browser trains on
+//! the same code as the CLI.
+
+pub mod batcher;
+pub mod config;
+pub mod corpus;
+pub mod eval;
+pub mod masking;
+pub mod optim;
+pub mod tokenizers;
+pub mod trainer;
+pub mod windows;
+
+pub use batcher::{eval_batches, Batch, Batcher};
+pub use config::{size_preset, Arch, TrainConfig};
+pub use corpus::{encode_corpus, Corpus};
+pub use masking::{mask_tokens, mlm_token_ids};
+pub use tokenizers::{
+    build_tokenizer, special_token_ids, TokenizerChoice, BPE_VOCAB_SIZES, END_OF_TEXT, MLM_SPECIAL_TOKENS,
+};
+pub use trainer::{EvalReport, StepReport, Trainer};
+pub use windows::{DataConfig, Dataset, DatasetStats, Split};
