@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::tensor::{Int, Tensor};
-use hearth_lm::generate::{ids_tensor, read_f32};
-use hearth_lm::hf::{export_bert, export_gpt2, load_model};
-use hearth_lm::sampling::{argmax, top_k_probs};
+use hearth_lm::tensor::{ids_tensor, read_f32};
+use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
+use hearth_lm::infer::sampling::{argmax, top_k_probs};
 use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
 
 use super::device::cpu_device;

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use hearth_lm::hf::{load_model, load_tokenizer};
+use hearth_lm::io::hf::{load_model, load_tokenizer};
 use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use futures::lock::Mutex;
-use hearth_lm::checkpoint::{export_model, Checkpoint};
-use hearth_lm::data::Corpus;
+use hearth_lm::io::checkpoint::{export_model, Checkpoint};
+use hearth_lm::train::Corpus;
 use hearth_lm::train::{size_preset, Arch, EvalReport, TrainConfig, Trainer};
 use hearth_lm::{HfFiles, Tokenizer};
 use js_sys::Array;
