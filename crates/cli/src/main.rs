@@ -2,9 +2,11 @@
 //! The only place (with the web app) that touches files, clocks and backends.
 
 mod bench;
+mod checkpoint_dir;
 mod device;
 mod generate;
 mod inspect;
+mod memory;
 mod model_dir;
 mod predict;
 mod tokenize;
@@ -65,6 +67,17 @@ fn main() {
         }
     };
     let device = cli.device.device();
+    // A panic is a bug, but the user still gets one line and exit code 1, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("error: internal error ({what}); this is a bug in hearth, please report it");
+        std::process::exit(1);
+    }));
     let result = match cli.command {
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Decode(a) => tokenize::decode(a),

@@ -27,13 +27,20 @@ pub fn read_dir(dir: &Path) -> Result<HfFiles, String> {
     })
 }
 
-/// The model and its tokenizer (the directory's, else the architecture's built-in one).
+/// The model and its tokenizer (the directory's, else the architecture's built-in one),
+/// refused when the tokenizer's ids do not fit the model's vocabulary.
 pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String> {
+    let (model, files) = load_model_only(dir, device)?;
+    let tokenizer = load_tokenizer(&files, &model).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok((model, tokenizer))
+}
+
+/// The model alone, with the directory's files (for commands that need no tokenizer).
+pub fn load_model_only(dir: &Path, device: &Device) -> Result<(AnyModel, HfFiles), String> {
     let files = read_dir(dir)?;
     let model = load_model(&files.config_json, &files.model_safetensors, device)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let tokenizer = load_tokenizer(&files, &model).map_err(|e| e.to_string())?;
-    Ok((model, tokenizer))
+    Ok((model, files))
 }
 
 /// A tokenizer by built-in name, `tokenizer.json` path, or model directory.

@@ -6,27 +6,30 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::train::{size_preset, Arch, EvalReport, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
 use serde_json::json;
 
+use crate::checkpoint_dir::{load_checkpoint, occupied, save_checkpoint, STATE_FILE};
 use crate::{print_json, CliResult};
 
 /// Corpora larger than this are refused before reading (the whole file is held in memory).
 const MAX_CORPUS_BYTES: u64 = 1 << 30;
 
+/// The settings of a run. Every setting is optional so that `--resume` can tell which ones
+/// were given: a new run takes the defaults shown, a resumed run keeps its saved settings and
+/// refuses any given flag that would change them (except the ones it can apply safely).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// UTF-8 text file to train on.
     #[arg(long)]
     corpus: PathBuf,
-    /// `gpt2` (causal LM) or `bert` (masked LM).
-    #[arg(long, default_value = "gpt2")]
-    arch: String,
-    /// chars | bytes | gpt2 | bert-base-uncased | bpe:N
-    #[arg(long, default_value = "chars")]
-    tokenizer: String,
+    /// `gpt2` (causal LM) or `bert` (masked LM) [default: gpt2]
+    #[arg(long)]
+    arch: Option<String>,
+    /// chars | bytes | gpt2 | bert-base-uncased | bpe:N [default: chars]
+    #[arg(long)]
+    tokenizer: Option<String>,
     /// nano (4/4/128), baby (6/6/384), gpt2, gpt2-medium, ...; overridden by --n-layer etc.
     #[arg(long)]
     preset: Option<String>,
@@ -36,53 +39,75 @@ pub struct TrainArgs {
     n_head: Option<usize>,
     #[arg(long)]
     n_embd: Option<usize>,
-    #[arg(long, default_value_t = 64)]
-    context: usize,
+    /// [default: 64]
+    #[arg(long)]
+    context: Option<usize>,
     /// Distance between window starts (default: the context, no overlap).
     #[arg(long)]
     stride: Option<usize>,
-    #[arg(long, default_value_t = 12)]
-    batch_size: usize,
-    #[arg(long, default_value_t = 2000)]
-    steps: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 1e-4)]
-    min_lr: f64,
-    #[arg(long, default_value_t = 100)]
-    warmup: usize,
-    #[arg(long, default_value_t = 0.9)]
-    beta1: f64,
-    #[arg(long, default_value_t = 0.99)]
-    beta2: f64,
-    #[arg(long, default_value_t = 1e-8)]
-    eps: f64,
-    #[arg(long, default_value_t = 0.1)]
-    weight_decay: f64,
-    /// Global gradient-norm bound (0 disables).
-    #[arg(long, default_value_t = 1.0)]
-    grad_clip: f64,
-    #[arg(long, default_value_t = 0.0)]
-    dropout: f64,
-    #[arg(long, default_value_t = 0.1)]
-    val_fraction: f64,
-    #[arg(long, default_value_t = 250)]
-    eval_every: usize,
-    #[arg(long, default_value_t = 20)]
-    eval_batches: usize,
-    #[arg(long, default_value_t = 1337)]
-    seed: u64,
+    /// [default: 12]
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Steps of the whole run; with --resume, a larger value extends it [default: 2000]
+    #[arg(long)]
+    steps: Option<usize>,
+    /// [default: 1e-3]
+    #[arg(long)]
+    lr: Option<f64>,
+    /// [default: 1e-4]
+    #[arg(long)]
+    min_lr: Option<f64>,
+    /// [default: 100]
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// [default: 0.9]
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// [default: 0.99]
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// [default: 1e-8]
+    #[arg(long)]
+    eps: Option<f64>,
+    /// [default: 0.1]
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Global gradient-norm bound, 0 disables [default: 1.0]
+    #[arg(long)]
+    grad_clip: Option<f64>,
+    /// [default: 0.0]
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// [default: 0.1]
+    #[arg(long)]
+    val_fraction: Option<f64>,
+    /// Evaluate and checkpoint every N steps; with --resume it may change [default: 250]
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// [default: 20]
+    #[arg(long)]
+    eval_batches: Option<usize>,
+    /// [default: 1337]
+    #[arg(long)]
+    seed: Option<u64>,
     /// Text the evaluation samples start from (default: the corpus's first tokens).
-    #[arg(long, default_value = "")]
-    sample_prompt: String,
-    #[arg(long, default_value_t = 100)]
-    sample_tokens: usize,
+    #[arg(long)]
+    sample_prompt: Option<String>,
+    /// [default: 100]
+    #[arg(long)]
+    sample_tokens: Option<usize>,
     /// Checkpoint directory (written at every evaluation and at the end).
     #[arg(long)]
     out: PathBuf,
+    /// Replace what --out holds (another run's checkpoint, or other files).
+    #[arg(long)]
+    overwrite: bool,
     /// Continue the run saved in this checkpoint directory (same corpus); --steps may extend it.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Memory the run may use, e.g. 6G (default: what the machine has available).
+    #[arg(long)]
+    max_memory: Option<String>,
     /// One JSON object per line instead of a progress bar.
     #[arg(long)]
     json: bool,
@@ -103,72 +128,129 @@ pub fn read_corpus(path: &Path) -> Result<Corpus, String> {
 }
 
 fn config_from(args: &TrainArgs) -> Result<TrainConfig, String> {
-    let arch: Arch = args.arch.parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    let tokenizer: TokenizerChoice = args.tokenizer.parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    let (mut l, mut h, mut d) = match &args.preset {
-        Some(p) => size_preset(p).map_err(|e| e.to_string())?,
-        None => size_preset("nano").expect("nano exists"),
-    };
-    l = args.n_layer.unwrap_or(l);
-    h = args.n_head.unwrap_or(h);
-    d = args.n_embd.unwrap_or(d);
+    let arch: Arch =
+        args.arch.as_deref().unwrap_or("gpt2").parse().map_err(|e: hearth_lm::Error| e.to_string())?;
+    let tokenizer: TokenizerChoice =
+        args.tokenizer.as_deref().unwrap_or("chars").parse().map_err(|e: hearth_lm::Error| e.to_string())?;
+    let (l, h, d) = size_preset(args.preset.as_deref().unwrap_or("nano")).map_err(|e| e.to_string())?;
     let mut c = TrainConfig::nano(arch);
     c.tokenizer = tokenizer;
-    (c.n_layer, c.n_head, c.n_embd) = (l, h, d);
-    c.data.context = args.context;
-    c.data.stride = args.stride.unwrap_or(args.context);
-    c.data.val_fraction = args.val_fraction;
-    c.batch_size = args.batch_size;
-    c.steps = args.steps;
-    (c.lr, c.min_lr, c.warmup) = (args.lr, args.min_lr, args.warmup);
-    c.adamw.beta1 = args.beta1;
-    c.adamw.beta2 = args.beta2;
-    c.adamw.eps = args.eps;
-    c.adamw.weight_decay = args.weight_decay;
-    c.grad_clip = args.grad_clip;
-    c.dropout = args.dropout;
-    c.eval_every = args.eval_every;
-    c.eval_batches = args.eval_batches;
-    c.seed = args.seed;
-    c.sample_prompt = args.sample_prompt.clone();
-    c.sample_tokens = args.sample_tokens;
+    (c.n_layer, c.n_head, c.n_embd) =
+        (args.n_layer.unwrap_or(l), args.n_head.unwrap_or(h), args.n_embd.unwrap_or(d));
+    c.data.context = args.context.unwrap_or(64);
+    c.data.stride = args.stride.unwrap_or(c.data.context);
+    c.data.val_fraction = args.val_fraction.unwrap_or(0.1);
+    c.batch_size = args.batch_size.unwrap_or(12);
+    c.steps = args.steps.unwrap_or(2000);
+    c.lr = args.lr.unwrap_or(1e-3);
+    c.min_lr = args.min_lr.unwrap_or(1e-4);
+    c.warmup = args.warmup.unwrap_or(100);
+    c.adamw.beta1 = args.beta1.unwrap_or(0.9);
+    c.adamw.beta2 = args.beta2.unwrap_or(0.99);
+    c.adamw.eps = args.eps.unwrap_or(1e-8);
+    c.adamw.weight_decay = args.weight_decay.unwrap_or(0.1);
+    c.grad_clip = args.grad_clip.unwrap_or(1.0);
+    c.dropout = args.dropout.unwrap_or(0.0);
+    c.eval_every = args.eval_every.unwrap_or(250);
+    c.eval_batches = args.eval_batches.unwrap_or(20);
+    c.seed = args.seed.unwrap_or(1337);
+    c.sample_prompt = args.sample_prompt.clone().unwrap_or_default();
+    c.sample_tokens = args.sample_tokens.unwrap_or(100);
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
-/// Writes a checkpoint so that a crash mid-write never leaves a half-written one: files go
-/// to a sibling directory that replaces the old one at the end.
-pub fn save_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
-    let tmp = dir.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    for (name, bytes) in &checkpoint.files {
-        std::fs::write(tmp.join(name), bytes)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.join(name).display()))?;
-    }
-    let old = dir.with_extension("old");
-    let _ = std::fs::remove_dir_all(&old);
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
-    }
-    std::fs::rename(&tmp, dir).map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot read checkpoint {}: {e}", dir.display()))?;
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
-        if entry.path().is_file() {
-            let bytes = std::fs::read(entry.path())
-                .map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
-            files.push((entry.file_name().to_string_lossy().into_owned(), bytes));
+/// The flags given with `--resume` that disagree with the saved run, as `--flag X (saved Y)`.
+/// `--steps` (extend) and `--eval-every` are applied instead; `--out`, `--json`,
+/// `--max-memory` and `--overwrite` are not settings of the run.
+fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
+    let mut conflicts = Vec::new();
+    let check = |flag: &str, given: Option<String>, saved: String| {
+        given.filter(|g| *g != saved).map(|given| format!("--{flag} {given} (saved {saved})"))
+    };
+    let text = |v: &dyn ToString| v.to_string();
+    let arch = match saved.arch {
+        Arch::Gpt2 => "gpt2",
+        Arch::Bert => "bert",
+    };
+    conflicts.extend(check(
+        "arch",
+        args.arch.as_ref().map(|a| if a == "gpt" { "gpt2".into() } else { a.clone() }),
+        arch.into(),
+    ));
+    conflicts.extend(check("tokenizer", args.tokenizer.clone(), saved.tokenizer.to_string()));
+    if let Some(preset) = &args.preset {
+        if let Ok((l, h, d)) = size_preset(preset) {
+            if (l, h, d) != (saved.n_layer, saved.n_head, saved.n_embd) {
+                conflicts.push(format!(
+                    "--preset {preset} (saved {} layers, {} heads, {} dims)",
+                    saved.n_layer, saved.n_head, saved.n_embd
+                ));
+            }
+        } else {
+            conflicts.push(format!("--preset {preset} (unknown)"));
         }
     }
-    Ok(Checkpoint { files })
+    conflicts.extend(check("n-layer", args.n_layer.map(|v| text(&v)), text(&saved.n_layer)));
+    conflicts.extend(check("n-head", args.n_head.map(|v| text(&v)), text(&saved.n_head)));
+    conflicts.extend(check("n-embd", args.n_embd.map(|v| text(&v)), text(&saved.n_embd)));
+    conflicts.extend(check("context", args.context.map(|v| text(&v)), text(&saved.data.context)));
+    conflicts.extend(check("stride", args.stride.map(|v| text(&v)), text(&saved.data.stride)));
+    conflicts.extend(check(
+        "val-fraction",
+        args.val_fraction.map(|v| text(&v)),
+        text(&saved.data.val_fraction),
+    ));
+    conflicts.extend(check("batch-size", args.batch_size.map(|v| text(&v)), text(&saved.batch_size)));
+    conflicts.extend(check("lr", args.lr.map(|v| text(&v)), text(&saved.lr)));
+    conflicts.extend(check("min-lr", args.min_lr.map(|v| text(&v)), text(&saved.min_lr)));
+    conflicts.extend(check("warmup", args.warmup.map(|v| text(&v)), text(&saved.warmup)));
+    conflicts.extend(check("beta1", args.beta1.map(|v| text(&v)), text(&saved.adamw.beta1)));
+    conflicts.extend(check("beta2", args.beta2.map(|v| text(&v)), text(&saved.adamw.beta2)));
+    conflicts.extend(check("eps", args.eps.map(|v| text(&v)), text(&saved.adamw.eps)));
+    conflicts.extend(check(
+        "weight-decay",
+        args.weight_decay.map(|v| text(&v)),
+        text(&saved.adamw.weight_decay),
+    ));
+    conflicts.extend(check("grad-clip", args.grad_clip.map(|v| text(&v)), text(&saved.grad_clip)));
+    conflicts.extend(check("dropout", args.dropout.map(|v| text(&v)), text(&saved.dropout)));
+    conflicts.extend(check("eval-batches", args.eval_batches.map(|v| text(&v)), text(&saved.eval_batches)));
+    conflicts.extend(check("seed", args.seed.map(|v| text(&v)), text(&saved.seed)));
+    conflicts.extend(check("sample-prompt", args.sample_prompt.clone(), saved.sample_prompt.clone()));
+    conflicts.extend(check(
+        "sample-tokens",
+        args.sample_tokens.map(|v| text(&v)),
+        text(&saved.sample_tokens),
+    ));
+    if let Some(steps) = args.steps.filter(|&s| s < saved.steps) {
+        conflicts.push(format!(
+            "--steps {steps} (the run is planned for {}; it can only be extended)",
+            saved.steps
+        ));
+    }
+    conflicts
+}
+
+/// A new run (or a resumed one writing elsewhere) must not silently replace what `--out` holds.
+fn check_out(args: &TrainArgs) -> Result<(), String> {
+    let same_run = args.resume.as_ref().is_some_and(|r| same_dir(r, &args.out));
+    if args.overwrite || same_run || !occupied(&args.out) {
+        return Ok(());
+    }
+    let what = if args.out.join(STATE_FILE).is_file() { "another run's checkpoint" } else { "other files" };
+    Err(format!(
+        "{} already holds {what}; continue it with --resume {}, choose another --out, or pass --overwrite to replace it",
+        args.out.display(),
+        args.out.display()
+    ))
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 fn progress_bar(
@@ -193,17 +275,11 @@ fn progress_bar(
 
 fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
     if json {
-        print_json(&json!({
-            "event": "eval",
-            "step": report.step,
-            "tokens_seen": report.tokens_seen,
-            "train_loss": report.train_loss,
-            "val_loss": report.val_loss,
-            "perplexity": report.perplexity,
-            "lr": report.lr,
-            "tokens_per_s": tokens_per_s,
-            "sample": report.sample,
-        }));
+        // The report's own serialisation spells NaN/∞ out (hearth_lm::finite).
+        let mut line = serde_json::to_value(report).expect("an eval report serialises");
+        line["event"] = json!("eval");
+        line["tokens_per_s"] = hearth_lm::finite::to_json(tokens_per_s);
+        print_json(&line);
     } else {
         let val = report.val_loss.map_or("-".to_string(), |v| format!("{v:.4}"));
         eprintln!(
@@ -215,18 +291,33 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
 }
 
 pub fn train(args: TrainArgs, device: &Device) -> CliResult {
+    check_out(&args)?;
+    let budget = crate::memory::budget(args.max_memory.as_deref())?;
     let corpus = read_corpus(&args.corpus)?;
     let mut trainer = match &args.resume {
         Some(dir) => {
             let checkpoint = load_checkpoint(dir)?;
-            let mut t = Trainer::resume(&checkpoint, &corpus, device)
+            let mut t = Trainer::resume_within(&checkpoint, &corpus, device, budget)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
-            if args.steps > t.config().steps {
-                t.extend_steps(args.steps);
+            let conflicts = resume_conflicts(&args, t.config());
+            if !conflicts.is_empty() {
+                return Err(format!(
+                    "these flags disagree with the run saved in {}: {}; drop them to continue it, or start a new run",
+                    dir.display(),
+                    conflicts.join(", ")
+                ));
+            }
+            if let Some(steps) = args.steps {
+                t.extend_steps(steps);
+            }
+            if let Some(every) = args.eval_every {
+                t.set_eval_every(every).map_err(|e| e.to_string())?;
             }
             t
         }
-        None => Trainer::new(config_from(&args)?, &corpus, device).map_err(|e| e.to_string())?,
+        None => {
+            Trainer::new_within(config_from(&args)?, &corpus, device, budget).map_err(|e| e.to_string())?
+        }
     };
     let stats = trainer.stats();
     if args.json {
@@ -327,7 +418,11 @@ pub fn eval(args: EvalArgs, device: &Device) -> CliResult {
         }
     };
     if args.json {
-        print_json(&json!({ "loss": score.loss, "perplexity": score.perplexity, "tokens": score.predicted }));
+        print_json(&json!({
+            "loss": hearth_lm::finite::to_json(score.loss),
+            "perplexity": hearth_lm::finite::to_json(score.perplexity),
+            "tokens": score.predicted,
+        }));
     } else {
         println!("tokens: {}  loss: {:.4}  perplexity: {:.2}", score.predicted, score.loss, score.perplexity);
     }

@@ -288,3 +288,141 @@ fn train_rejects_bad_corpora() {
     fails_cleanly(&["train", "--corpus", "/no/such/file.txt", "--out", &out], "cannot read");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// [`fails_cleanly`] with the exit code too: 1 for bad input, 2 for a malformed command line.
+fn fails_with_code(code: i32, args: &[&str], needle: &str) {
+    fails_cleanly(args, needle);
+    assert_eq!(hearth(args).status.code(), Some(code), "hearth {args:?}");
+}
+
+/// A copy of a fixture directory with `edit` applied to its config.json.
+fn edited_model(name: &str, tag: &str, edit: impl FnOnce(&mut Value)) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = PathBuf::from(case(name));
+    std::fs::copy(src.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut config: Value = serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    edit(&mut config);
+    std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn hostile_model_configs_exit_1_with_one_line() {
+    let cases: [(&str, &str, &str, Value, &str); 4] = [
+        ("gpt2-tiny", "layers", "n_layer", Value::from(1_000_000_000u64), "does not belong"),
+        (
+            "bert-tiny-mlm",
+            "bert-layers",
+            "num_hidden_layers",
+            Value::from(1_000_000_000u64),
+            "does not belong",
+        ),
+        ("gpt2-tiny", "pdrop", "resid_pdrop", Value::from(7), "resid_pdrop"),
+        ("gpt2-tiny", "eps", "layer_norm_epsilon", Value::from(-1), "layer_norm_epsilon"),
+    ];
+    for (name, tag, field, value, needle) in cases {
+        let dir = edited_model(name, tag, |c| c[field] = value);
+        let d = dir.to_string_lossy().into_owned();
+        let command: &[&str] = if name.starts_with("bert") {
+            &["fill-mask", "--model", &d, "a [MASK] b"]
+        } else {
+            &["score", "--model", &d, "--text", "hello there"]
+        };
+        fails_with_code(1, command, needle);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_tokenizer_bigger_than_the_model_is_refused_by_score_and_eval() {
+    // gpt2-bytes-tiny has 256 tokens and no tokenizer.json: the built-in GPT-2 one (50,257)
+    // would embed ids past the table.
+    let gpt2 = case("gpt2-bytes-tiny");
+    fails_with_code(1, &["score", "--model", &gpt2, "--text", "hello there"], "50257");
+    let corpus = corpus_slice(2_000);
+    fails_with_code(1, &["eval", "--model", &gpt2, "--corpus", &corpus.to_string_lossy()], "50257");
+    std::fs::remove_file(corpus).unwrap();
+}
+
+#[test]
+fn training_that_cannot_fit_is_refused_before_allocating() {
+    let corpus = corpus_slice(5_000);
+    let c = corpus.to_string_lossy().into_owned();
+    let out = std::env::temp_dir().join(format!("hearth-fit-{}", std::process::id()));
+    let o = out.to_string_lossy().into_owned();
+    fails_with_code(1, &["train", "--corpus", &c, "--out", &o, "--batch-size", "1000000000000"], "needs");
+    fails_with_code(1, &["train", "--corpus", &c, "--out", &o, "--context", "1000000000"], "needs");
+    fails_with_code(
+        1,
+        &[
+            "train",
+            "--corpus",
+            &c,
+            "--out",
+            &o,
+            "--preset",
+            "gpt2",
+            "--tokenizer",
+            "gpt2",
+            "--max-memory",
+            "1G",
+        ],
+        "choose a smaller model",
+    );
+    fails_with_code(1, &["train", "--corpus", &c, "--out", &o, "--max-memory", "lots"], "--max-memory");
+    fails_with_code(1, &["train", "--corpus", &c, "--out", &o, "--dropout", "1.5"], "dropout");
+    fails_with_code(2, &["train", "--corpus", &c, "--out", &o, "--batch-size=-3"], "--batch-size");
+    assert!(!out.exists(), "nothing is written for a refused run");
+    std::fs::remove_file(corpus).unwrap();
+}
+
+/// A run's checkpoint is protected: another run may not overwrite it without --overwrite, a
+/// resume with conflicting flags lists them, and neither touches a byte of it.
+#[test]
+fn checkpoints_are_protected_from_other_runs_and_conflicting_resumes() {
+    let corpus = corpus_slice(8_000);
+    let c = corpus.to_string_lossy().into_owned();
+    let out = std::env::temp_dir().join(format!("hearth-protect-{}", std::process::id()));
+    let o = out.to_string_lossy().into_owned();
+    let small = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--context", "16", "--batch-size", "2"];
+    let mut args = vec!["train", "--corpus", &c, "--out", &o, "--steps", "2", "--eval-every", "2", "--json"];
+    args.extend(small);
+    let run = hearth(&args);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let snapshot = |dir: &PathBuf| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        files.sort();
+        files
+    };
+    let before = snapshot(&out);
+
+    fails_with_code(1, &args, "already holds another run's checkpoint");
+    let mut resume = args.clone();
+    resume.extend(["--resume", &o, "--lr", "0.5", "--seed", "7"]);
+    fails_with_code(1, &resume, "--lr 0.5 (saved 0.001), --seed 7 (saved 1337)");
+    let mut shorter = args.clone();
+    shorter.extend(["--resume", &o]);
+    shorter[6] = "1"; // --steps 1 < the planned 2
+    fails_with_code(1, &shorter, "can only be extended");
+    assert_eq!(snapshot(&out), before, "the checkpoint is untouched");
+
+    let mut again = args.clone();
+    again.push("--overwrite");
+    let run = hearth(&again);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let siblings: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with(&format!(".hearth-protect-{}", std::process::id()))
+        })
+        .collect();
+    assert!(siblings.is_empty(), "no temporary directory is left beside --out");
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_file(corpus).unwrap();
+}

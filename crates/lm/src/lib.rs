@@ -11,9 +11,10 @@
 //! - [`io`]: bytes ⇄ models: Hugging Face directories, safetensors, tokenizers, checkpoints;
 //! - [`infer`]: sampling, generation, fill-mask, scoring;
 //! - [`train`]: corpus, run tokenizers, windows, batches, masking, AdamW, the trainer;
-//! - [`tensor`], [`rng`], [`error`]: what all of them share.
+//! - [`tensor`], [`rng`], [`error`], [`finite`]: what all of them share.
 
 pub mod error;
+pub mod finite;
 pub mod infer;
 pub mod io;
 pub mod model;

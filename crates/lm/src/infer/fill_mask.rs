@@ -7,12 +7,14 @@ use crate::error::{invalid, Result};
 use crate::infer::sampling::top_k_probs;
 use crate::io::tokenizer::Tokenizer;
 use crate::model::bert::BertForMaskedLM;
+use crate::model::check_ids;
 use crate::tensor::{ids_tensor, int_tensor, read_f32};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prediction {
     pub id: u32,
     pub token: String,
+    #[serde(serialize_with = "crate::finite::serialize")]
     pub prob: f64,
 }
 
@@ -53,6 +55,7 @@ pub async fn fill_mask_ids(
         return Err(invalid!("the text has no [MASK] token to fill"));
     }
     let config = model.config();
+    check_ids(ids, config.vocab_size)?;
     if ids.len() > config.max_position_embeddings {
         return Err(invalid!(
             "the text is {} tokens long; this model reads at most {}",
@@ -65,7 +68,8 @@ pub async fn fill_mask_ids(
     let zeros = Tensor::<2, Int>::zeros([1, t], &device);
     let ones = Tensor::<2, Int>::ones([1, t], &device);
     let hidden = model.forward_hidden(ids_tensor(ids, &device), zeros, ones); // [1, t, d]
-                                                                              // Only the masked rows go through the vocabulary projection and back to the host.
+
+    // Only the masked rows go through the vocabulary projection and back to the host.
     let rows: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
     let rows = int_tensor(&rows, [rows.len()], &device);
     let logits = model.mlm_head(hidden.select(1, rows)); // [1, masks, vocab]

@@ -4,6 +4,7 @@
 
 use crate::error::{invalid, Result};
 use crate::infer::sampling::Sampling;
+use crate::model::check_ids;
 use crate::model::gpt2::{Gpt2LMHeadModel, KvCache};
 use crate::rng::Rng;
 use crate::tensor::{ids_tensor, read_f32};
@@ -29,10 +30,7 @@ impl<'m> Generator<'m> {
         if prompt.is_empty() {
             return Err(invalid!("the prompt is empty: give at least one token"));
         }
-        let vocab = model.config().vocab_size;
-        if let Some(bad) = prompt.iter().find(|&&id| id as usize >= vocab) {
-            return Err(invalid!("token id {bad} is outside the model's vocabulary (size {vocab})"));
-        }
+        check_ids(prompt, model.config().vocab_size)?;
         let n = model.config().n_positions;
         Ok(Self {
             model,
@@ -74,10 +72,7 @@ impl<'m> Generator<'m> {
 
     /// Appends a token chosen by the caller (the "next token" button picks from candidates).
     pub fn push(&mut self, id: u32) -> Result<()> {
-        let vocab = self.model.config().vocab_size;
-        if id as usize >= vocab {
-            return Err(invalid!("token id {id} is outside the model's vocabulary (size {vocab})"));
-        }
+        check_ids(&[id], self.model.config().vocab_size)?;
         self.tokens.push(id);
         Ok(())
     }

@@ -3,13 +3,16 @@
 use serde::Serialize;
 
 use crate::error::{invalid, Result};
+use crate::model::check_ids;
 use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::tensor::{cross_entropy, int_tensor, read_f32};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Score {
     /// Mean next-token cross-entropy (nats).
+    #[serde(serialize_with = "crate::finite::serialize")]
     pub loss: f64,
+    #[serde(serialize_with = "crate::finite::serialize")]
     pub perplexity: f64,
     /// Tokens predicted (one fewer than the text's tokens, per window).
     pub predicted: usize,
@@ -27,6 +30,7 @@ pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option
     if ids.len() < 2 {
         return Err(invalid!("scoring needs at least two tokens (one to predict from, one to predict)"));
     }
+    check_ids(ids, model.config().vocab_size)?;
     let max = model.config().n_positions;
     let n = context.unwrap_or(max);
     if n == 0 || n > max {

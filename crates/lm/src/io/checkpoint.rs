@@ -7,9 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::hf::{load_model, HfFiles};
 use super::tokenizer::Tokenizer;
-use super::weights::{to_safetensors, SafetensorsFile};
+use super::weights::{parameter_sizes, to_safetensors, Layout, SafetensorsFile};
 use crate::error::{invalid, Result};
 use crate::model::config::ModelConfig;
+use crate::model::AnyModel;
 use crate::rng::Rng;
 use crate::train::trainer::{fingerprint, EvalReport, Trainer};
 use crate::train::{Arch, Batcher, Corpus, TrainConfig};
@@ -107,6 +108,18 @@ impl Trainer {
 
     /// Continues a run from `checkpoint` on the same corpus.
     pub fn resume(checkpoint: &Checkpoint, corpus: &Corpus, device: &burn::tensor::Device) -> Result<Self> {
+        Self::resume_within(checkpoint, corpus, device, u64::MAX)
+    }
+
+    /// [`Trainer::resume`] within a memory budget (see [`Trainer::new_within`]). Everything read
+    /// is validated first: the state's numbers, the config against the weights, every
+    /// optimizer moment against the model's parameters.
+    pub fn resume_within(
+        checkpoint: &Checkpoint,
+        corpus: &Corpus,
+        device: &burn::tensor::Device,
+        budget: u64,
+    ) -> Result<Self> {
         let state: TrainerState = serde_json::from_slice(checkpoint.require("trainer_state.json")?)
             .map_err(|e| invalid!("trainer_state.json is corrupt: {e}"))?;
         if state.format != FORMAT {
@@ -115,23 +128,29 @@ impl Trainer {
         if state.corpus_fingerprint != fingerprint(corpus.text()) {
             return Err(invalid!("this corpus is not the one the checkpoint was trained on"));
         }
+        check_state(&state)?;
         let tokenizer = Tokenizer::from_bytes(checkpoint.require("tokenizer.json")?)?;
         let device = device.clone().autodiff();
         let config_json = checkpoint.require("config.json")?;
         let weights = checkpoint.require("model.safetensors")?;
         let config = &state.config;
-        let expected = match config.arch {
-            Arch::Gpt2 => ModelConfig::Gpt2(config.gpt2_config(&tokenizer)),
-            Arch::Bert => ModelConfig::Bert(config.bert_config(&tokenizer)),
-        };
-        if ModelConfig::from_json(config_json)? != expected {
+        config.validate().map_err(|e| invalid!("trainer_state.json: {e}"))?;
+        if ModelConfig::from_json(config_json)? != config.model_config(&tokenizer) {
             return Err(invalid!("config.json does not match trainer_state.json"));
         }
+        config.check_memory(&tokenizer, budget)?;
         let model = load_model(config_json, weights, &device)?;
         let mut trainer = Trainer::assemble(config.clone(), tokenizer, corpus, model, device.clone())?;
         let optimizer = SafetensorsFile::parse(checkpoint.require("optimizer.safetensors")?)?;
+        if let Some((name, dtype)) = optimizer.first_non_f32() {
+            return Err(invalid!("optimizer.safetensors: `{name}` is {dtype}, not F32"));
+        }
+        let expected = match trainer.model() {
+            AnyModel::Gpt2(m) => parameter_sizes(m.as_ref(), Layout::Gpt2),
+            AnyModel::Bert(m) => parameter_sizes(m.as_ref(), Layout::Bert),
+        };
         let moments = optimizer.all_f32()?;
-        trainer.optim.import_state(moments, state.optimizer_steps, &device.clone().inner())?;
+        trainer.optim.import_state(moments, state.optimizer_steps, &expected, &device.clone().inner())?;
         trainer.step = state.step;
         trainer.tokens_seen = state.tokens_seen;
         trainer.batcher = state.batcher;
@@ -139,4 +158,39 @@ impl Trainer {
         trainer.history = state.history;
         Ok(trainer)
     }
+}
+
+/// The trainer state's numbers must tell one story: a step count the run allows, one optimizer
+/// update per step, the tokens those steps saw, and evaluations that happened in order before
+/// now. Anything else is a damaged or hand-edited file, and resuming from it would not be the
+/// run it claims to be.
+fn check_state(state: &TrainerState) -> Result<()> {
+    let c = &state.config;
+    let bad = |msg: String| Err(invalid!("trainer_state.json is inconsistent: {msg}"));
+    if state.step > c.steps {
+        return bad(format!("step {} is past the run's {} steps", state.step, c.steps));
+    }
+    if state.optimizer_steps != state.step as u64 {
+        return bad(format!("{} optimizer updates for {} steps", state.optimizer_steps, state.step));
+    }
+    let per_step = (c.batch_size as u64).checked_mul(c.data.context as u64);
+    let expected_tokens = per_step.and_then(|t| t.checked_mul(state.step as u64));
+    if expected_tokens != Some(state.tokens_seen) {
+        return bad(format!(
+            "{} tokens seen, but {} steps of batch {} × context {} see {}",
+            state.tokens_seen,
+            state.step,
+            c.batch_size,
+            c.data.context,
+            expected_tokens.map_or("more than can be counted".to_string(), |t| t.to_string())
+        ));
+    }
+    let mut last = 0;
+    for eval in &state.history {
+        if eval.step < last || eval.step > state.step || eval.tokens_seen > state.tokens_seen {
+            return bad(format!("the evaluation at step {} is out of order", eval.step));
+        }
+        last = eval.step;
+    }
+    Ok(())
 }

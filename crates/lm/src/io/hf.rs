@@ -5,7 +5,7 @@ use burn::tensor::Device;
 
 use super::tokenizer::Tokenizer;
 use super::weights::{export_tensors, load_module, to_safetensors, Layout, SafetensorsFile};
-use crate::error::Result;
+use crate::error::{invalid, Error, Result};
 use crate::model::bert::BertForMaskedLM;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
 use crate::model::gpt2::Gpt2LMHeadModel;
@@ -25,6 +25,7 @@ pub struct HfFiles {
 pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Result<Gpt2LMHeadModel> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
+    check_file_holds(&ModelConfig::Gpt2(config.clone()), &file)?;
     load_module(config.init(device), &file, Layout::Gpt2, device)
 }
 
@@ -32,7 +33,40 @@ pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Re
 pub fn load_bert(config: &BertConfig, safetensors: &[u8], device: &Device) -> Result<BertForMaskedLM> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
+    check_file_holds(&ModelConfig::Bert(config.clone()), &file)?;
     load_module(config.init(device), &file, Layout::Bert, device)
+}
+
+/// Refuses, before the model is allocated, a config that describes more parameters than the
+/// weights file holds values: such a config (say `"n_layer": 1000000000`) does not belong to
+/// these weights, and initialising it first would exhaust memory long before the first missing
+/// tensor is noticed. Extra values (buffers, a pooler) are fine; tied weights are stored once
+/// and counted once. A small shortfall (a missing bias) passes here on purpose: loading then
+/// names the missing tensor, which says more; what is refused here is a config at least twice
+/// (plus a megabyte) the size of its weights, which no missing tensor explains.
+fn check_file_holds(config: &ModelConfig, file: &SafetensorsFile) -> Result<()> {
+    let (need, have) = (config.parameter_count(), file.total_elements());
+    if need > have.saturating_mul(2).saturating_add(1 << 20) {
+        return Err(Error::Config(format!(
+            "config.json describes {need} parameters but model.safetensors holds only {have} values: \
+             the config does not belong to these weights"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a tokenizer that can produce ids the model cannot embed (its vocabulary, special
+/// tokens included, is larger than the model's `vocab_size`): every text would risk an
+/// out-of-range lookup. A smaller tokenizer is fine (checkpoints often pad the vocabulary).
+pub fn check_vocabularies(tokenizer: &Tokenizer, model_vocab: usize) -> Result<()> {
+    let tokens = tokenizer.id_bound();
+    if tokens > model_vocab {
+        return Err(invalid!(
+            "the tokenizer has {tokens} tokens but the model's vocabulary has {model_vocab}: \
+             they do not belong together (give the model's own tokenizer.json)"
+        ));
+    }
+    Ok(())
 }
 
 /// Whichever architecture `config.json` names.
@@ -43,12 +77,15 @@ pub fn load_model(config_json: &[u8], safetensors: &[u8], device: &Device) -> Re
     }
 }
 
-/// The directory's tokenizer, or the architecture's built-in one.
+/// The directory's tokenizer, or the architecture's built-in one, checked against the model's
+/// vocabulary ([`check_vocabularies`]).
 pub fn load_tokenizer(files: &HfFiles, model: &AnyModel) -> Result<Tokenizer> {
-    match &files.tokenizer_json {
-        Some(bytes) => Tokenizer::from_bytes(bytes),
-        None => Tokenizer::builtin(model.default_tokenizer_name()),
-    }
+    let tokenizer = match &files.tokenizer_json {
+        Some(bytes) => Tokenizer::from_bytes(bytes)?,
+        None => Tokenizer::builtin(model.default_tokenizer_name())?,
+    };
+    check_vocabularies(&tokenizer, model.vocab_size())?;
+    Ok(tokenizer)
 }
 
 /// A GPT-2 as a directory `GPT2LMHeadModel.from_pretrained` opens (tied `lm_head` not stored,

@@ -100,6 +100,13 @@ impl Tokenizer {
         self.inner.get_vocab_size(true)
     }
 
+    /// One past the largest id this tokenizer can produce (special tokens included): what a
+    /// model's vocabulary must cover. Not the same as [`Self::vocab_size`] when ids have gaps.
+    pub fn id_bound(&self) -> usize {
+        let vocab = self.inner.get_vocab(true);
+        vocab.values().map(|&id| id as usize + 1).max().unwrap_or(0).max(self.vocab_size())
+    }
+
     /// `tokenizer.json` of this tokenizer.
     pub fn to_json(&self) -> Result<String> {
         self.inner.to_string(false).map_err(|e| Error::Tokenizer(e.to_string()))

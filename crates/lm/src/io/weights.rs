@@ -123,6 +123,23 @@ impl<'a> SafetensorsFile<'a> {
         names
     }
 
+    /// Values in all tensors together (saturating; a header can claim any shape).
+    pub fn total_elements(&self) -> u128 {
+        self.inner
+            .tensors()
+            .iter()
+            .map(|(_, view)| view.shape().iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
+            .fold(0u128, u128::saturating_add)
+    }
+
+    /// The first tensor that is not stored as f32, with its dtype (optimizer state must be f32).
+    pub fn first_non_f32(&self) -> Option<(String, String)> {
+        self.names().into_iter().find_map(|name| {
+            let dtype = self.inner.tensor(&name).ok()?.dtype();
+            (dtype != Dtype::F32).then(|| (name, format!("{dtype:?}")))
+        })
+    }
+
     /// Every tensor, converted to f32, sorted by name.
     pub fn all_f32(&self) -> Result<Vec<NamedTensor>> {
         self.names()
@@ -255,6 +272,36 @@ impl ModuleVisitor for Exporter {
         let n = shape.iter().product::<usize>();
         self.tensors.insert(key, (shape, value.reshape([n])));
     }
+}
+
+/// Counts the values of every float parameter under its Hugging Face key.
+struct Sizes {
+    layout: Layout,
+    path: ParamPath,
+    sizes: BTreeMap<String, usize>,
+}
+
+impl ModuleVisitor for Sizes {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let n = param.val().dims().iter().product();
+        self.sizes.insert(self.path.key(self.layout), n);
+    }
+}
+
+/// Every float parameter's Hugging Face key and element count: what a checkpoint's optimizer
+/// state is checked against.
+pub fn parameter_sizes<M: Module>(module: &M, layout: Layout) -> BTreeMap<String, usize> {
+    let mut sizes = Sizes { layout, path: ParamPath::default(), sizes: BTreeMap::new() };
+    module.visit(&mut sizes);
+    sizes.sizes
 }
 
 /// Every float parameter of `module` as `(hf_key, shape, values)`, read asynchronously (the

@@ -13,6 +13,8 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::check_ids;
+use crate::error::{invalid, Result};
 use crate::tensor::{cross_entropy, int_tensor};
 
 use super::activation::Activation;
@@ -257,13 +259,25 @@ pub fn masked_lm_loss(
     inputs: &[u32],
     labels: &[Option<u32>],
     shape: [usize; 2],
-) -> Tensor<1> {
+) -> Result<Tensor<1>> {
     let [b, t] = shape;
-    let device = model.device();
+    if inputs.len() != b * t || labels.len() != b * t {
+        return Err(invalid!(
+            "masked-LM batch of {} ids and {} labels is not {b} × {t}",
+            inputs.len(),
+            labels.len()
+        ));
+    }
     let vocab = model.config().vocab_size;
+    check_ids(inputs, vocab)?;
+    let targets: Vec<u32> = labels.iter().flatten().copied().collect();
+    check_ids(&targets, vocab)?;
+    if targets.is_empty() {
+        return Err(invalid!("no position of the batch is masked, so there is nothing to predict"));
+    }
+    let device = model.device();
     let rows: Vec<u32> =
         labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as u32).collect();
-    let targets: Vec<u32> = labels.iter().flatten().copied().collect();
     let n = rows.len();
     let zeros = Tensor::<2, Int>::zeros([b, t], &device);
     let ones = Tensor::<2, Int>::ones([b, t], &device);
@@ -271,5 +285,5 @@ pub fn masked_lm_loss(
     let d = hidden.dims()[2];
     let chosen = hidden.reshape([b * t, d]).select(0, int_tensor(&rows, [n], &device)); // [n, d]
     let logits = model.mlm_head(chosen.reshape([1, n, d])).reshape([n, vocab]);
-    cross_entropy(logits, int_tensor(&targets, [n], &device))
+    Ok(cross_entropy(logits, int_tensor(&targets, [n], &device)))
 }

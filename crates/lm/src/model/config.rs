@@ -179,7 +179,7 @@ impl Gpt2Config {
 
     /// MLP width.
     pub fn inner_dim(&self) -> usize {
-        self.n_inner.unwrap_or(4 * self.n_embd)
+        self.n_inner.unwrap_or(self.n_embd.saturating_mul(4))
     }
 
     /// Width of one attention head.
@@ -204,24 +204,38 @@ impl Gpt2Config {
                 self.n_embd, self.n_head
             )));
         }
+        if self.n_inner == Some(0) {
+            return Err(Error::Config("n_inner must be positive (or null for 4 × n_embd)".into()));
+        }
         if !self.tie_word_embeddings {
             return Err(Error::Config("untied GPT-2 output embeddings are not supported".into()));
         }
-        Ok(())
+        check_dropout("embd_pdrop", self.embd_pdrop)?;
+        check_dropout("attn_pdrop", self.attn_pdrop)?;
+        check_dropout("resid_pdrop", self.resid_pdrop)?;
+        check_epsilon("layer_norm_epsilon", self.layer_norm_epsilon)
     }
 
     /// Parameters, counting the tied output embedding once (as HF's `num_parameters()` does).
+    /// Saturates at `usize::MAX` for configs no machine could hold ([`Self::parameter_count`]
+    /// is exact).
     pub fn num_parameters(&self) -> usize {
-        let (d, f) = (self.n_embd, self.inner_dim());
-        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
-        self.vocab_size * d + self.n_positions * d + self.n_layer * block + 2 * d
+        usize::try_from(self.parameter_count()).unwrap_or(usize::MAX)
     }
 
     /// Elements of the largest single tensor (the token embedding for any real vocabulary):
     /// a GPU must bind it in one storage buffer.
     pub fn largest_tensor(&self) -> usize {
         let (d, f) = (self.n_embd, self.inner_dim());
-        [self.vocab_size * d, self.n_positions * d, d * 3 * d, d * f].into_iter().max().unwrap_or(0)
+        [
+            self.vocab_size.saturating_mul(d),
+            self.n_positions.saturating_mul(d),
+            d.saturating_mul(3).saturating_mul(d),
+            d.saturating_mul(f),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
     }
 }
 
@@ -300,22 +314,51 @@ impl BertConfig {
                 self.hidden_size, self.num_attention_heads
             )));
         }
-        Ok(())
+        if self.type_vocab_size == 0 {
+            return Err(Error::Config("type_vocab_size must be positive".into()));
+        }
+        check_dropout("hidden_dropout_prob", self.hidden_dropout_prob)?;
+        check_dropout("attention_probs_dropout_prob", self.attention_probs_dropout_prob)?;
+        check_epsilon("layer_norm_eps", self.layer_norm_eps)
     }
 
     /// Parameters of `BertForMaskedLM` (no pooler), tied decoder counted once.
+    /// Saturates at `usize::MAX` (see [`Gpt2Config::num_parameters`]).
     pub fn num_parameters(&self) -> usize {
-        let (d, f) = (self.hidden_size, self.intermediate_size);
-        let emb = (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * d + 2 * d;
-        let layer = 4 * (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d;
-        let head = d * d + d + 2 * d + self.vocab_size;
-        emb + self.num_hidden_layers * layer + head
+        usize::try_from(self.parameter_count()).unwrap_or(usize::MAX)
     }
 
     /// Elements of the largest single tensor (see [`Gpt2Config::largest_tensor`]).
     pub fn largest_tensor(&self) -> usize {
         let (d, f) = (self.hidden_size, self.intermediate_size);
-        [self.vocab_size * d, self.max_position_embeddings * d, d * f].into_iter().max().unwrap_or(0)
+        [
+            self.vocab_size.saturating_mul(d),
+            self.max_position_embeddings.saturating_mul(d),
+            d.saturating_mul(f),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+}
+
+/// A dropout probability must be in [0, 1): 1 would zero every activation (and divide by zero
+/// in the rescaling), and Burn's dropout panics outside that range.
+fn check_dropout(name: &str, p: f64) -> Result<()> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{name} must be in [0, 1), got {p}")))
+    }
+}
+
+/// A LayerNorm epsilon must be a positive finite number: 0 or less divides by zero (or takes the
+/// square root of a negative variance) and every output becomes NaN.
+fn check_epsilon(name: &str, eps: f64) -> Result<()> {
+    if eps > 0.0 && eps.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::Config(format!("{name} must be a positive number, got {eps}")))
     }
 }
 

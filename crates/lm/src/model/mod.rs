@@ -7,6 +7,7 @@ pub mod attention;
 pub mod bert;
 pub mod config;
 pub mod gpt2;
+pub mod memory;
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -14,6 +15,7 @@ use burn::tensor::Device;
 use self::bert::BertForMaskedLM;
 use self::config::ModelConfig;
 use self::gpt2::Gpt2LMHeadModel;
+use crate::error::{invalid, Result};
 
 /// A model of either architecture: what a Hugging Face directory loads into, and what a
 /// training run holds (on the autodiff device) between optimizer steps.
@@ -73,5 +75,18 @@ impl AnyModel {
             AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.valid())),
             AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.valid())),
         }
+    }
+}
+
+/// Refuses ids a model with `vocab` tokens cannot embed. Every entry point that turns ids into
+/// an embedding lookup calls this first: out of range, the lookup would panic on a CPU backend
+/// and read another buffer's memory (or zeros) on a GPU.
+pub fn check_ids(ids: &[u32], vocab: usize) -> Result<()> {
+    match ids.iter().find(|&&id| id as usize >= vocab) {
+        Some(bad) => Err(invalid!(
+            "token id {bad} is outside the model's vocabulary (size {vocab}); \
+             is the tokenizer the model's own?"
+        )),
+        None => Ok(()),
     }
 }

@@ -8,7 +8,8 @@ use super::tokenizers::TokenizerChoice;
 use super::windows::DataConfig;
 use crate::error::{invalid, Error, Result};
 use crate::io::tokenizer::Tokenizer;
-use crate::model::config::{BertConfig, Gpt2Config};
+use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
+use crate::model::memory::{check_training_fits, Footprint};
 
 /// The two pretraining objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +162,20 @@ impl TrainConfig {
 
     pub fn schedule(&self) -> LrSchedule {
         LrSchedule { lr: self.lr, min_lr: self.min_lr, warmup: self.warmup, decay_steps: self.steps }
+    }
+
+    /// The model config of this run for `tokenizer`'s vocabulary.
+    pub fn model_config(&self, tokenizer: &Tokenizer) -> ModelConfig {
+        match self.arch {
+            Arch::Gpt2 => ModelConfig::Gpt2(self.gpt2_config(tokenizer)),
+            Arch::Bert => ModelConfig::Bert(self.bert_config(tokenizer)),
+        }
+    }
+
+    /// Refuses a run whose model, gradients, AdamW state and activations would not fit in
+    /// `budget` bytes, before anything is allocated, saying what batch or context would.
+    pub fn check_memory(&self, tokenizer: &Tokenizer, budget: u64) -> Result<Footprint> {
+        check_training_fits(&self.model_config(tokenizer), self.batch_size, self.data.context, budget)
     }
 
     /// The GPT-2 config of this run for a vocabulary of `vocab` tokens.

@@ -6,6 +6,7 @@ use crate::error::{invalid, Result};
 use crate::infer::score::Score;
 use crate::io::tokenizer::Tokenizer;
 use crate::model::bert::{masked_lm_loss, BertForMaskedLM};
+use crate::model::check_ids;
 use crate::rng::Rng;
 use crate::tensor::read_f32;
 
@@ -27,6 +28,7 @@ pub async fn score_masked(
         return Err(invalid!("scoring needs at least two tokens"));
     }
     let (mask_id, specials) = mlm_token_ids(tokenizer)?;
+    check_ids(ids, model.config().vocab_size)?;
     let vocab = model.config().vocab_size;
     let mut rng = Rng::new(0x4556_414C);
     let (mut total, mut count) = (0.0f64, 0usize);
@@ -34,9 +36,16 @@ pub async fn score_masked(
         let t = window.len();
         let (inputs, labels) = mask_tokens(window, t, vocab, mask_id, &specials, &mut rng);
         let k = labels.iter().flatten().count();
-        let loss = masked_lm_loss(model, &inputs, &labels, [1, t]);
+        if k == 0 {
+            // A window of special tokens only: nothing a masked LM predicts.
+            continue;
+        }
+        let loss = masked_lm_loss(model, &inputs, &labels, [1, t])?;
         total += read_f32(loss).await?[0] as f64 * k as f64;
         count += k;
+    }
+    if count == 0 {
+        return Err(invalid!("the text has only special tokens: nothing to score"));
     }
     let loss = total / count as f64;
     Ok(Score { loss, perplexity: loss.exp(), predicted: count })

@@ -121,7 +121,8 @@ impl AdamW {
 
         let decays = c.decay_all || D >= 2;
         let param = if decays && c.weight_decay != 0.0 { param * (1.0 - lr * c.weight_decay) } else { param };
-        let t = self.step as i32;
+        // powi takes an i32; past 2³¹ steps β^t is 0 in f64 anyway.
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let bias_correction1 = 1.0 - c.beta1.powi(t);
         let bias_correction2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
         let step_size = lr / bias_correction1;
@@ -149,27 +150,65 @@ impl AdamW {
         Ok(out)
     }
 
-    /// Restores moments saved by [`AdamW::export_state`] after `steps` updates.
-    pub fn import_state(&mut self, tensors: Vec<NamedTensor>, steps: u64, device: &Device) -> Result<()> {
+    /// Restores moments saved by [`AdamW::export_state`] after `steps` updates, for a model whose
+    /// parameters are `expected` (Hugging Face key → element count). Everything is checked
+    /// before anything is kept: each name must be a moment of a parameter, each shape that
+    /// parameter's, each value finite (and the second moment ≥ 0), and after any update every
+    /// parameter must have both moments — a resume that silently restarted a moment from zero
+    /// would no longer be exact.
+    pub fn import_state(
+        &mut self,
+        tensors: Vec<NamedTensor>,
+        steps: u64,
+        expected: &BTreeMap<String, usize>,
+        device: &Device,
+    ) -> Result<()> {
+        let bad = |msg: String| Error::Safetensors(format!("optimizer.safetensors: {msg}"));
         let mut avg = BTreeMap::new();
         let mut sq = BTreeMap::new();
-        for (name, _, values) in tensors {
-            let n = values.len();
-            let t = Tensor::<1>::from_data(TensorData::new(values, [n]), device);
-            if let Some(key) = name.strip_prefix("exp_avg_sq.") {
-                sq.insert(key.to_string(), t);
+        for (name, shape, values) in tensors {
+            let (key, second) = if let Some(key) = name.strip_prefix("exp_avg_sq.") {
+                (key.to_string(), true)
             } else if let Some(key) = name.strip_prefix("exp_avg.") {
-                avg.insert(key.to_string(), t);
+                (key.to_string(), false)
             } else {
-                return Err(Error::Safetensors(format!("unexpected optimizer tensor `{name}`")));
+                return Err(bad(format!("unexpected tensor `{name}`")));
+            };
+            let Some(&n) = expected.get(&key) else {
+                return Err(bad(format!("`{name}` belongs to no parameter of this model")));
+            };
+            if shape != [n] || values.len() != n {
+                return Err(bad(format!("`{name}` has shape {shape:?}, but the parameter has {n} values")));
+            }
+            if values.iter().any(|v| !v.is_finite() || (second && *v < 0.0)) {
+                return Err(bad(format!("`{name}` holds a non-finite or impossible value")));
+            }
+            if (if second { &mut sq } else { &mut avg }).insert(key, values).is_some() {
+                return Err(bad(format!("`{name}` appears twice")));
             }
         }
+        if steps > 0 {
+            for key in expected.keys() {
+                for (map, prefix) in [(&avg, "exp_avg"), (&sq, "exp_avg_sq")] {
+                    if !map.contains_key(key) {
+                        return Err(bad(format!("`{prefix}.{key}` is missing after {steps} steps")));
+                    }
+                }
+            }
+        } else if !avg.is_empty() || !sq.is_empty() {
+            return Err(bad("moments are present but no step was taken".into()));
+        }
+        if avg.len() != sq.len() {
+            return Err(bad("first and second moments do not pair up".into()));
+        }
+        let tensor = |values: Vec<f32>| {
+            let n = values.len();
+            Tensor::<1>::from_data(TensorData::new(values, [n]), device)
+        };
         self.state.clear();
         for (key, exp_avg) in avg {
-            let exp_avg_sq = sq
-                .remove(&key)
-                .ok_or_else(|| Error::Safetensors(format!("optimizer state lacks exp_avg_sq.{key}")))?;
-            self.state.insert(key, Moments { exp_avg, exp_avg_sq });
+            let exp_avg_sq = sq.remove(&key).ok_or_else(|| bad(format!("`exp_avg_sq.{key}` is missing")))?;
+            self.state.insert(key, Moments { exp_avg: tensor(exp_avg), exp_avg_sq: tensor(exp_avg_sq) });
         }
         self.step = steps;
         Ok(())

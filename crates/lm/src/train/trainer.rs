@@ -28,11 +28,15 @@ use crate::tensor::{cross_entropy, int_tensor, read_f32};
 pub struct EvalReport {
     pub step: usize,
     pub tokens_seen: u64,
+    #[serde(with = "crate::finite")]
     pub train_loss: f64,
     /// `None` when the run has no validation split.
+    #[serde(with = "crate::finite::option")]
     pub val_loss: Option<f64>,
     /// `exp(val_loss)` (of the train loss without a validation split).
+    #[serde(with = "crate::finite")]
     pub perplexity: f64,
+    #[serde(with = "crate::finite")]
     pub lr: f64,
     pub sample: String,
 }
@@ -42,8 +46,11 @@ pub struct EvalReport {
 pub struct StepReport {
     /// Steps completed, this one included.
     pub step: usize,
+    #[serde(with = "crate::finite")]
     pub loss: f64,
+    #[serde(with = "crate::finite")]
     pub grad_norm: f64,
+    #[serde(with = "crate::finite")]
     pub lr: f64,
     pub tokens: usize,
 }
@@ -99,9 +106,19 @@ fn step_seed(seed: u64, step: usize) -> u64 {
 impl Trainer {
     /// A fresh run: tokenizer, dataset and a randomly initialised model on `device` (the
     /// autodiff decorator is added here).
+    ///
+    /// Only runs no machine could hold are refused here; [`Trainer::new_within`] checks a
+    /// memory budget.
     pub fn new(config: TrainConfig, corpus: &Corpus, device: &Device) -> Result<Self> {
+        Self::new_within(config, corpus, device, u64::MAX)
+    }
+
+    /// [`Trainer::new`], refused before allocating when the run needs more than `budget`
+    /// bytes ([`TrainConfig::check_memory`]).
+    pub fn new_within(config: TrainConfig, corpus: &Corpus, device: &Device, budget: u64) -> Result<Self> {
         config.validate()?;
         let tokenizer = build_tokenizer(&config.tokenizer, corpus, config.arch == Arch::Bert)?;
+        config.check_memory(&tokenizer, budget)?;
         let device = device.clone().autodiff();
         // Parameters initialise lazily; draw them now, right after seeding, so the seed alone
         // decides them.
@@ -185,6 +202,16 @@ impl Trainer {
         self.config.steps = self.config.steps.max(steps);
     }
 
+    /// Evaluates (and so checkpoints) every `every` steps from now on: safe to change on a
+    /// resumed run, since it decides only when to look, not what is learned.
+    pub fn set_eval_every(&mut self, every: usize) -> Result<()> {
+        if every == 0 {
+            return Err(invalid!("--eval-every must be at least 1"));
+        }
+        self.config.eval_every = every;
+        Ok(())
+    }
+
     /// Whether an evaluation is due after the step just taken.
     pub fn eval_due(&self) -> bool {
         self.step.is_multiple_of(self.config.eval_every) || self.is_done()
@@ -204,7 +231,7 @@ impl Trainer {
                 let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
                 let vocab = m.config().vocab_size;
                 let (inputs, labels) = mask_tokens(&batch.inputs, t, vocab, mask_id, &specials, rng);
-                Ok(masked_lm_loss(m, &inputs, &labels, [b, t]))
+                masked_lm_loss(m, &inputs, &labels, [b, t])
             }
         }
     }

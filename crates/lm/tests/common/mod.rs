@@ -55,10 +55,21 @@ fn read_npy_raw(path: impl AsRef<std::path::Path>) -> (Vec<usize>, String, Vec<u
     (shape, descr, bytes[start + header_len..].to_vec())
 }
 
-/// Largest absolute difference; panics on length mismatch.
+/// Largest absolute difference; panics on length mismatch. A NaN on either side (or ∞ − ∞)
+/// counts as an infinite difference: `f32::max` would skip it, and NaN logits would pass every tolerance.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = (x - y).abs();
+            if d.is_nan() {
+                f32::INFINITY
+            } else {
+                d
+            }
+        })
+        .fold(0.0, f32::max)
 }
 
 pub fn ids(v: &Value) -> Vec<u32> {

@@ -1,0 +1,277 @@
+//! What a model needs in bytes, computed from its config before any tensor exists, so a config
+//! or a setting that cannot fit is refused with a message (what does not fit, what would)
+//! instead of an allocation failure that aborts the process or kills the tab.
+//!
+//! The numbers are estimates of f32 storage: weights; for training also their gradients, the
+//! two AdamW moments, and the activations autodiff keeps for the backward pass. They are
+//! computed in `u128` with saturating arithmetic, so absurd configs give absurd numbers, never
+//! an overflow.
+
+use super::config::{BertConfig, Gpt2Config, ModelConfig};
+use crate::error::{invalid, Result};
+
+const F32: u128 = 4;
+
+/// Bytes a model needs, by what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    pub weights: u128,
+    pub gradients: u128,
+    pub optimizer: u128,
+    pub activations: u128,
+}
+
+impl Footprint {
+    pub fn total(&self) -> u128 {
+        self.weights
+            .saturating_add(self.gradients)
+            .saturating_add(self.optimizer)
+            .saturating_add(self.activations)
+    }
+}
+
+fn mul(values: &[usize]) -> u128 {
+    values.iter().fold(1u128, |acc, &v| acc.saturating_mul(v as u128))
+}
+
+/// The shape numbers the estimate needs, for either architecture.
+struct Shape {
+    vocab: usize,
+    width: usize,
+    layers: usize,
+    heads: usize,
+    inner: usize,
+    positions: usize,
+    parameters: u128,
+}
+
+impl Gpt2Config {
+    /// Parameters, in `u128` so that no config can overflow the count.
+    pub fn parameter_count(&self) -> u128 {
+        let (d, f) = (self.n_embd, self.n_inner.unwrap_or(self.n_embd.saturating_mul(4)));
+        let block = mul(&[4, d])
+            .saturating_add(mul(&[d, 3, d]).saturating_add(mul(&[3, d])))
+            .saturating_add(mul(&[d, d]).saturating_add(d as u128))
+            .saturating_add(mul(&[d, f]).saturating_add(f as u128))
+            .saturating_add(mul(&[f, d]).saturating_add(d as u128));
+        mul(&[self.vocab_size, d])
+            .saturating_add(mul(&[self.n_positions, d]))
+            .saturating_add(block.saturating_mul(self.n_layer as u128))
+            .saturating_add(mul(&[2, d]))
+    }
+}
+
+impl BertConfig {
+    /// Parameters, in `u128` so that no config can overflow the count.
+    pub fn parameter_count(&self) -> u128 {
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        let emb = mul(&[
+            self.vocab_size.saturating_add(self.max_position_embeddings).saturating_add(self.type_vocab_size),
+            d,
+        ])
+        .saturating_add(mul(&[2, d]));
+        let layer = mul(&[4, d])
+            .saturating_mul(d as u128 + 1)
+            .saturating_add(mul(&[2, d]))
+            .saturating_add(mul(&[d, f]).saturating_add(f as u128))
+            .saturating_add(mul(&[f, d]).saturating_add(d as u128))
+            .saturating_add(mul(&[2, d]));
+        let head = mul(&[d, d]).saturating_add(mul(&[3, d])).saturating_add(self.vocab_size as u128);
+        emb.saturating_add(layer.saturating_mul(self.num_hidden_layers as u128)).saturating_add(head)
+    }
+}
+
+impl ModelConfig {
+    fn shape(&self) -> Shape {
+        match self {
+            ModelConfig::Gpt2(c) => Shape {
+                vocab: c.vocab_size,
+                width: c.n_embd,
+                layers: c.n_layer,
+                heads: c.n_head,
+                inner: c.n_inner.unwrap_or(c.n_embd.saturating_mul(4)),
+                positions: c.n_positions,
+                parameters: c.parameter_count(),
+            },
+            ModelConfig::Bert(c) => Shape {
+                vocab: c.vocab_size,
+                width: c.hidden_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                inner: c.intermediate_size,
+                positions: c.max_position_embeddings,
+                parameters: c.parameter_count(),
+            },
+        }
+    }
+
+    /// Parameters, never overflowing.
+    pub fn parameter_count(&self) -> u128 {
+        self.shape().parameters
+    }
+
+    /// Weights plus one forward pass of `batch` rows of `context` tokens without gradients.
+    pub fn inference_footprint(&self, batch: usize, context: usize) -> Footprint {
+        let s = self.shape();
+        let tokens = mul(&[batch, context]);
+        // The residual stream, one layer's MLP and attention scores, and the logits.
+        let live =
+            mul(&[4, s.width]).saturating_add(s.inner as u128).saturating_add(mul(&[2, s.heads, context]));
+        let activations = tokens.saturating_mul(live.saturating_add(s.vocab as u128)).saturating_mul(F32);
+        Footprint { weights: s.parameters.saturating_mul(F32), gradients: 0, optimizer: 0, activations }
+    }
+
+    /// Weights, gradients, AdamW's two moments and the activations a training step keeps for
+    /// its backward pass, for `batch` rows of `context` tokens.
+    pub fn training_footprint(&self, batch: usize, context: usize) -> Footprint {
+        let s = self.shape();
+        let weights = s.parameters.saturating_mul(F32);
+        let tokens = mul(&[batch, context]);
+        // Per layer and token, what autodiff keeps: the LayerNorm inputs and outputs, q/k/v and
+        // the attention output, the MLP's input, pre- and post-activation (≈ 12·d + 3·inner),
+        // and the attention scores, probabilities and dropout mask (3 · heads · context).
+        let per_layer = mul(&[12, s.width])
+            .saturating_add(mul(&[3, s.inner]))
+            .saturating_add(mul(&[3, s.heads, context]));
+        // The logits, their log-softmax and its gradient.
+        let head = mul(&[3, s.vocab]);
+        let per_token = per_layer.saturating_mul(s.layers as u128).saturating_add(head);
+        Footprint {
+            weights,
+            gradients: weights,
+            optimizer: weights.saturating_mul(2),
+            activations: tokens.saturating_mul(per_token).saturating_mul(F32),
+        }
+    }
+
+    /// The model's context length (rows of its position table).
+    pub fn positions(&self) -> usize {
+        self.shape().positions
+    }
+}
+
+/// Bytes as a person reads them: "512 MB", "1.2 GB".
+pub fn human_bytes(bytes: u128) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else if value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Refuses a training run whose footprint exceeds `budget` bytes, saying what would fit: the
+/// largest batch at this context, or else the longest context at batch 1.
+pub fn check_training_fits(
+    config: &ModelConfig,
+    batch: usize,
+    context: usize,
+    budget: u64,
+) -> Result<Footprint> {
+    let need = config.training_footprint(batch, context);
+    if need.total() <= budget as u128 {
+        return Ok(need);
+    }
+    let fits = |b: usize, t: usize| config.training_footprint(b, t).total() <= budget as u128;
+    let advice = if let Some(b) = largest(batch, |b| fits(b, context)) {
+        format!("at most batch {b} fits at context {context}")
+    } else if let Some(t) = largest(context, |t| fits(1, t)) {
+        format!("at batch 1, at most context {t} fits")
+    } else {
+        format!(
+            "the model alone needs {} with its gradients and optimizer state; choose a smaller model",
+            human_bytes(need.weights.saturating_mul(4))
+        )
+    };
+    Err(invalid!(
+        "batch {batch} × context {context} needs ~{} (weights {}, gradients {}, AdamW {}, activations {}) \
+         but ~{} is available; {advice}",
+        human_bytes(need.total()),
+        human_bytes(need.weights),
+        human_bytes(need.gradients),
+        human_bytes(need.optimizer),
+        human_bytes(need.activations),
+        human_bytes(budget as u128),
+    ))
+}
+
+/// Refuses to load or run a model whose weights plus one forward pass exceed `budget`.
+pub fn check_inference_fits(
+    config: &ModelConfig,
+    batch: usize,
+    context: usize,
+    budget: u64,
+) -> Result<Footprint> {
+    let need = config.inference_footprint(batch, context);
+    if need.total() <= budget as u128 {
+        return Ok(need);
+    }
+    Err(invalid!(
+        "this model needs ~{} ({} parameters) but ~{} is available",
+        human_bytes(need.total()),
+        config.parameter_count(),
+        human_bytes(budget as u128),
+    ))
+}
+
+/// The largest `n` in `1..below` with `ok(n)` (monotone: `ok` holds up to some point), if any.
+fn largest(below: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
+    if below <= 1 || !ok(1) {
+        return None;
+    }
+    let (mut lo, mut hi) = (1usize, below - 1);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Some(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameter_count_matches_the_published_sizes() {
+        // HF: GPT2LMHeadModel("gpt2") 124,439,808; BertForMaskedLM("bert-base-uncased") 109,514,298.
+        assert_eq!(Gpt2Config::preset("gpt2").unwrap().parameter_count(), 124_439_808);
+        assert_eq!(BertConfig::preset("bert-base-uncased").unwrap().parameter_count(), 109_514_298);
+    }
+
+    #[test]
+    fn gpt2_fine_tune_at_context_128_batch_2_is_about_two_gigabytes() {
+        let c = ModelConfig::Gpt2(Gpt2Config::preset("gpt2").unwrap());
+        let gb = c.training_footprint(2, 128).total() as f64 / 1e9;
+        assert!((1.8..3.0).contains(&gb), "{gb} GB");
+    }
+
+    #[test]
+    fn a_batch_that_does_not_fit_is_refused_with_what_would() {
+        let c = ModelConfig::Gpt2(Gpt2Config::preset("gpt2").unwrap());
+        let err = check_training_fits(&c, 512, 1024, 6_000_000_000).unwrap_err().to_string();
+        assert!(err.contains("batch 512 × context 1024 needs"), "{err}");
+        assert!(err.contains("at most batch"), "{err}");
+    }
+
+    #[test]
+    fn absurd_sizes_saturate_instead_of_overflowing() {
+        let mut g = Gpt2Config::tiny();
+        g.n_layer = usize::MAX;
+        g.n_embd = usize::MAX;
+        let c = ModelConfig::Gpt2(g);
+        assert_eq!(c.training_footprint(usize::MAX, usize::MAX).total(), u128::MAX);
+        assert!(check_training_fits(&c, 1, 2, u64::MAX).is_err());
+    }
+}
