@@ -264,6 +264,17 @@ await test('a malformed model is refused with a message; the loaded one stays', 
   assert((await text('fillmask-model')) === before, 'the previous model is still loaded');
 });
 
+await test('a tokenizer bigger than the model is refused with both sizes', async () => {
+  // The byte-level fixture has 256 tokens and no tokenizer.json: GPT-2's 50,257 would be used.
+  await tab('generate');
+  const dir = path.join(fixtures, 'gpt2-bytes-tiny');
+  await tid('generate-files').setInputFiles([path.join(dir, 'config.json'), path.join(dir, 'model.safetensors')]);
+  await waitFor('the vocabulary message', async () => {
+    const t = await text('generate-error');
+    return t.includes('50257') && t.includes('256');
+  });
+});
+
 // A slice of the sample corpus: enough text for a train and a validation split.
 const corpusSlice = path.join(os.tmpdir(), 'hearth-corpus-slice.txt');
 fs.writeFileSync(corpusSlice, fs.readFileSync(path.join(root, 'web/corpus/tiny_shakespeare_like.txt')).subarray(0, 60_000));
@@ -347,6 +358,57 @@ await test('a reload resumes the run from the checkpoint in browser storage', as
   await waitFor('step 33', async () => (await text('train-step')) === '33' && (await text('train-saved')).includes('step 33'), 300_000);
 });
 
+await test('"Start" over a saved run asks first and offers the download', async () => {
+  await tid('train-start').click();
+  await waitFor('the question', async () => (await text('train-replace-confirm')).includes('step 33'));
+  assert(await tid('train-replace-download').isVisible(), 'the download is offered');
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-replace.png') });
+  await tid('train-replace-no').click();
+  await waitFor('the question to go', async () => (await tid('train-replace-confirm').count()) === 0);
+  assert((await text('train-step')) === '33', 'the saved run is untouched');
+});
+
+await test('a quota failure in the middle of a save keeps the previous checkpoint', async () => {
+  // Browser storage fills up after the first file of the next checkpoint.
+  const [worker] = page.workers();
+  assert(worker, 'the compute worker is visible to the test');
+  await worker.evaluate(() => {
+    const put = Cache.prototype.put;
+    let calls = 0;
+    Cache.prototype.put = function (...args) {
+      calls += 1;
+      if (calls > 1) return Promise.reject(new DOMException('the quota is exceeded', 'QuotaExceededError'));
+      return put.apply(this, args);
+    };
+  });
+  await tid('train-steps').fill('34');
+  await tid('train-steps').blur();
+  await tid('train-resume').click();
+  await waitFor('the save error', async () => {
+    const t = await text('pretrain-error');
+    return t.includes('could not be saved') && t.includes('previous checkpoint is kept');
+  }, 300_000);
+  measured.quota_error_message = await text('pretrain-error');
+  await page.reload();
+  await waitFor('the backend after reload', async () => (await text('backend')) === 'webgpu');
+  await tab('pretrain');
+  await waitFor('the previous checkpoint, restored', async () => (await text('train-step')) === '33', 120_000);
+});
+
+await test('a worker crash restarts it and restores the last checkpoint, no reload', async () => {
+  await page.goto(origin + '/?test-hooks=1');
+  await waitFor('the backend', async () => (await text('backend')) === 'webgpu');
+  await tab('pretrain');
+  await waitFor('the restored run', async () => (await text('train-step')) === '33', 120_000);
+  await tid('test-crash').click();
+  await waitFor('the recovery message', async () => (await text('recovery')).includes('stopped'));
+  await waitFor('the run restored by the new worker', async () =>
+    (await text('train-step')) === '33' && (await tid('recovery-continue').isEnabled()), 120_000);
+  assert((await text('backend')) === 'webgpu', 'still on WebGPU');
+  await page.screenshot({ path: path.join(shots, 'recovery.png') });
+  await tid('recovery-dismiss').click();
+});
+
 await test('a downloaded model comes from browser storage the second time', async () => {
   const key = '/fixtures/gpt2-tiny/model.safetensors';
   const before = requests.get(key) || 0;
@@ -384,7 +446,8 @@ for (const f of fs.readdirSync(dist)) {
 await browser.close();
 server.close();
 
-const unexpected = pageErrors.filter((e) => !/Failed to load resource/.test(e));
+// The crash test makes the worker trap on purpose; its panic and trap are expected.
+const unexpected = pageErrors.filter((e) => !/Failed to load resource|hearth test crash|RuntimeError: unreachable/.test(e));
 if (unexpected.length) {
   console.log('page errors:\n  ' + unexpected.join('\n  '));
 }

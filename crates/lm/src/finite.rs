@@ -80,6 +80,19 @@ pub mod option {
     }
 }
 
+/// The same for `f32` (probabilities, logit differences).
+pub mod f32 {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        super::serialize(&f64::from(*v), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        Ok(Repr::deserialize(d)?.value::<D::Error>()? as f32)
+    }
+}
+
 /// A wrapper that serialises like [`serialize`], for values built on the fly (`--json` lines).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lossless(pub f64);

@@ -3,6 +3,7 @@
 //! runs `hearth-lm`. Natively only the pure parts compile: the message protocol, the zip
 //! writer and the URL rules, with their tests.
 
+pub mod choices;
 pub mod hub;
 pub mod limits;
 pub mod protocol;

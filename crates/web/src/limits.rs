@@ -8,6 +8,12 @@ use crate::units::human_bytes;
 /// converted and uploaded.
 pub const MODEL_FILE_LIMIT: u64 = 1536 << 20;
 
+/// What a training run in the tab may need (weights, gradients, AdamW moments, activations;
+/// `hearth_lm::model::memory`): wasm memory ends at 4 GiB, where the CPU fallback keeps
+/// everything, and WebGPU does not tell a page how much memory its GPU has. A run over it is
+/// refused before anything is allocated, with the batch or context that would fit.
+pub const TRAINING_BUDGET: u64 = 3 << 30;
+
 /// Refuses a model the device cannot hold, naming the limit it breaks.
 pub fn check_fits(info: &DeviceInfo, largest_tensor_bytes: u64, file_bytes: u64) -> Result<(), String> {
     if file_bytes > MODEL_FILE_LIMIT {

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::choices::{SizePreset, TrainArch, TrainTokenizer};
+
 /// Which panel a model is loaded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Slot {
@@ -44,12 +46,9 @@ pub struct SamplingParams {
 /// The pretrain panel's form.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
-    /// `gpt2` or `bert`.
-    pub arch: String,
-    /// A size preset of `hearth_lm::train::size_preset`.
-    pub size: String,
-    /// `chars`, `bytes`, `gpt2`, `bert-base-uncased` or `bpe:N`.
-    pub tokenizer: String,
+    pub arch: TrainArch,
+    pub size: SizePreset,
+    pub tokenizer: TrainTokenizer,
     pub context: usize,
     pub batch_size: usize,
     pub steps: usize,
@@ -62,9 +61,9 @@ pub struct TrainSettings {
 impl Default for TrainSettings {
     fn default() -> Self {
         Self {
-            arch: "gpt2".into(),
-            size: "micro".into(),
-            tokenizer: "chars".into(),
+            arch: TrainArch::Gpt2,
+            size: SizePreset::Micro,
+            tokenizer: TrainTokenizer::Chars,
             context: 64,
             batch_size: 8,
             steps: 300,
@@ -153,6 +152,9 @@ pub enum Request {
         steps: usize,
     },
     DownloadTrained,
+    /// Test hook (the page sends it only with `?test-hooks`): the worker traps, as a GPU driver
+    /// crash or an out-of-memory abort would, so the recovery path can be tested.
+    Crash,
 }
 
 /// The adapter, as WebGPU reports it.
@@ -194,6 +196,7 @@ pub struct ModelInfo {
 pub struct Candidate {
     pub id: u32,
     pub token: String,
+    #[serde(with = "hearth_lm::finite::f32")]
     pub prob: f32,
 }
 
@@ -214,10 +217,15 @@ pub struct TrainStatus {
     pub step: usize,
     pub total_steps: usize,
     pub tokens_seen: u64,
+    #[serde(with = "hearth_lm::finite::option")]
     pub loss: Option<f64>,
+    #[serde(with = "hearth_lm::finite::option")]
     pub val_loss: Option<f64>,
+    #[serde(with = "hearth_lm::finite::option")]
     pub perplexity: Option<f64>,
+    #[serde(with = "hearth_lm::finite")]
     pub tokens_per_s: f64,
+    #[serde(with = "hearth_lm::finite::option")]
     pub eta_s: Option<f64>,
     pub params: usize,
     /// The run's own settings (the form takes them when a saved run is restored).
@@ -231,6 +239,7 @@ pub struct TrainStatus {
 pub struct LossPoint {
     pub step: usize,
     pub tokens: u64,
+    #[serde(with = "hearth_lm::finite")]
     pub loss: f64,
 }
 
@@ -239,8 +248,11 @@ pub struct LossPoint {
 pub struct EvalPoint {
     pub step: usize,
     pub tokens: u64,
+    #[serde(with = "hearth_lm::finite")]
     pub train_loss: f64,
+    #[serde(with = "hearth_lm::finite::option")]
     pub val_loss: Option<f64>,
+    #[serde(with = "hearth_lm::finite")]
     pub perplexity: f64,
     pub sample: String,
 }
@@ -302,10 +314,12 @@ pub enum Event {
         text: String,
         ids: Vec<u32>,
         done: bool,
+        #[serde(with = "hearth_lm::finite")]
         tokens_per_s: f64,
     },
     Verified {
         slot: Slot,
+        #[serde(with = "hearth_lm::finite::f32")]
         max_abs_diff: f32,
         logits: usize,
         backend: String,
@@ -331,4 +345,33 @@ pub enum Event {
         topic: Topic,
         message: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A diverged evaluation must reach the page: serde_json would write NaN as `null` and the
+    /// page could not read the event back.
+    #[test]
+    fn events_with_nan_and_infinity_round_trip() {
+        let event = Event::TrainHistory {
+            losses: vec![LossPoint { step: 1, tokens: 8, loss: f64::NAN }],
+            evals: vec![EvalPoint {
+                step: 1,
+                tokens: 8,
+                train_loss: f64::INFINITY,
+                val_loss: Some(f64::NAN),
+                perplexity: f64::INFINITY,
+                sample: String::new(),
+            }],
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(json.contains(r#""loss":"NaN""#) && json.contains(r#""train_loss":"Infinity""#), "{json}");
+        let Event::TrainHistory { losses, evals } = serde_json::from_str(&json).unwrap() else {
+            unreachable!()
+        };
+        assert!(losses[0].loss.is_nan() && evals[0].val_loss.unwrap().is_nan());
+        assert_eq!(evals[0].train_loss, f64::INFINITY);
+    }
 }

@@ -59,9 +59,28 @@ pub fn parse_ids(text: &str) -> Result<Vec<u32>, String> {
     Ok(ids)
 }
 
+/// A number with `digits` decimals, non-finite ones as a person reads them ("NaN", "∞").
+pub fn fixed(v: f64, digits: usize) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "∞" } else { "−∞" }.into()
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_finite_numbers_read_as_words() {
+        assert_eq!(fixed(f64::NAN, 4), "NaN");
+        assert_eq!(fixed(f64::INFINITY, 2), "∞");
+        assert_eq!(fixed(f64::NEG_INFINITY, 2), "−∞");
+        assert_eq!(fixed(2.0, 2), "2.00");
+    }
 
     #[test]
     fn formats() {

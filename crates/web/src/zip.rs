@@ -126,4 +126,38 @@ mod tests {
         // The CRC-32 every zip tool agrees on.
         assert_eq!(crc32fast::hash(b"hello"), 0x3610_a686);
     }
+
+    /// 10,000 random file sets — names with any chars (some too long for zip), empty and binary
+    /// contents — either refuse with a message or read back exactly.
+    #[test]
+    fn random_file_sets_read_back_or_are_refused() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as usize) % n.max(1)
+        };
+        const CHARS: [char; 8] = ['a', 'Z', '/', '.', ' ', 'é', '漢', '🦀'];
+        for _ in 0..10_000 {
+            let files: Vec<(String, Vec<u8>)> = (0..next(6))
+                .map(|_| {
+                    let len = if next(50) == 0 { 70_000 } else { next(40) };
+                    let name: String = (0..len).map(|_| CHARS[next(CHARS.len())]).collect();
+                    let data: Vec<u8> = (0..next(300)).map(|_| next(256) as u8).collect();
+                    (name, data)
+                })
+                .collect();
+            let dir = if next(2) == 0 { "" } else { "run" };
+            match zip_stored(dir, &files) {
+                Ok(zip) => {
+                    let back = read_back(&zip);
+                    assert_eq!(back.len(), files.len());
+                    for ((name, data), (got_name, got_data, crc)) in files.iter().zip(&back) {
+                        let want = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                        assert_eq!((got_name, got_data, *crc), (&want, data, crc32fast::hash(data)));
+                    }
+                }
+                Err(e) => assert!(e.contains("too long"), "{e}"),
+            }
+        }
+    }
 }

@@ -28,6 +28,12 @@ pub struct Encoded {
 impl Tokenizer {
     /// Parses a `tokenizer.json` (either merge format: `["a", "b"]` pairs or legacy `"a b"`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        // `tokenizers` 0.23 panics (`expect("Helper")` in its decoder deserializer) on invalid
+        // JSON inside the `decoder` object, found by tests/fuzz.rs. Parsing the whole file first
+        // turns every such file into an error (`IgnoredAny` is not enough: it skips the checks
+        // of string escapes that also trip it).
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|e| Error::Tokenizer(format!("cannot read tokenizer.json: {e}")))?;
         let inner = tokenizers::Tokenizer::from_bytes(bytes)
             .map_err(|e| Error::Tokenizer(format!("cannot read tokenizer.json: {e}")))?;
         Ok(Self { inner })

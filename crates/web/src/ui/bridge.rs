@@ -15,7 +15,12 @@ thread_local! {
     static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
     static LISTENING: Cell<bool> = const { Cell::new(false) };
     static QUEUE: RefCell<Vec<Array>> = const { RefCell::new(Vec::new()) };
+    /// Times the worker was restarted after a crash: a worker that keeps crashing is not
+    /// restarted forever.
+    static RESTARTS: Cell<u32> = const { Cell::new(0) };
 }
+
+const MAX_RESTARTS: u32 = 3;
 
 /// Sends a request to the worker.
 pub fn post(request: &Request) {
@@ -43,8 +48,23 @@ fn send(message: &Array) {
     });
 }
 
+/// Asks the browser to keep this site's storage under pressure (`navigator.storage.persist()`,
+/// a page-only call): checkpoints of hours of training live there. The answer (a prompt in some
+/// browsers) does not matter to anything else, so it is not awaited.
+fn persist_storage() {
+    let call = || -> Option<()> {
+        let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+        let manager = js_sys::Reflect::get(&navigator, &"storage".into()).ok()?;
+        let persist = js_sys::Reflect::get(&manager, &"persist".into()).ok()?;
+        persist.dyn_into::<js_sys::Function>().ok()?.call0(&manager).ok()?;
+        Some(())
+    };
+    let _ = call();
+}
+
 /// Starts the worker built by Trunk beside the page.
 pub fn start(state: AppState, force_cpu: bool) {
+    persist_storage();
     let worker = match Worker::new("./hearth-worker_loader.js") {
         Ok(w) => w,
         Err(e) => {
@@ -79,10 +99,7 @@ pub fn start(state: AppState, force_cpu: bool) {
         state.apply(event);
     });
     let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
-        state.topic(Topic::Device).error.set(Some(format!(
-            "the compute worker stopped ({}); reload the page — the last checkpoint is in browser storage",
-            event.message()
-        )));
+        restart_after_crash(state, force_cpu, event.message());
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
@@ -90,6 +107,41 @@ pub fn start(state: AppState, force_cpu: bool) {
     on_message.forget();
     on_error.forget();
     WORKER.with(|w| *w.borrow_mut() = Some(worker));
+}
+
+/// A trapped worker (a GPU device lost, a driver crash, memory exhausted) is dead: start a new
+/// one, which restores the last checkpoint from browser storage on its own, and tell the user
+/// what happened and how to go on. Requests posted meanwhile wait for the new worker.
+pub fn restart_after_crash(state: AppState, force_cpu: bool, why: String) {
+    if let Some(old) = WORKER.with(|w| w.borrow_mut().take()) {
+        old.terminate();
+    }
+    LISTENING.with(|l| l.set(false));
+    state.generating.set(false);
+    let restarts = RESTARTS.with(|r| {
+        r.set(r.get() + 1);
+        r.get()
+    });
+    if restarts > MAX_RESTARTS {
+        state.topic(Topic::Device).error.set(Some(format!(
+            "the compute worker stopped again ({why}); reload the page — the last checkpoint is in browser storage"
+        )));
+        return;
+    }
+    state.recovered.set(Some(format!(
+        "The compute worker stopped ({why}). It was restarted{}; the last checkpoint is restored from browser storage.",
+        if force_cpu { " on the CPU" } else { "" }
+    )));
+    start(state, force_cpu);
+}
+
+/// Replaces the worker by a new one on the chosen backend (the user's choice after a crash).
+pub fn restart(state: AppState, force_cpu: bool) {
+    if let Some(old) = WORKER.with(|w| w.borrow_mut().take()) {
+        old.terminate();
+    }
+    LISTENING.with(|l| l.set(false));
+    start(state, force_cpu);
 }
 
 /// Offers `bytes` to the user as a file download.

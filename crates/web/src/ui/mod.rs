@@ -7,6 +7,7 @@ mod fill_mask;
 mod generate;
 mod model_source;
 mod pretrain;
+mod recovery;
 mod state;
 mod tokenize;
 mod verify;
@@ -33,7 +34,9 @@ fn location_part(part: fn(&web_sys::Location) -> Result<String, wasm_bindgen::Js
 pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
-    let force_cpu = location_part(web_sys::Location::search).contains("backend=cpu");
+    let search = location_part(web_sys::Location::search);
+    let force_cpu = search.contains("backend=cpu");
+    let test_hooks = search.contains("test-hooks");
     bridge::start(state, force_cpu);
     let initial = location_part(web_sys::Location::hash).trim_start_matches('#').to_string();
     let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) {
@@ -52,7 +55,9 @@ pub fn App() -> impl IntoView {
                     {move || state.device.get().map_or_else(|| "…".to_string(), |d| d.backend)}
                 </strong>
             </span>
+            <recovery::TestHooks enabled=test_hooks />
         </header>
+        <recovery::Recovery />
         <nav class="tabs">
             {TABS
                 .iter()

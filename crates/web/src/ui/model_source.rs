@@ -7,7 +7,7 @@ use web_sys::HtmlInputElement;
 
 use super::bridge::{post, post_with};
 use super::state::AppState;
-use crate::protocol::{Request, Slot};
+use crate::protocol::{Request, Slot, TrainArch};
 use crate::units::{human_bytes, human_count};
 
 /// The model picker of `slot`'s panel.
@@ -98,9 +98,9 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
     }
 }
 
-fn trained_arch(slot: Slot) -> &'static str {
+fn trained_arch(slot: Slot) -> TrainArch {
     match slot {
-        Slot::FillMask => "bert",
-        Slot::Generate => "gpt2",
+        Slot::FillMask => TrainArch::Bert,
+        Slot::Generate => TrainArch::Gpt2,
     }
 }

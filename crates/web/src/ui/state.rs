@@ -70,6 +70,8 @@ pub struct AppState {
     pub train: RwSignal<Option<TrainStatus>>,
     pub losses: RwSignal<Vec<LossPoint>>,
     pub evals: RwSignal<Vec<EvalPoint>>,
+    /// Why the compute worker was restarted, while the page offers how to go on.
+    pub recovered: RwSignal<Option<String>>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             fill_model: RwSignal::new(None),
             gen_model: RwSignal::new(None),
             fill_results: RwSignal::new(None),
+            recovered: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
             dist_seq: RwSignal::new(0),

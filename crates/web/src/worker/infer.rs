@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::tensor::{Int, Tensor};
-use hearth_lm::tensor::{ids_tensor, read_f32};
-use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
 use hearth_lm::infer::sampling::{argmax, top_k_probs};
+use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
+use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
 
 use super::device::cpu_device;
-use super::models::LoadedModel;
+use super::state::LoadedModel;
 use super::{emit, emit_error, now_ms, state, yield_now};
 use crate::protocol::{Candidate, Event, SamplingParams, Slot, Topic};
 use crate::units::parse_ids;
@@ -227,6 +227,8 @@ async fn stream(
 
 /// Full logits of `ids` (`[t, vocab]`, flattened).
 async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
+    // Out of range, the embedding lookup would read past its table on the GPU.
+    hearth_lm::model::check_ids(ids, model.vocab_size()).map_err(|e| e.to_string())?;
     match model {
         AnyModel::Gpt2(m) => {
             let device = m.device();

@@ -6,6 +6,7 @@ mod device;
 mod fetch;
 mod infer;
 mod models;
+mod run;
 mod state;
 mod storage;
 mod training;
@@ -64,7 +65,11 @@ pub fn start() {
 
 async fn handle(request: Request, extra: JsValue) {
     match request {
-        Request::Init { force_cpu } => state::init(force_cpu).await,
+        Request::Init { force_cpu } => {
+            state::init(force_cpu).await;
+            // A run saved in browser storage comes back once the device is up.
+            training::restore_saved().await;
+        }
         Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text),
         Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids),
         Request::LoadUrl { slot, url } => models::load_url(slot, &url).await,
@@ -85,6 +90,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,
         Request::DownloadTrained => training::download().await,
+        Request::Crash => panic!("hearth test crash: the worker traps on request"),
     }
 }
 

@@ -4,22 +4,16 @@
 use std::rc::Rc;
 
 use hearth_lm::io::hf::{load_model, load_tokenizer};
-use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
+use hearth_lm::{HfFiles, ModelConfig};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::fetch::fetch_cached;
-use super::{emit, emit_error, read_file, state};
+use super::state::{self, LoadedModel};
+use super::{emit, emit_error, read_file};
 use crate::hub::directory_url;
 use crate::limits::{check_fits, MODEL_FILE_LIMIT};
 use crate::protocol::{Event, ModelInfo, Slot, Topic};
-
-/// A model ready for inference.
-pub struct LoadedModel {
-    pub model: AnyModel,
-    pub tokenizer: Tokenizer,
-    pub info: ModelInfo,
-}
 
 pub async fn load_url(slot: Slot, url: &str) {
     let topic = Topic::from(slot);

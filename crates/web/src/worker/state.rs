@@ -7,17 +7,25 @@ use std::rc::Rc;
 
 use burn::tensor::Device;
 
+use hearth_lm::{AnyModel, Tokenizer};
+
 use super::device::{self, Compute};
-use super::models::LoadedModel;
-use super::training::Run;
+use super::run::{CorpusFile, Run};
 use super::{emit, emit_error};
-use crate::protocol::{Event, Slot, Topic};
+use crate::protocol::{Event, ModelInfo, Slot, Topic};
+
+/// A model ready for inference in the fill-mask or generate panel.
+pub struct LoadedModel {
+    pub model: AnyModel,
+    pub tokenizer: Tokenizer,
+    pub info: ModelInfo,
+}
 
 #[derive(Default)]
 struct State {
     compute: Option<Compute>,
     models: HashMap<Slot, Rc<LoadedModel>>,
-    corpus: Option<Rc<super::training::CorpusFile>>,
+    corpus: Option<Rc<CorpusFile>>,
     run: Option<Rc<Run>>,
 }
 
@@ -31,7 +39,6 @@ pub async fn init(force_cpu: bool) {
     let compute = device::init(force_cpu).await;
     emit(&Event::Ready(compute.info.clone()));
     STATE.with(|s| s.borrow_mut().compute = Some(compute));
-    super::training::restore_saved().await;
 }
 
 /// The compute device, or an error for `topic` if the worker has not started yet.
@@ -55,11 +62,11 @@ pub fn set_model(slot: Slot, model: Rc<LoadedModel>) {
     STATE.with(|s| s.borrow_mut().models.insert(slot, model));
 }
 
-pub fn corpus() -> Option<Rc<super::training::CorpusFile>> {
+pub fn corpus() -> Option<Rc<CorpusFile>> {
     STATE.with(|s| s.borrow().corpus.clone())
 }
 
-pub fn set_corpus(corpus: Rc<super::training::CorpusFile>) {
+pub fn set_corpus(corpus: Rc<CorpusFile>) {
     STATE.with(|s| s.borrow_mut().corpus = Some(corpus));
 }
 

@@ -54,3 +54,26 @@ pub async fn delete(key: &str) -> Result<(), String> {
     let cache = open().await?;
     JsFuture::from(cache.delete_with_str(key)).await.map(|_: JsValue| ()).map_err(|e| js_error(&e))
 }
+
+/// ", browser storage holds X of Y" from `navigator.storage.estimate()`, or nothing where the
+/// browser does not say. Read through `Reflect` so no extra web-sys features are compiled.
+pub async fn usage() -> String {
+    let estimate = async {
+        let navigator = js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+        let manager = js_sys::Reflect::get(&navigator, &"storage".into()).ok()?;
+        let call =
+            js_sys::Reflect::get(&manager, &"estimate".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+        let promise = call.call0(&manager).ok()?.dyn_into::<js_sys::Promise>().ok()?;
+        let result = JsFuture::from(promise).await.ok()?;
+        let number = |field: &str| js_sys::Reflect::get(&result, &field.into()).ok()?.as_f64();
+        Some((number("usage")?, number("quota")?))
+    };
+    match estimate.await {
+        Some((used, quota)) => format!(
+            " (browser storage holds {} of the {} this site may use)",
+            crate::units::human_bytes(used as u64),
+            crate::units::human_bytes(quota as u64)
+        ),
+        None => String::new(),
+    }
+}

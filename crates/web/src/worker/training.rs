@@ -1,35 +1,24 @@
 //! Pretraining in the browser: the run's loop, its controls, automatic checkpoints in browser
 //! storage (so a reload resumes), and the Hugging Face zip download.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::rc::Rc;
 
-use futures::lock::Mutex;
-use hearth_lm::io::checkpoint::{export_model, Checkpoint};
+use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::train::Corpus;
-use hearth_lm::train::{size_preset, Arch, EvalReport, TrainConfig, Trainer};
-use hearth_lm::{HfFiles, Tokenizer};
+use hearth_lm::train::{size_preset, Arch, TrainConfig, Trainer};
 use js_sys::Array;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::run::{eval_point, CorpusFile, Run};
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
-use crate::protocol::{
-    CorpusInfo, EvalPoint, Event, LossPoint, RunState, Topic, TrainAction, TrainSettings, TrainStatus,
-};
+use crate::limits::TRAINING_BUDGET;
+use crate::protocol::{CorpusInfo, Event, LossPoint, RunState, Topic, TrainAction, TrainArch, TrainSettings};
 use crate::zip::zip_stored;
 
 /// Larger texts take minutes just to tokenize in a tab; the CLI is the tool for them.
 const CORPUS_LIMIT: u64 = 64 << 20;
 const TOPIC: Topic = Topic::Pretrain;
-
-/// An uploaded corpus.
-pub struct CorpusFile {
-    pub name: String,
-    pub corpus: Corpus,
-    pub bytes: Vec<u8>,
-}
 
 fn corpus_info(name: &str, corpus: &Corpus, bytes: usize) -> CorpusInfo {
     let text = corpus.text();
@@ -69,8 +58,11 @@ pub async fn load_corpus(extra: JsValue) {
 
 /// The form's values as a run configuration, with the limits a tab can live with.
 pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
-    let arch: Arch = s.arch.parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    let (n_layer, n_head, n_embd) = size_preset(&s.size).map_err(|e| e.to_string())?;
+    let arch = match s.arch {
+        TrainArch::Gpt2 => Arch::Gpt2,
+        TrainArch::Bert => Arch::Bert,
+    };
+    let (n_layer, n_head, n_embd) = size_preset(s.size.as_str()).map_err(|e| e.to_string())?;
     if !(1..=1024).contains(&s.context) {
         return Err(format!("context must be between 1 and 1024 tokens, got {}", s.context));
     }
@@ -84,7 +76,8 @@ pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
         return Err(format!("learning rate must be in (0, 1], got {}", s.lr));
     }
     let mut c = TrainConfig::nano(arch);
-    c.tokenizer = s.tokenizer.parse().map_err(|e: hearth_lm::Error| e.to_string())?;
+    // Both spell tokenizers as `hearth train --tokenizer` does.
+    c.tokenizer = s.tokenizer.to_string().parse().map_err(|e: hearth_lm::Error| e.to_string())?;
     (c.n_layer, c.n_head, c.n_embd) = (n_layer, n_head, n_embd);
     c.data.context = s.context;
     c.data.stride = s.context;
@@ -101,146 +94,6 @@ pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
     c.seed = s.seed;
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
-}
-
-/// Tokens per second over the last steps.
-#[derive(Default)]
-struct Speed {
-    window: VecDeque<(f64, usize)>,
-}
-
-impl Speed {
-    fn record(&mut self, at_ms: f64, tokens: usize) {
-        self.window.push_back((at_ms, tokens));
-        if self.window.len() > 20 {
-            self.window.pop_front();
-        }
-    }
-
-    fn tokens_per_s(&self) -> f64 {
-        match (self.window.front(), self.window.back()) {
-            (Some(first), Some(last)) if self.window.len() > 1 => {
-                let tokens: usize = self.window.iter().skip(1).map(|(_, t)| t).sum();
-                tokens as f64 / ((last.0 - first.0) / 1000.0).max(1e-6)
-            }
-            _ => 0.0,
-        }
-    }
-
-    /// Starts measuring afresh from now (time not spent training must not count).
-    fn restart(&mut self) {
-        self.window.clear();
-        self.record(now_ms(), 0);
-    }
-}
-
-/// A training run and what the panel shows about it.
-pub struct Run {
-    trainer: Mutex<Trainer>,
-    tokenizer: Rc<Tokenizer>,
-    settings: TrainSettings,
-    corpus: Rc<CorpusFile>,
-    params: usize,
-    state: Cell<RunState>,
-    step: Cell<usize>,
-    total: Cell<usize>,
-    tokens_seen: Cell<u64>,
-    losses: RefCell<Vec<LossPoint>>,
-    evals: RefCell<Vec<EvalPoint>>,
-    saved_step: Cell<Option<usize>>,
-    speed: RefCell<Speed>,
-    driving: Cell<bool>,
-}
-
-fn eval_point(r: &EvalReport) -> EvalPoint {
-    EvalPoint {
-        step: r.step,
-        tokens: r.tokens_seen,
-        train_loss: r.train_loss,
-        val_loss: r.val_loss,
-        perplexity: r.perplexity,
-        sample: r.sample.clone(),
-    }
-}
-
-impl Run {
-    fn new(
-        trainer: Trainer,
-        settings: TrainSettings,
-        corpus: Rc<CorpusFile>,
-        losses: Vec<LossPoint>,
-    ) -> Self {
-        let state = if trainer.is_done() { RunState::Done } else { RunState::Paused };
-        Self {
-            tokenizer: Rc::new(trainer.tokenizer().clone()),
-            params: trainer.num_params(),
-            step: Cell::new(trainer.step_count()),
-            total: Cell::new(trainer.config().steps),
-            tokens_seen: Cell::new(trainer.tokens_seen()),
-            evals: RefCell::new(trainer.history().iter().map(eval_point).collect()),
-            losses: RefCell::new(losses),
-            trainer: Mutex::new(trainer),
-            settings,
-            corpus,
-            state: Cell::new(state),
-            saved_step: Cell::new(None),
-            speed: RefCell::default(),
-            driving: Cell::new(false),
-        }
-    }
-
-    pub fn tokenizer(&self) -> Rc<Tokenizer> {
-        self.tokenizer.clone()
-    }
-
-    pub fn step(&self) -> usize {
-        self.step.get()
-    }
-
-    /// Everything a resume needs (waits for the step in progress).
-    async fn checkpoint(&self) -> Result<Checkpoint, String> {
-        self.trainer.lock().await.checkpoint().await.map_err(|e| e.to_string())
-    }
-
-    /// The model as a Hugging Face directory (waits for the step in progress).
-    pub async fn export(&self) -> Result<HfFiles, String> {
-        let trainer = self.trainer.lock().await;
-        export_model(&trainer).await.map_err(|e| e.to_string())
-    }
-
-    fn status(&self) -> TrainStatus {
-        let evals = self.evals.borrow();
-        let last_eval = evals.last();
-        let speed = self.speed.borrow().tokens_per_s();
-        let tokens_per_step = (self.settings.batch_size * self.settings.context) as f64;
-        let remaining = self.total.get().saturating_sub(self.step.get()) as f64;
-        let running = self.state.get() == RunState::Running;
-        TrainStatus {
-            state: self.state.get(),
-            step: self.step.get(),
-            total_steps: self.total.get(),
-            tokens_seen: self.tokens_seen.get(),
-            loss: self.losses.borrow().last().map(|p| p.loss).or(last_eval.map(|e| e.train_loss)),
-            val_loss: last_eval.and_then(|e| e.val_loss),
-            perplexity: last_eval.map(|e| e.perplexity),
-            tokens_per_s: speed,
-            eta_s: (running && speed > 0.0).then(|| remaining * tokens_per_step / speed),
-            params: self.params,
-            settings: self.settings.clone(),
-            saved_step: self.saved_step.get(),
-        }
-    }
-
-    fn emit_status(&self) {
-        emit(&Event::TrainStatus(self.status()));
-    }
-
-    fn emit_history(&self) {
-        emit(&Event::TrainHistory {
-            losses: self.losses.borrow().clone(),
-            evals: self.evals.borrow().clone(),
-        });
-    }
 }
 
 pub async fn start(settings: TrainSettings) {
@@ -264,7 +117,7 @@ pub async fn start(settings: TrainSettings) {
         total: 0,
     });
     yield_now().await;
-    let trainer = match Trainer::new(config, &corpus.corpus, &device) {
+    let trainer = match Trainer::new_within(config, &corpus.corpus, &device, TRAINING_BUDGET) {
         Ok(t) => t,
         Err(e) => return emit_error(TOPIC, e.to_string()),
     };
@@ -382,40 +235,108 @@ async fn drive(run: Rc<Run>) {
     run.emit_status();
 }
 
-/// What sits beside the checkpoint files in storage.
+/// What sits beside the checkpoint files in storage: the switch that says which generation of
+/// files is the checkpoint.
 #[derive(Serialize, Deserialize)]
 struct SavedRun {
     settings: TrainSettings,
     corpus_name: String,
     files: Vec<String>,
     losses: Vec<LossPoint>,
+    /// The generation the files are stored under. Absent in checkpoints saved before
+    /// generations existed, whose files sit directly under `run/`.
+    #[serde(default)]
+    generation: Option<u64>,
+    /// Where the corpus is stored (by content, so a save rewrites it only for a new corpus).
+    #[serde(default)]
+    corpus_key: Option<String>,
 }
 
 const META: &str = "run/meta.json";
-const CORPUS: &str = "run/corpus.txt";
+/// The corpus of checkpoints saved before generations existed.
+const LEGACY_CORPUS: &str = "run/corpus.txt";
 
-fn file_key(name: &str) -> String {
-    storage::local_key(&format!("run/{name}"))
+fn file_key(generation: Option<u64>, name: &str) -> String {
+    match generation {
+        Some(g) => storage::local_key(&format!("run/g{g}/{name}")),
+        None => storage::local_key(&format!("run/{name}")),
+    }
 }
 
-/// Writes the run's checkpoint to browser storage; the metadata goes last, so a reload never
-/// finds a half-written checkpoint described as complete.
+/// FNV-1a of the corpus bytes: its storage key.
+fn corpus_key(bytes: &[u8]) -> String {
+    let hash =
+        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    storage::local_key(&format!("run/corpus-{hash:016x}.txt"))
+}
+
+impl SavedRun {
+    fn corpus(&self) -> String {
+        self.corpus_key.clone().unwrap_or_else(|| storage::local_key(LEGACY_CORPUS))
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.files.iter().map(|n| file_key(self.generation, n)).collect()
+    }
+}
+
+/// The checkpoint the switch points at now, if one is readable.
+async fn saved_meta() -> Result<Option<SavedRun>, String> {
+    let Some(meta) = storage::get(&storage::local_key(META)).await? else { return Ok(None) };
+    serde_json::from_slice(&meta)
+        .map(Some)
+        .map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))
+}
+
+/// Writes the run's checkpoint to browser storage as a transaction: the files go under a new
+/// generation, then one write of `meta.json` switches to it, then the previous generation is
+/// deleted. A failure anywhere before the switch (a full quota, a closed tab) leaves the
+/// previous checkpoint whole and still the one a reload restores.
 async fn save(run: &Run) {
     let result = async {
         let checkpoint = run.checkpoint().await?;
-        storage::delete(&storage::local_key(META)).await?;
-        for (name, bytes) in &checkpoint.files {
-            storage::put(&file_key(name), bytes).await?;
-        }
-        storage::put(&storage::local_key(CORPUS), &run.corpus.bytes).await?;
+        // An unreadable switch is as good as none: the new generation replaces it.
+        let previous = saved_meta().await.ok().flatten();
+        let generation = previous.as_ref().and_then(|m| m.generation).map_or(1, |g| g + 1);
         let meta = SavedRun {
             settings: run.settings.clone(),
             corpus_name: run.corpus.name.clone(),
             files: checkpoint.files.iter().map(|(n, _)| n.clone()).collect(),
             losses: run.losses.borrow().clone(),
+            generation: Some(generation),
+            corpus_key: Some(corpus_key(&run.corpus.bytes)),
         };
-        let meta = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
-        storage::put(&storage::local_key(META), &meta).await?;
+        let new_corpus = previous.as_ref().map(SavedRun::corpus) != Some(meta.corpus());
+        let written = async {
+            for (name, bytes) in &checkpoint.files {
+                storage::put(&file_key(Some(generation), name), bytes).await?;
+            }
+            if new_corpus {
+                storage::put(&meta.corpus(), &run.corpus.bytes).await?;
+            }
+            let switch = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
+            storage::put(&storage::local_key(META), &switch).await
+        }
+        .await;
+        if let Err(e) = written {
+            // Nothing points at the new generation: take it away again and say why.
+            for key in meta.keys() {
+                let _ = storage::delete(&key).await;
+            }
+            if new_corpus {
+                let _ = storage::delete(&meta.corpus()).await;
+            }
+            let kept = previous.map_or(String::new(), |_| "; the previous checkpoint is kept".into());
+            return Err(format!("{e}{}{kept}", storage::usage().await));
+        }
+        if let Some(previous) = previous {
+            for key in previous.keys() {
+                let _ = storage::delete(&key).await;
+            }
+            if new_corpus {
+                let _ = storage::delete(&previous.corpus()).await;
+            }
+        }
         Ok::<_, String>(())
     }
     .await;
@@ -428,20 +349,19 @@ async fn save(run: &Run) {
 /// Restores the run saved in browser storage, paused, with its curves.
 pub async fn restore_saved() {
     let result = async {
-        let Some(meta) = storage::get(&storage::local_key(META)).await? else { return Ok(None) };
-        let meta: SavedRun = serde_json::from_slice(&meta)
-            .map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))?;
-        let bytes =
-            storage::get(&storage::local_key(CORPUS)).await?.ok_or("the saved run's corpus is missing")?;
+        let Some(meta) = saved_meta().await? else { return Ok(None) };
+        let bytes = storage::get(&meta.corpus()).await?.ok_or("the saved run's corpus is missing")?;
         let corpus = Corpus::from_bytes(&bytes).map_err(|e| e.to_string())?;
         let mut checkpoint = Checkpoint::default();
         for name in &meta.files {
-            let data =
-                storage::get(&file_key(name)).await?.ok_or_else(|| format!("the saved {name} is missing"))?;
+            let data = storage::get(&file_key(meta.generation, name))
+                .await?
+                .ok_or_else(|| format!("the saved {name} is missing"))?;
             checkpoint.files.push((name.clone(), data));
         }
         let device = state::device(TOPIC).ok_or("no device")?;
-        let trainer = Trainer::resume(&checkpoint, &corpus, &device).map_err(|e| e.to_string())?;
+        let trainer = Trainer::resume_within(&checkpoint, &corpus, &device, TRAINING_BUDGET)
+            .map_err(|e| e.to_string())?;
         let file = Rc::new(CorpusFile { name: meta.corpus_name, corpus, bytes });
         emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
         state::set_corpus(file.clone());
@@ -470,7 +390,7 @@ pub async fn download() {
     let Some(run) = state::run() else { return emit_error(TOPIC, "nothing has been trained yet") };
     let result = async {
         let checkpoint = run.checkpoint().await?;
-        let dir = format!("hearth-{}-step{}", run.settings.arch, run.step.get());
+        let dir = format!("hearth-{}-step{}", run.settings.arch.as_str(), run.step.get());
         let zip = zip_stored(&dir, &checkpoint.files)?;
         Ok::<_, String>((dir, zip))
     }

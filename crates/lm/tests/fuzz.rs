@@ -1,0 +1,173 @@
+//! Mutation fuzzing of every parser that reads what a user brings: safetensors weights, model
+//! configs, tokenizer files, and a training checkpoint's state and optimizer moments. Each
+//! target gets 10,000 inputs made from a valid file by random byte edits (flips, interesting
+//! bytes, insertions, deletions, truncations, duplicated chunks, numbers blown up to absurd
+//! sizes), seeded so a failure reproduces. Every input must give `Ok` or `Err` — a panic fails
+//! the test with the input that caused it. Allocation is bounded by construction, not by this
+//! test: a config must fit its weights file (`io::hf`), a run its memory budget
+//! (`model::memory`), and safetensors lengths are checked against the file by the parser.
+
+mod common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use burn::tensor::Device;
+use common::*;
+use hearth_lm::io::checkpoint::Checkpoint;
+use hearth_lm::io::hf::export_bert;
+use hearth_lm::io::weights::SafetensorsFile;
+use hearth_lm::train::{build_tokenizer, Arch, Corpus, TokenizerChoice, TrainConfig, Trainer};
+use hearth_lm::{load_model, BertConfig, ModelConfig, Rng, Tokenizer};
+
+const CASES: usize = 10_000;
+
+/// One random edit of `input`.
+fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = input.to_vec();
+    for _ in 0..1 + rng.below(4) {
+        let len = out.len().max(1);
+        let at = rng.below(len).min(out.len());
+        // A position inside the data, for the edits that change a byte in place.
+        let inside = at.min(out.len().saturating_sub(1));
+        match rng.below(8) {
+            0 if !out.is_empty() => out[inside] ^= 1 << rng.below(8),
+            1 if !out.is_empty() => {
+                const INTERESTING: [u8; 10] = [0, 0xff, 0x7f, 0x80, b'9', b'-', b'{', b'"', b'.', b'e'];
+                out[inside] = INTERESTING[rng.below(INTERESTING.len())];
+            }
+            2 => {
+                let bytes: Vec<u8> = (0..1 + rng.below(8)).map(|_| rng.below(256) as u8).collect();
+                out.splice(at..at, bytes);
+            }
+            3 => {
+                let end = (at + 1 + rng.below(16)).min(out.len());
+                out.drain(at..end);
+            }
+            4 => out.truncate(at),
+            5 => {
+                let end = (at + 1 + rng.below(64)).min(out.len());
+                let chunk = out[at..end].to_vec();
+                out.splice(at..at, chunk);
+            }
+            _ => {
+                // A digit run becomes an absurd number: sizes, steps, shapes, offsets.
+                if let Some(start) = out.iter().skip(at).position(u8::is_ascii_digit).map(|p| p + at) {
+                    let end = out[start..]
+                        .iter()
+                        .position(|b| !b.is_ascii_digit())
+                        .map_or(out.len(), |p| p + start);
+                    const HUGE: [&[u8]; 4] =
+                        [b"18446744073709551615", b"1000000000", b"0", b"99999999999999999999999"];
+                    out.splice(start..end, HUGE[rng.below(HUGE.len())].iter().copied());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs `target` on `CASES` mutations of `seed_input`; panics name the input.
+fn fuzz(name: &str, seed: u64, seed_input: &[u8], mut target: impl FnMut(&[u8])) {
+    let mut rng = Rng::new(seed);
+    let mut ok_inputs = 0usize;
+    for case in 0..CASES {
+        let input = mutate(seed_input, &mut rng);
+        let result = catch_unwind(AssertUnwindSafe(|| target(&input)));
+        if result.is_err() {
+            let shown = String::from_utf8_lossy(&input[..input.len().min(400)]).into_owned();
+            panic!("{name}: case {case} (seed {seed}) panicked; input starts {shown:?}");
+        }
+        ok_inputs += 1;
+    }
+    assert_eq!(ok_inputs, CASES);
+}
+
+#[test]
+fn safetensors_loader_survives_mutated_weights() {
+    let dir = case("gpt2-bytes-tiny");
+    let config = read(dir.join("config.json"));
+    let weights = read(dir.join("model.safetensors"));
+    let device = Device::flex();
+    fuzz("safetensors", 1, &weights, |bytes| {
+        if let Ok(file) = SafetensorsFile::parse(bytes) {
+            let _ = file.total_elements();
+            let _ = file.all_f32();
+        }
+        let _ = load_model(&config, bytes, &device);
+    });
+}
+
+#[test]
+fn config_parsing_survives_mutated_configs() {
+    let dir = case("gpt2-bytes-tiny");
+    let gpt2_config = read(dir.join("config.json"));
+    let gpt2_weights = read(dir.join("model.safetensors"));
+    let bert = BertConfig::tiny();
+    let bert_model = bert.init(&Device::flex());
+    let bert_weights = block_on(export_bert(&bert_model, None)).unwrap().model_safetensors;
+    let device = Device::flex();
+    for (seed, config, weights) in
+        [(2, gpt2_config, gpt2_weights), (3, bert.to_json().into_bytes(), bert_weights)]
+    {
+        fuzz("config.json", seed, &config, |bytes| {
+            if let Ok(parsed) = ModelConfig::from_json(bytes) {
+                let _ = parsed.parameter_count();
+                let _ = parsed.training_footprint(usize::MAX, usize::MAX).total();
+                let _ = parsed.largest_tensor();
+            }
+            // A config that parses must still fit its weights before anything is allocated.
+            let _ = load_model(bytes, &weights, &device);
+        });
+    }
+}
+
+#[test]
+fn tokenizer_loading_survives_mutated_tokenizer_files() {
+    let corpus =
+        Corpus::from_bytes(b"First Citizen:\nBefore we proceed any further, hear me speak.\n").unwrap();
+    for (seed, choice) in [(4, TokenizerChoice::Chars), (5, TokenizerChoice::Bytes)] {
+        let json = build_tokenizer(&choice, &corpus, true).unwrap().to_json().unwrap();
+        fuzz("tokenizer.json", seed, json.as_bytes(), |bytes| {
+            if let Ok(tokenizer) = Tokenizer::from_bytes(bytes) {
+                let _ = tokenizer.id_bound();
+                if let Ok(ids) = tokenizer.encode_ids("Before we proceed, [MASK] me.") {
+                    let _ = tokenizer.decode(&ids);
+                }
+            }
+        });
+    }
+}
+
+fn tiny_run() -> (Checkpoint, Corpus) {
+    let corpus =
+        Corpus::from_bytes("To be, or not to be, that is the question.\n".repeat(30).as_bytes()).unwrap();
+    let mut c = TrainConfig::nano(Arch::Gpt2);
+    (c.n_layer, c.n_head, c.n_embd) = (1, 2, 8);
+    (c.data.context, c.data.stride, c.batch_size, c.steps) = (8, 8, 2, 4);
+    (c.eval_batches, c.sample_tokens) = (1, 2);
+    let mut trainer = Trainer::new(c, &corpus, &Device::flex()).unwrap();
+    block_on(trainer.step()).unwrap();
+    block_on(trainer.evaluate()).unwrap();
+    (block_on(trainer.checkpoint()).unwrap(), corpus)
+}
+
+fn replaced(checkpoint: &Checkpoint, name: &str, bytes: &[u8]) -> Checkpoint {
+    let files = checkpoint
+        .files
+        .iter()
+        .map(|(n, b)| (n.clone(), if n == name { bytes.to_vec() } else { b.clone() }))
+        .collect();
+    Checkpoint { files }
+}
+
+#[test]
+fn resume_survives_mutated_trainer_state_and_optimizer_moments() {
+    let (checkpoint, corpus) = tiny_run();
+    let device = Device::flex();
+    for (seed, name) in [(6, "trainer_state.json"), (7, "optimizer.safetensors")] {
+        let original = checkpoint.get(name).unwrap().to_vec();
+        fuzz(name, seed, &original, |bytes| {
+            let _ = Trainer::resume(&replaced(&checkpoint, name, bytes), &corpus, &device);
+        });
+    }
+}

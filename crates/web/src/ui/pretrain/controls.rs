@@ -1,0 +1,103 @@
+//! Start, pause, resume or continue, stop and download, and where the run stands.
+
+use leptos::prelude::*;
+
+use crate::protocol::{Request, RunState, TrainAction, TrainSettings};
+use crate::ui::bridge::post;
+use crate::ui::state::AppState;
+use crate::units::{fixed, human_count, human_duration};
+
+/// The run's buttons; Start sends the form's `settings`.
+#[component]
+pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let status = state.train;
+    let run_state = move || status.get().map(|s| s.state).unwrap_or(RunState::Idle);
+    let running = move || matches!(run_state(), RunState::Running | RunState::Preparing);
+    let start_now = move || {
+        state.losses.set(Vec::new());
+        state.evals.set(Vec::new());
+        post(&Request::TrainStart { settings: settings.get_untracked() });
+    };
+    // A new run replaces the one kept in browser storage: ask first, and offer its download.
+    let confirming = RwSignal::new(false);
+    let saved_step = move || status.get().and_then(|s| s.saved_step.filter(|&step| step > 0));
+    let start = move |_| match saved_step() {
+        Some(_) => confirming.set(true),
+        None => start_now(),
+    };
+    // More steps in the form than the run has: extend it; otherwise resume where it stands.
+    let proceed = move |_| {
+        let wanted = settings.get_untracked().steps;
+        match status.get_untracked() {
+            Some(s) if wanted > s.total_steps => post(&Request::TrainExtend { steps: wanted }),
+            _ => post(&Request::TrainControl { action: TrainAction::Resume }),
+        }
+    };
+    view! {
+        <div class="row">
+            <button class="primary" data-testid="train-start" prop:disabled=running on:click=start>"Start"</button>
+            <button data-testid="train-pause" prop:disabled=move || run_state() != RunState::Running
+                on:click=move |_| post(&Request::TrainControl { action: TrainAction::Pause })>"Pause"</button>
+            <button data-testid="train-resume"
+                prop:disabled=move || !matches!(run_state(), RunState::Paused | RunState::Stopped | RunState::Done)
+                on:click=proceed>"Resume / continue"</button>
+            <button data-testid="train-stop" prop:disabled=move || !matches!(run_state(), RunState::Running | RunState::Paused)
+                on:click=move |_| post(&Request::TrainControl { action: TrainAction::Stop })>"Stop"</button>
+            <button data-testid="train-download" prop:disabled=move || status.get().is_none_or(|s| s.step == 0)
+                on:click=move |_| post(&Request::DownloadTrained)>"Download (Hugging Face zip)"</button>
+        </div>
+        {move || confirming.get().then(|| view! {
+            <div class="confirm" data-testid="train-replace-confirm">
+                <p>{format!(
+                    "A new run replaces the run saved at step {} in this browser. Download it first to keep it.",
+                    saved_step().unwrap_or(0)
+                )}</p>
+                <div class="row">
+                    <button data-testid="train-replace-download" on:click=move |_| post(&Request::DownloadTrained)>"Download it"</button>
+                    <button class="primary" data-testid="train-replace-yes" on:click=move |_| {
+                        confirming.set(false);
+                        start_now();
+                    }>"Replace it and start"</button>
+                    <button data-testid="train-replace-no" on:click=move |_| confirming.set(false)>"Keep it"</button>
+                </div>
+            </div>
+        })}
+    }
+}
+
+/// The progress bar and the run's numbers.
+#[component]
+pub fn RunProgress() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    move || {
+        state.train.get().map(|s| {
+            let fraction = s.step as f64 / s.total_steps.max(1) as f64;
+            let eta = s.eta_s.map(human_duration).unwrap_or_else(|| "–".into());
+            view! {
+                <div class="train-progress">
+                    <progress max="1" value=fraction.to_string()></progress>
+                    <span>
+                        {format!("{:?}", s.state).to_lowercase()} " · step "
+                        <strong data-testid="train-step">{s.step.to_string()}</strong>
+                        {format!(" / {} · {} tokens seen · {:.0} tokens/s · ETA {eta}", s.total_steps, human_count(s.tokens_seen as usize), s.tokens_per_s)}
+                    </span>
+                </div>
+                <dl class="numbers">
+                    <dt>"train loss"</dt>
+                    <dd data-testid="train-loss">{s.loss.map(|l| fixed(l, 4)).unwrap_or_default()}</dd>
+                    <dt>"val loss"</dt>
+                    <dd data-testid="val-loss">{s.val_loss.map(|l| fixed(l, 4)).unwrap_or_default()}</dd>
+                    <dt>"perplexity"</dt>
+                    <dd data-testid="perplexity">{s.perplexity.map(|p| fixed(p, 2)).unwrap_or_default()}</dd>
+                    <dt>"parameters"</dt>
+                    <dd>{human_count(s.params)}</dd>
+                    <dt>"saved"</dt>
+                    <dd data-testid="train-saved">{s.saved_step.map(|st| format!("step {st}, in browser storage")).unwrap_or_else(|| "not yet".into())}</dd>
+                    <dt>"tokens/s"</dt>
+                    <dd data-testid="train-tps">{format!("{:.0}", s.tokens_per_s)}</dd>
+                </dl>
+            }
+        })
+    }
+}
