@@ -36,6 +36,12 @@ const requests = new Map();
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://localhost');
   requests.set(url.pathname, (requests.get(url.pathname) || 0) + 1);
+  // A server that answers 200 with a web page where a file was asked for (a hub /blob/ page).
+  if (url.pathname.startsWith('/html/')) {
+    res.writeHead(200, { 'content-type': 'text/html', 'access-control-allow-origin': '*' });
+    res.end('<!DOCTYPE html><html><body><h1>gpt2 · config.json</h1></body></html>');
+    return;
+  }
   const file = url.pathname.startsWith('/fixtures/')
     ? path.join(fixtures, url.pathname.slice('/fixtures/'.length))
     : path.join(dist, url.pathname === '/' ? 'index.html' : url.pathname);
@@ -275,6 +281,16 @@ await test('a tokenizer bigger than the model is refused with both sizes', async
   });
 });
 
+await test('an HTML page answered for a model file is refused and not kept', async () => {
+  for (const attempt of [1, 2]) {
+    await tid('generate-url').fill(`${origin}/html/config.json`);
+    await tid('generate-load-url').click();
+    // The second attempt must reach the server again: nothing was kept.
+    await waitFor(`the HTML message, attempt ${attempt}`, async () =>
+      requests.get('/html/config.json') === attempt && (await text('generate-error')).includes('HTML page'));
+  }
+});
+
 // A slice of the sample corpus: enough text for a train and a validation split.
 const corpusSlice = path.join(os.tmpdir(), 'hearth-corpus-slice.txt');
 fs.writeFileSync(corpusSlice, fs.readFileSync(path.join(root, 'web/corpus/tiny_shakespeare_like.txt')).subarray(0, 60_000));
@@ -421,7 +437,13 @@ await test('the device panel shows the adapter, its limits and what fits', async
   await tab('device');
   assert((await text('limits')).includes('maxStorageBufferBindingSize'), 'limits listed');
   assert((await text('fits')).includes('gpt2'), 'fit table');
+  await tid('stored-list').click();
+  await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
+  measured.stored_total = await text('stored-total');
   await tid('device-panel').screenshot({ path: path.join(shots, 'device.png') });
+  await tid('stored-clear').click();
+  await waitFor('no kept downloads', async () => (await page.locator('[data-testid=stored] tbody tr').count()) === 0);
+  assert((await text('stored')).includes('File'), 'the empty table is still shown');
 });
 
 await test('?backend=cpu runs everything on the CPU backend', async () => {

@@ -17,6 +17,9 @@ pub fn directory_url(url: &str) -> Result<String, String> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(format!("`{url}`: only http(s) URLs can be downloaded"));
     }
+    // A hub file's page (`/blob/`) is HTML; the file itself is under `/resolve/`.
+    let resolved = url.replacen("/blob/", "/resolve/", 1);
+    let url = resolved.as_str();
     let last = url.rsplit('/').next().unwrap_or("");
     if last.contains('.') && !url.ends_with('/') {
         return Ok(url[..url.len() - last.len()].to_string());
@@ -30,9 +33,36 @@ pub fn directory_url(url: &str) -> Result<String, String> {
     Ok(format!("{base}/"))
 }
 
+/// Checks a downloaded file before it is kept in browser storage: a server can answer 200 with
+/// anything (an HTML page, a login form, a truncated file), and a stored bad answer would be
+/// served again on every visit. Known names are parsed as what they must be; sizes must be
+/// plausible for a model directory.
+pub fn check_download(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let html = bytes.trim_ascii_start().first() == Some(&b'<');
+    let hint =
+        if html { " (the server sent an HTML page: use a /resolve/ URL, not a /blob/ page)" } else { "" };
+    match name {
+        "config.json" => {
+            hearth_lm::ModelConfig::from_json(bytes).map(|_| ()).map_err(|e| format!("{e}{hint}"))
+        }
+        "model.safetensors" => {
+            let file =
+                hearth_lm::io::weights::SafetensorsFile::parse(bytes).map_err(|e| format!("{e}{hint}"))?;
+            if file.total_elements() == 0 {
+                return Err("model.safetensors holds no weights".into());
+            }
+            Ok(())
+        }
+        "tokenizer.json" => {
+            hearth_lm::Tokenizer::from_bytes(bytes).map(|_| ()).map_err(|e| format!("{e}{hint}"))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::directory_url;
+    use super::{check_download, directory_url};
 
     #[test]
     fn urls_resolve_to_directories() {
@@ -60,5 +90,24 @@ mod tests {
         assert!(directory_url("file:///etc/passwd").is_err());
         assert!(directory_url("not a url").is_err());
         assert!(directory_url("/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn blob_pages_resolve_to_files() {
+        assert_eq!(
+            directory_url("https://huggingface.co/gpt2/blob/main/config.json").unwrap(),
+            "https://huggingface.co/gpt2/resolve/main/"
+        );
+    }
+
+    #[test]
+    fn html_and_truncated_downloads_are_not_kept() {
+        let page = b"<!DOCTYPE html><html><body>gpt2</body></html>";
+        let err = check_download("config.json", page).unwrap_err();
+        assert!(err.contains("HTML page"), "{err}");
+        assert!(check_download("model.safetensors", page).is_err());
+        assert!(check_download("model.safetensors", b"\x08\x00\x00").is_err());
+        assert!(check_download("tokenizer.json", b"{").is_err());
+        assert!(check_download("config.json", br#"{"model_type": "gpt2", "vocab_size": 10, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2}"#).is_ok());
     }
 }

@@ -152,6 +152,10 @@ pub enum Request {
         steps: usize,
     },
     DownloadTrained,
+    /// The downloads kept in browser storage (answered by `Event::Stored`).
+    StoredList,
+    /// Forgets every kept download (not the training run's checkpoint).
+    StoredClear,
     /// Test hook (the page sends it only with `?test-hooks`): the worker traps, as a GPU driver
     /// crash or an out-of-memory abort would, so the recovery path can be tested.
     Crash,
@@ -179,8 +183,8 @@ pub struct DeviceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub source: String,
-    /// `gpt2` or `bert`.
-    pub arch: String,
+    /// Wire names `gpt2` / `bert`.
+    pub arch: TrainArch,
     pub params: usize,
     pub layers: usize,
     pub hidden: usize,
@@ -273,6 +277,10 @@ pub struct CorpusInfo {
 pub enum Event {
     /// The worker's code has loaded and it listens; the page sends `Init` on this.
     Started,
+    /// The downloads kept in browser storage: (URL, bytes).
+    Stored {
+        files: Vec<(String, u64)>,
+    },
     Ready(DeviceInfo),
     Tokenized {
         seq: u64,

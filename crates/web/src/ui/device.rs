@@ -4,10 +4,11 @@
 use hearth_lm::{BertConfig, Gpt2Config};
 use leptos::prelude::*;
 
+use super::bridge::post;
 use super::state::AppState;
 use super::widgets::Status;
 use crate::limits::check_fits;
-use crate::protocol::Topic;
+use crate::protocol::{Request, Topic};
 use crate::units::{human_bytes, human_count};
 
 /// (name, parameters, bytes of the largest tensor) of the models people ask about.
@@ -24,6 +25,35 @@ fn known_models() -> Vec<(String, usize, u64)> {
         }
     }
     out
+}
+
+/// What browser storage keeps of downloaded models, and a button that forgets it.
+#[component]
+fn StoredDownloads() -> impl IntoView {
+    let state = expect_context::<AppState>();
+    view! {
+        <h3>"Downloads kept in this browser"</h3>
+        <div class="row">
+            <button data-testid="stored-list" on:click=move |_| post(&Request::StoredList)>"List"</button>
+            <button data-testid="stored-clear" on:click=move |_| post(&Request::StoredClear)>
+                "Forget all downloads"
+            </button>
+        </div>
+        {move || state.stored.get().map(|files| {
+            let total: u64 = files.iter().map(|(_, b)| b).sum();
+            view! {
+                <table class="stored" data-testid="stored">
+                    <thead><tr><th>"File"</th><th>"Size"</th></tr></thead>
+                    <tbody>
+                        {files.into_iter().map(|(url, bytes)| view! {
+                            <tr><td>{url}</td><td>{human_bytes(bytes)}</td></tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+                <p class="muted" data-testid="stored-total">{format!("{} in total; the training run's checkpoint is kept apart", human_bytes(total))}</p>
+            }
+        })}
+    }
 }
 
 #[component]
@@ -100,6 +130,7 @@ pub fn DevicePanel() -> impl IntoView {
                         .into_any()
                 }
             }}
+            <StoredDownloads />
             <Status topic=Topic::Device testid="device" />
         </section>
     }

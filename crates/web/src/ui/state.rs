@@ -70,6 +70,8 @@ pub struct AppState {
     pub train: RwSignal<Option<TrainStatus>>,
     pub losses: RwSignal<Vec<LossPoint>>,
     pub evals: RwSignal<Vec<EvalPoint>>,
+    /// The downloads kept in browser storage, once listed.
+    pub stored: RwSignal<Option<Vec<(String, u64)>>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
     pub recovered: RwSignal<Option<String>>,
 }
@@ -87,6 +89,7 @@ impl AppState {
             gen_model: RwSignal::new(None),
             fill_results: RwSignal::new(None),
             recovered: RwSignal::new(None),
+            stored: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
             dist_seq: RwSignal::new(0),
@@ -123,6 +126,7 @@ impl AppState {
     pub fn apply(&self, event: Event) {
         match event {
             Event::Started => self.started.set(true),
+            Event::Stored { files } => self.stored.set(Some(files)),
             Event::Ready(info) => {
                 self.topic(Topic::Device).settle();
                 self.device.set(Some(info));

@@ -6,6 +6,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{ReadableStreamDefaultReader, Response, WorkerGlobalScope};
 
 use super::{emit, js_error, storage};
+use crate::hub::check_download;
 use crate::protocol::{Event, Topic};
 use crate::units::human_bytes;
 
@@ -20,17 +21,23 @@ pub async fn fetch_cached(
 ) -> Result<Option<Vec<u8>>, String> {
     let name = url.rsplit('/').next().unwrap_or(url).to_string();
     if let Ok(Some(bytes)) = storage::get(url).await {
-        emit(&Event::Progress {
-            topic,
-            label: format!("{name}: from browser storage"),
-            done: bytes.len() as u64,
-            total: bytes.len() as u64,
-        });
-        return Ok(Some(bytes));
+        // An entry kept by an older version may be a bad answer: check it like a download.
+        if check_download(&name, &bytes).is_ok() {
+            emit(&Event::Progress {
+                topic,
+                label: format!("{name}: from browser storage"),
+                done: bytes.len() as u64,
+                total: bytes.len() as u64,
+            });
+            return Ok(Some(bytes));
+        }
+        let _ = storage::delete(url).await;
     }
     let Some(bytes) = fetch_with_progress(url, &name, topic, optional, limit).await? else {
         return Ok(None);
     };
+    // Only what parses is kept: a bad answer is reported now and fetched afresh next time.
+    check_download(&name, &bytes).map_err(|e| format!("{url}: {e}"))?;
     if let Err(e) = storage::put(url, &bytes).await {
         // Still usable now; only the next visit will download again.
         emit(&Event::Notice { topic, message: format!("{name} was not kept for next time: {e}") });

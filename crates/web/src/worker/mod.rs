@@ -9,6 +9,7 @@ mod models;
 mod run;
 mod state;
 mod storage;
+mod stored;
 mod training;
 
 use js_sys::{Array, Uint8Array};
@@ -90,6 +91,8 @@ async fn handle(request: Request, extra: JsValue) {
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,
         Request::DownloadTrained => training::download().await,
+        Request::StoredList => stored::list().await,
+        Request::StoredClear => stored::clear().await,
         Request::Crash => panic!("hearth test crash: the worker traps on request"),
     }
 }

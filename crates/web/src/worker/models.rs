@@ -13,7 +13,7 @@ use super::state::{self, LoadedModel};
 use super::{emit, emit_error, read_file};
 use crate::hub::directory_url;
 use crate::limits::{check_fits, MODEL_FILE_LIMIT};
-use crate::protocol::{Event, ModelInfo, Slot, Topic};
+use crate::protocol::{Event, ModelInfo, Slot, Topic, TrainArch};
 
 pub async fn load_url(slot: Slot, url: &str) {
     let topic = Topic::from(slot);
@@ -129,14 +129,14 @@ async fn finish_load(slot: Slot, files: HfFiles, source: String) {
 
 fn describe(config: &ModelConfig, source: String, tokenizer: String) -> ModelInfo {
     let (arch, layers, hidden, vocab_size, context) = match config {
-        ModelConfig::Gpt2(c) => ("gpt2", c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
+        ModelConfig::Gpt2(c) => (TrainArch::Gpt2, c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
         ModelConfig::Bert(c) => {
-            ("bert", c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
+            (TrainArch::Bert, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
         }
     };
     ModelInfo {
         source,
-        arch: arch.into(),
+        arch,
         params: config.num_parameters(),
         layers,
         hidden,

@@ -20,9 +20,42 @@ async fn open() -> Result<Cache, String> {
     Ok(cache.unchecked_into())
 }
 
+const LOCAL: &str = "https://hearth.local/";
+
 /// Keys are URLs: remote files under their own address, our own under a local namespace.
 pub fn local_key(name: &str) -> String {
-    format!("https://hearth.local/{name}")
+    format!("{LOCAL}{name}")
+}
+
+/// The downloads kept (remote URLs only, not the run's checkpoint), with their sizes. Sizes come
+/// from each entry's `Blob`, which the browser can answer without reading the bytes.
+pub async fn downloads() -> Result<Vec<(String, u64)>, String> {
+    let cache = open().await?;
+    let keys = JsFuture::from(cache.keys()).await.map_err(|e| js_error(&e))?;
+    let mut out = Vec::new();
+    for request in js_sys::Array::from(&keys).iter() {
+        let Some(url) = js_sys::Reflect::get(&request, &"url".into()).ok().and_then(|u| u.as_string()) else {
+            continue;
+        };
+        if url.starts_with(LOCAL) {
+            continue;
+        }
+        let found = JsFuture::from(cache.match_with_str(&url)).await.map_err(|e| js_error(&e))?;
+        let size = match found.dyn_into::<Response>() {
+            Ok(response) => match response.blob() {
+                Ok(promise) => JsFuture::from(promise)
+                    .await
+                    .ok()
+                    .and_then(|b| b.dyn_into::<web_sys::Blob>().ok())
+                    .map_or(0, |b| b.size() as u64),
+                Err(_) => 0,
+            },
+            Err(_) => 0,
+        };
+        out.push((url, size));
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The stored bytes under `key`, if any.
