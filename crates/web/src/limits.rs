@@ -14,6 +14,28 @@ pub const MODEL_FILE_LIMIT: u64 = 1536 << 20;
 /// refused before anything is allocated, with the batch or context that would fit.
 pub const TRAINING_BUDGET: u64 = 3 << 30;
 
+/// Refuses a training step whose largest buffer (`largest` bytes, at `batch` rows: the logits or
+/// the attention scores) is over what this adapter binds in one storage buffer, saying which
+/// batch would fit. The CPU backend has no such limit.
+pub fn check_training_buffer(info: &DeviceInfo, largest: u128, batch: usize) -> Result<(), String> {
+    let limit = info.max_binding.min(info.max_buffer) as u128;
+    if info.backend != "webgpu" || largest <= limit {
+        return Ok(());
+    }
+    let per_row = largest / batch.max(1) as u128;
+    let fits = limit.checked_div(per_row).unwrap_or(0);
+    let advice = if fits >= 1 {
+        format!("at most batch {fits} fits")
+    } else {
+        "even batch 1 does not fit: use a shorter context or a smaller vocabulary".into()
+    };
+    Err(format!(
+        "a training step needs a {} buffer (the logits or attention scores of batch {batch}), and this adapter binds at most {} (maxStorageBufferBindingSize); {advice}",
+        human_bytes(u64::try_from(largest).unwrap_or(u64::MAX)),
+        human_bytes(u64::try_from(limit).unwrap_or(u64::MAX))
+    ))
+}
+
 /// Refuses a model the device cannot hold, naming the limit it breaks.
 pub fn check_fits(info: &DeviceInfo, largest_tensor_bytes: u64, file_bytes: u64) -> Result<(), String> {
     if file_bytes > MODEL_FILE_LIMIT {
@@ -59,5 +81,17 @@ mod tests {
         let cpu = DeviceInfo { backend: "cpu".into(), ..DeviceInfo::default() };
         assert!(check_fits(&cpu, 1 << 30, 6 << 30).unwrap_err().contains("browser memory"));
         assert!(check_fits(&cpu, 1 << 30, 500 << 20).is_ok());
+    }
+
+    #[test]
+    fn a_training_buffer_over_the_binding_limit_says_which_batch_fits() {
+        let info = gpu(128 << 20);
+        // GPT-2's vocabulary: 64 rows × 128 tokens × 50257 × 4 bytes ≈ 1.6 GB of logits.
+        let largest = 64u128 * 128 * 50257 * 4;
+        let err = check_training_buffer(&info, largest, 64).unwrap_err();
+        assert!(err.contains("at most batch 5 fits"), "{err}");
+        assert!(check_training_buffer(&info, 1 << 20, 1).is_ok());
+        let cpu = DeviceInfo { backend: "cpu".into(), ..DeviceInfo::default() };
+        assert!(check_training_buffer(&cpu, largest, 64).is_ok());
     }
 }

@@ -144,6 +144,18 @@ impl ModelConfig {
         }
     }
 
+    /// Bytes of the largest single buffer a training step of `batch` × `context` allocates: the
+    /// logits (`batch · context · vocab`), one layer's attention scores
+    /// (`batch · heads · context²`), or the largest weight. A GPU must bind each in one storage
+    /// buffer, so this is checked against the adapter's `maxStorageBufferBindingSize`.
+    pub fn largest_training_buffer(&self, batch: usize, context: usize) -> u128 {
+        let s = self.shape();
+        let logits = mul(&[batch, context, s.vocab]);
+        let scores = mul(&[batch, s.heads, context, context]);
+        let weights = mul(&[s.vocab, s.width]).max(mul(&[s.width, s.inner]));
+        logits.max(scores).max(weights).saturating_mul(F32)
+    }
+
     /// The model's context length (rows of its position table).
     pub fn positions(&self) -> usize {
         self.shape().positions
@@ -263,6 +275,19 @@ mod tests {
         let err = check_training_fits(&c, 512, 1024, 6_000_000_000).unwrap_err().to_string();
         assert!(err.contains("batch 512 × context 1024 needs"), "{err}");
         assert!(err.contains("at most batch"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_training_buffer_is_the_embedding_or_the_logits() {
+        let c = ModelConfig::Gpt2(Gpt2Config::preset("gpt2").unwrap());
+        // Small batches: the token embedding (and its gradient) is the largest buffer.
+        assert_eq!(c.largest_training_buffer(2, 128), 50257 * 768 * 4);
+        // Large ones: the logits.
+        assert_eq!(c.largest_training_buffer(64, 128), 64 * 128 * 50257 * 4);
+        // Long contexts make the attention scores the largest.
+        let mut tiny = Gpt2Config::tiny();
+        tiny.n_positions = 4096;
+        assert_eq!(ModelConfig::Gpt2(tiny).largest_training_buffer(1, 4096), 4 * 4096 * 4096 * 4);
     }
 
     #[test]

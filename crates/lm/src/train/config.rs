@@ -178,6 +178,12 @@ impl TrainConfig {
         check_training_fits(&self.model_config(tokenizer), self.batch_size, self.data.context, budget)
     }
 
+    /// Bytes of the largest buffer a training step allocates (see
+    /// [`ModelConfig::largest_training_buffer`]), for a GPU's per-buffer limit.
+    pub fn largest_buffer(&self, tokenizer: &Tokenizer) -> u128 {
+        self.model_config(tokenizer).largest_training_buffer(self.batch_size, self.data.context)
+    }
+
     /// The GPT-2 config of this run for a vocabulary of `vocab` tokens.
     pub fn gpt2_config(&self, tokenizer: &Tokenizer) -> Gpt2Config {
         let mut c = Gpt2Config::new(

@@ -12,7 +12,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use super::run::{eval_point, CorpusFile, Run};
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
-use crate::limits::TRAINING_BUDGET;
+use crate::limits::{check_training_buffer, TRAINING_BUDGET};
 use crate::protocol::{CorpusInfo, Event, LossPoint, RunState, Topic, TrainAction, TrainArch, TrainSettings};
 use crate::zip::zip_stored;
 
@@ -121,6 +121,13 @@ pub async fn start(settings: TrainSettings) {
         Ok(t) => t,
         Err(e) => return emit_error(TOPIC, e.to_string()),
     };
+    // Before the first step allocates its activations: each must fit one GPU buffer.
+    if let Some(compute) = state::compute(TOPIC) {
+        let largest = trainer.config().largest_buffer(trainer.tokenizer());
+        if let Err(e) = check_training_buffer(&compute.info, largest, trainer.config().batch_size) {
+            return emit_error(TOPIC, e);
+        }
+    }
     let stats = trainer.stats();
     emit(&Event::Notice {
         topic: TOPIC,
