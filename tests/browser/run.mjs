@@ -295,10 +295,34 @@ await test('an HTML page answered for a model file is refused and not kept', asy
 const corpusSlice = path.join(os.tmpdir(), 'hearth-corpus-slice.txt');
 fs.writeFileSync(corpusSlice, fs.readFileSync(path.join(root, 'web/corpus/tiny_shakespeare_like.txt')).subarray(0, 60_000));
 
-await test('pretraining 30 steps: the step counter advances and the loss falls', async () => {
+await test('several text files and a JSONL are documents; a bad row is named by its line', async () => {
   await tab('pretrain');
-  await tid('corpus-upload').setInputFiles(corpusSlice);
-  await waitFor('corpus statistics', async () => (await text('corpus-stats')).includes('distinct characters'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-docs-'));
+  const sample = fs.readFileSync(corpusSlice, 'utf8');
+  const texts = [0, 1, 2].map((i) => {
+    const file = path.join(dir, `part${i}.txt`);
+    fs.writeFileSync(file, sample.slice(i * 3000, (i + 1) * 3000));
+    return file;
+  });
+  const speeches = sample.slice(9000, 20000).split('\n\n').filter((p) => p.trim());
+  const jsonl = path.join(dir, 'speeches.jsonl');
+  fs.writeFileSync(jsonl, speeches.map((p) => JSON.stringify({ text: p })).join('\n') + '\n');
+  await tid('corpus-upload').setInputFiles([...texts, jsonl]);
+  const want = `${3 + speeches.length} documents`;
+  await waitFor(want, async () => (await text('corpus-stats')).includes(want));
+  measured.documents_uploaded = 3 + speeches.length;
+  const bad = path.join(dir, 'bad.jsonl');
+  fs.writeFileSync(bad, '{"text": "fine"}\n{"txt": "a typo"}\n');
+  await tid('corpus-upload').setInputFiles(bad);
+  await waitFor('the bad-row message', async () => (await text('pretrain-error')).includes('line 2: no "text" field'));
+  assert((await text('corpus-stats')).includes(want), 'the good corpus stays');
+});
+
+await test('pretraining 30 steps on the sample: the step counter advances and the loss falls', async () => {
+  await tab('pretrain');
+  // "Try it with the sample": a first visit trains without a file.
+  await tid('corpus-sample').click();
+  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
   await tid('train-steps').fill('30');
   // Two evaluations (each with a sample and a checkpoint): SwiftShader runs a step in seconds.
   await tid('train-eval-every').fill('15');
@@ -338,7 +362,7 @@ await test('bad corpora give messages and lose nothing trained', async () => {
   await tid('corpus-upload').setInputFiles(empty);
   await waitFor('the empty-file message', async () => /empty/i.test(await text('pretrain-error')));
   assert((await text('train-step')) === '30', 'the run is still at step 30');
-  assert((await text('corpus-stats')).includes('hearth-corpus-slice.txt'), 'the good corpus is still loaded');
+  assert((await text('corpus-stats')).includes('(sample)'), 'the good corpus is still loaded');
 });
 
 await test('the trained model downloads as a Hugging Face zip', async () => {
@@ -366,7 +390,7 @@ await test('a reload resumes the run from the checkpoint in browser storage', as
   await waitFor('the backend after reload', async () => (await text('backend')) === 'webgpu');
   await tab('pretrain');
   await waitFor('the restored run', async () => (await text('train-step')) === '30', 120_000);
-  assert((await text('corpus-stats')).includes('hearth-corpus-slice.txt'), 'the corpus came back too');
+  assert((await text('corpus-stats')).includes('(sample)'), 'the corpus came back too');
   assert((await text('val-loss')) !== '', 'the curves came back');
   await tid('train-steps').fill('33');
   await tid('train-steps').blur();
@@ -425,12 +449,68 @@ await test('a worker crash restarts it and restores the last checkpoint, no relo
   await tid('recovery-dismiss').click();
 });
 
+await test('a lost GPU device restarts the worker and restores the last checkpoint', async () => {
+  // The hook destroys the worker's GPUDevice: the browser resolves GPUDevice.lost as it does for
+  // a driver reset or a removed GPU.
+  await tid('test-lose-device').click();
+  await waitFor('the recovery message', async () => (await text('recovery')).includes('GPU device was lost'));
+  measured.device_lost_message = await text('recovery');
+  await waitFor('the run restored by the new worker', async () =>
+    (await text('train-step')) === '33' && (await tid('recovery-continue').isEnabled()), 120_000);
+  assert((await text('backend')) === 'webgpu', 'a new WebGPU device');
+  await tid('recovery-dismiss').click();
+});
+
 await test('a downloaded model comes from browser storage the second time', async () => {
   const key = '/fixtures/gpt2-tiny/model.safetensors';
   const before = requests.get(key) || 0;
   assert(before === 1, `downloaded once so far (${before})`);
   await loadGpt2();
   assert((requests.get(key) || 0) === before, 'no second download after the reload');
+});
+
+await test('fine-tuning the GPT-2 loaded from a URL starts at its loss and lowers it', async () => {
+  // The Generate panel holds the gpt2-tiny fixture (loaded from its URL just above).
+  await tab('pretrain');
+  await tid('train-start-from').selectOption('generate');
+  await waitFor('the source model', async () => (await text('train-source')).includes('gpt2-tiny'));
+  assert((await tid('train-lr').inputValue()) === '0.00005', 'Hugging Face fine-tuning rate by default');
+  for (const [id, value] of [['train-context', '32'], ['train-batch', '2'], ['train-steps', '4'], ['train-eval-every', '2'], ['train-lr', '0.002']]) {
+    await tid(id).fill(value);
+    await tid(id).blur();
+  }
+  const start = Date.now();
+  await tid('train-start').click();
+  await tid('train-replace-yes').click();
+  await waitFor('step 4, saved', async () =>
+    (await text('train-step')) === '4' && (await text('train-saved')).includes('step 4'), 300_000);
+  measured.finetune_4_steps_seconds = (Date.now() - start) / 1000;
+  const steps = await page.locator('[data-testid=sample-step]').allTextContents();
+  assert(steps.at(-1) === 'step 0', `the first evaluation is at step 0 (${steps})`);
+  const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
+  const [last, first] = [vals[0], vals.at(-1)];
+  // A random gpt2-tiny predicts about uniformly over 50,257 tokens: ln 50257 ≈ 10.8.
+  assert(first > 10 && first < 11.5, `step-0 validation loss ${first} is the pretrained model's`);
+  assert(last < first, `the loss fell: ${first} → ${last}`);
+  measured.finetune_val_loss = { first, last };
+});
+
+await test('two runs in the table, overlaid on the chart; the table survives a reload', async () => {
+  await waitFor('two runs', async () => (await page.locator('[data-testid=run-row]').count()) === 2);
+  const kept = page.locator('[data-testid=run-row]').nth(1);
+  await kept.locator('[data-testid=run-name]').fill('shakespeare micro');
+  await kept.locator('[data-testid=run-name]').blur();
+  await kept.locator('[data-testid=run-overlay]').check();
+  await waitFor('the overlaid curve', async () => (await page.locator('[data-testid=overlay-line]').count()) === 1);
+  assert(((await tid('lr-line').getAttribute('points')) || '').length > 0, 'the learning rate is drawn');
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-runs.png') });
+  await page.reload();
+  await waitFor('the backend after reload', async () => (await text('backend')) === 'webgpu');
+  await tab('pretrain');
+  await waitFor('the runs table after the reload', async () => {
+    const rows = page.locator('[data-testid=run-row]');
+    return (await rows.count()) === 2 && (await rows.nth(1).locator('[data-testid=run-name]').inputValue()) === 'shakespeare micro';
+  }, 120_000);
 });
 
 await test('the device panel shows the adapter, its limits and what fits', async () => {

@@ -1,8 +1,9 @@
 //! `hearth bench`: the numbers beside PyTorch's in the shared baseline (bench_torch.py):
 //! GPT-2 124M KV-cache generation (6-token prompt, 50 new tokens) and BERT-base fill-mask on an
 //! 11-token sentence, both with random weights, fp32; with `--train`, training throughput of
-//! nanoGPT's baby GPT (char-level, 6/6/384, context 256, batch 8) and GPT-2 124M (context 128,
-//! batch 2).
+//! nanoGPT's baby GPT (char-level, 6/6/384, context 256, batch 8), GPT-2 124M from random
+//! weights and fine-tuning GPT-2 124M-sized weights with Hugging Face's recipe (context 128,
+//! batch 2 each).
 
 use std::time::Instant;
 
@@ -108,7 +109,28 @@ fn train_rate(config: TrainConfig, corpus: &Corpus, steps: usize, device: &Devic
     let mut config = config;
     config.steps = steps + 2;
     config.eval_every = usize::MAX;
-    let mut trainer = Trainer::new(config, corpus, device).map_err(|e| e.to_string())?;
+    let trainer = Trainer::new(config, corpus, device).map_err(|e| e.to_string())?;
+    timed_steps(trainer, steps)
+}
+
+/// Tokens/s of fine-tuning GPT-2 124M-sized random weights (as if loaded from a directory) with
+/// `TrainConfig::fine_tune`'s recipe, context 128, batch 2, dropout 0 as bench_torch.py.
+fn fine_tune_rate(corpus: &Corpus, steps: usize, device: &Device) -> Result<f64, String> {
+    let model = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+    let files =
+        pollster::block_on(hearth_lm::io::hf::export_gpt2(&model, None)).map_err(|e| e.to_string())?;
+    drop(model);
+    let config_model = hearth_lm::ModelConfig::from_json(&files.config_json).map_err(|e| e.to_string())?;
+    let mut config = TrainConfig::fine_tune(config_model, "random GPT-2 124M");
+    (config.batch_size, config.dropout, config.steps, config.eval_every) = (2, 0.0, steps + 2, usize::MAX);
+    let tokenizer = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
+    let trainer =
+        Trainer::fine_tune_within(config, &files.model_safetensors, tokenizer, corpus, device, u64::MAX)
+            .map_err(|e| e.to_string())?;
+    timed_steps(trainer, steps)
+}
+
+fn timed_steps(mut trainer: Trainer, steps: usize) -> Result<f64, String> {
     for _ in 0..2 {
         pollster::block_on(trainer.step()).map_err(|e| e.to_string())?;
     }
@@ -140,15 +162,23 @@ fn train(args: &BenchArgs, device: &Device) -> CliResult {
         println!("train baby GPT (6L/6H/384, ctx 256, batch 8, chars): {baby_rate:.0} tokens/s");
     }
     let gpt2_rate = train_rate(gpt2, &corpus, args.steps.min(5), device)?;
+    if !args.json {
+        println!(
+            "train GPT-2 124M (ctx 128, batch 2): {gpt2_rate:.0} tokens/s ({:.2} s/step)",
+            256.0 / gpt2_rate
+        );
+    }
+    let tune_rate = fine_tune_rate(&corpus, args.steps.min(5), device)?;
     if args.json {
         print_json(&json!({
             "train_baby_gpt": { "tokens_per_s": baby_rate },
             "train_gpt2_124m": { "tokens_per_s": gpt2_rate, "seconds_per_step": 256.0 / gpt2_rate },
+            "finetune_gpt2_124m": { "tokens_per_s": tune_rate, "seconds_per_step": 256.0 / tune_rate },
         }));
     } else {
         println!(
-            "train GPT-2 124M (ctx 128, batch 2): {gpt2_rate:.0} tokens/s ({:.2} s/step)",
-            256.0 / gpt2_rate
+            "fine-tune GPT-2 124M weights (ctx 128, batch 2, lr 5e-5 linear): {tune_rate:.0} tokens/s ({:.2} s/step)",
+            256.0 / tune_rate
         );
     }
     Ok(())

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::train::{size_preset, Arch, EvalReport, TrainConfig, Trainer};
-use hearth_lm::train::{Corpus, TokenizerChoice};
+use hearth_lm::train::{corpus_of_files, size_preset, Arch, EvalReport, TrainConfig, Trainer};
+use hearth_lm::train::{Corpus, Decay, Packing, TokenizerChoice};
+use hearth_lm::ModelConfig;
 use serde_json::json;
 
 use crate::checkpoint_dir::{load_checkpoint, occupied, save_checkpoint, STATE_FILE};
@@ -21,9 +22,29 @@ const MAX_CORPUS_BYTES: u64 = 1 << 30;
 /// refuses any given flag that would change them (except the ones it can apply safely).
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// UTF-8 text file to train on.
+    /// What to train on; repeat for several files. A `.txt` file is one document, a `.jsonl`
+    /// file one per line (see --text-field), a `.csv` file one per row.
+    #[arg(long, required = true)]
+    corpus: Vec<PathBuf>,
+    /// The JSONL field or CSV column that holds the text [default: text]
     #[arg(long)]
-    corpus: PathBuf,
+    text_field: Option<String>,
+    /// `concat` (documents joined by the end-of-text token, cut into windows) or `per-doc`
+    /// (each document cut into context-sized chunks, the remainder dropped) [default: concat]
+    #[arg(long)]
+    packing: Option<String>,
+    /// Fine-tune this Hugging Face model directory instead of starting from random weights; its
+    /// architecture and tokenizer are used, and the defaults become Hugging Face Trainer's
+    /// (lr 5e-5 decaying linearly to 0, no warmup, beta2 0.999, no weight decay, batch 8,
+    /// context 128, 500 steps, the model's dropout).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// Train for this many passes over the train rows instead of --steps.
+    #[arg(long, conflicts_with = "steps")]
+    epochs: Option<f64>,
+    /// `cosine` or `linear` decay after warmup [default: cosine; linear with --init-from]
+    #[arg(long)]
+    schedule: Option<String>,
     /// `gpt2` (causal LM) or `bert` (masked LM) [default: gpt2]
     #[arg(long)]
     arch: Option<String>,
@@ -113,7 +134,7 @@ pub struct TrainArgs {
     json: bool,
 }
 
-pub fn read_corpus(path: &Path) -> Result<Corpus, String> {
+fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if meta.len() > MAX_CORPUS_BYTES {
         return Err(format!(
@@ -123,39 +144,98 @@ pub fn read_corpus(path: &Path) -> Result<Corpus, String> {
             MAX_CORPUS_BYTES >> 20
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Corpus::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
+/// One text file as a one-document corpus.
+pub fn read_corpus(path: &Path) -> Result<Corpus, String> {
+    Corpus::from_bytes(&read_file(path)?).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Every document of every file (see [`hearth_lm::train::documents`]), within one size limit.
+pub fn read_corpora(paths: &[PathBuf], field: Option<&str>) -> Result<Corpus, String> {
+    let mut files = Vec::with_capacity(paths.len());
+    let mut total = 0u64;
+    for path in paths {
+        let bytes = read_file(path)?;
+        total += bytes.len() as u64;
+        if total > MAX_CORPUS_BYTES {
+            return Err(format!("the corpus files add up to more than {} MiB", MAX_CORPUS_BYTES >> 20));
+        }
+        files.push((path.display().to_string(), bytes));
+    }
+    corpus_of_files(&files, field).map_err(|e| e.to_string())
+}
+
+fn parse<T: std::str::FromStr<Err = hearth_lm::Error>>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|e: hearth_lm::Error| e.to_string())
+}
+
+/// A new run from random weights: the defaults, then the flags given.
 fn config_from(args: &TrainArgs) -> Result<TrainConfig, String> {
-    let arch: Arch =
-        args.arch.as_deref().unwrap_or("gpt2").parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    let tokenizer: TokenizerChoice =
-        args.tokenizer.as_deref().unwrap_or("chars").parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    let (l, h, d) = size_preset(args.preset.as_deref().unwrap_or("nano")).map_err(|e| e.to_string())?;
+    let arch: Arch = parse(args.arch.as_deref().unwrap_or("gpt2"))?;
     let mut c = TrainConfig::nano(arch);
-    c.tokenizer = tokenizer;
+    c.tokenizer = parse::<TokenizerChoice>(args.tokenizer.as_deref().unwrap_or("chars"))?;
+    let (l, h, d) = size_preset(args.preset.as_deref().unwrap_or("nano")).map_err(|e| e.to_string())?;
     (c.n_layer, c.n_head, c.n_embd) =
         (args.n_layer.unwrap_or(l), args.n_head.unwrap_or(h), args.n_embd.unwrap_or(d));
-    c.data.context = args.context.unwrap_or(64);
+    apply_recipe(args, c)
+}
+
+/// A fine-tuning run of the model in `dir`: its shape and tokenizer, Hugging Face's defaults,
+/// then the flags given. Shape and tokenizer flags are refused: they come from the model.
+fn fine_tune_config(args: &TrainArgs, dir: &Path, model: ModelConfig) -> Result<TrainConfig, String> {
+    let shaped = [
+        ("--arch", args.arch.is_some()),
+        ("--tokenizer", args.tokenizer.is_some()),
+        ("--preset", args.preset.is_some()),
+        ("--n-layer", args.n_layer.is_some()),
+        ("--n-head", args.n_head.is_some()),
+        ("--n-embd", args.n_embd.is_some()),
+    ];
+    let given: Vec<&str> = shaped.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
+    if !given.is_empty() {
+        return Err(format!(
+            "{} cannot be used with --init-from: the architecture, size and tokenizer come from {}",
+            given.join(", "),
+            dir.display()
+        ));
+    }
+    apply_recipe(args, TrainConfig::fine_tune(model, dir.display().to_string()))
+}
+
+/// The training settings given as flags, over `c`'s defaults.
+fn apply_recipe(args: &TrainArgs, mut c: TrainConfig) -> Result<TrainConfig, String> {
+    c.data.context = args.context.unwrap_or(c.data.context);
     c.data.stride = args.stride.unwrap_or(c.data.context);
-    c.data.val_fraction = args.val_fraction.unwrap_or(0.1);
-    c.batch_size = args.batch_size.unwrap_or(12);
-    c.steps = args.steps.unwrap_or(2000);
-    c.lr = args.lr.unwrap_or(1e-3);
-    c.min_lr = args.min_lr.unwrap_or(1e-4);
-    c.warmup = args.warmup.unwrap_or(100);
-    c.adamw.beta1 = args.beta1.unwrap_or(0.9);
-    c.adamw.beta2 = args.beta2.unwrap_or(0.99);
-    c.adamw.eps = args.eps.unwrap_or(1e-8);
-    c.adamw.weight_decay = args.weight_decay.unwrap_or(0.1);
-    c.grad_clip = args.grad_clip.unwrap_or(1.0);
-    c.dropout = args.dropout.unwrap_or(0.0);
-    c.eval_every = args.eval_every.unwrap_or(250);
-    c.eval_batches = args.eval_batches.unwrap_or(20);
-    c.seed = args.seed.unwrap_or(1337);
+    c.data.val_fraction = args.val_fraction.unwrap_or(c.data.val_fraction);
+    if let Some(packing) = &args.packing {
+        c.data.packing = parse::<Packing>(packing)?;
+    }
+    if let Some(schedule) = &args.schedule {
+        c.decay = parse::<Decay>(schedule)?;
+    }
+    c.batch_size = args.batch_size.unwrap_or(c.batch_size);
+    c.steps = args.steps.unwrap_or(c.steps);
+    c.epochs = args.epochs;
+    c.lr = args.lr.unwrap_or(c.lr);
+    c.min_lr = args.min_lr.unwrap_or(c.min_lr.min(c.lr));
+    c.warmup = args.warmup.unwrap_or(c.warmup);
+    c.adamw.beta1 = args.beta1.unwrap_or(c.adamw.beta1);
+    c.adamw.beta2 = args.beta2.unwrap_or(c.adamw.beta2);
+    c.adamw.eps = args.eps.unwrap_or(c.adamw.eps);
+    c.adamw.weight_decay = args.weight_decay.unwrap_or(c.adamw.weight_decay);
+    c.grad_clip = args.grad_clip.unwrap_or(c.grad_clip);
+    c.dropout = args.dropout.unwrap_or(c.dropout);
+    c.eval_every = args.eval_every.unwrap_or(c.eval_every);
+    c.eval_batches = args.eval_batches.unwrap_or(c.eval_batches);
+    c.seed = args.seed.unwrap_or(c.seed);
     c.sample_prompt = args.sample_prompt.clone().unwrap_or_default();
-    c.sample_tokens = args.sample_tokens.unwrap_or(100);
+    c.sample_tokens = args.sample_tokens.unwrap_or(c.sample_tokens);
+    if let Some(epochs) = c.epochs {
+        // Checked now for the message; the steps are derived once the data is known.
+        TrainConfig::steps_for_epochs(epochs, 1, 1).map_err(|e| e.to_string())?;
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -196,6 +276,15 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
     conflicts.extend(check("n-embd", args.n_embd.map(|v| text(&v)), text(&saved.n_embd)));
     conflicts.extend(check("context", args.context.map(|v| text(&v)), text(&saved.data.context)));
     conflicts.extend(check("stride", args.stride.map(|v| text(&v)), text(&saved.data.stride)));
+    conflicts.extend(check("packing", args.packing.clone(), saved.data.packing.to_string()));
+    conflicts.extend(check("schedule", args.schedule.clone(), saved.decay.to_string()));
+    if let Some(dir) = &args.init_from {
+        conflicts
+            .push(format!("--init-from {} (a resumed run continues from its own weights)", dir.display()));
+    }
+    if let Some(epochs) = args.epochs {
+        conflicts.push(format!("--epochs {epochs} (extend a resumed run with --steps)"));
+    }
     conflicts.extend(check(
         "val-fraction",
         args.val_fraction.map(|v| text(&v)),
@@ -256,6 +345,7 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 fn progress_bar(
     step: usize,
     total: usize,
+    epoch: f64,
     loss: f64,
     tokens_per_s: f64,
     elapsed_s: f64,
@@ -265,7 +355,7 @@ fn progress_bar(
     let filled = width * step / total.max(1);
     let eta = if done_in_run > 0 { elapsed_s / done_in_run as f64 * (total - step) as f64 } else { 0.0 };
     format!(
-        "\r[{}{}] {step}/{total}  loss {loss:.4}  {tokens_per_s:.0} tok/s  ETA {}m{:02}s ",
+        "\r[{}{}] {step}/{total}  epoch {epoch:.2}  loss {loss:.4}  {tokens_per_s:.0} tok/s  ETA {}m{:02}s ",
         "#".repeat(filled),
         ".".repeat(width - filled),
         (eta as u64) / 60,
@@ -283,8 +373,8 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
     } else {
         let val = report.val_loss.map_or("-".to_string(), |v| format!("{v:.4}"));
         eprintln!(
-            "\rstep {:>6}  tokens {:>10}  train {:.4}  val {val}  ppl {:.2}  lr {:.2e}  {tokens_per_s:.0} tok/s",
-            report.step, report.tokens_seen, report.train_loss, report.perplexity, report.lr
+            "\rstep {:>6}  epoch {:.2}  tokens {:>10}  train {:.4}  val {val}  ppl {:.2}  lr {:.2e}  {tokens_per_s:.0} tok/s",
+            report.step, report.epoch, report.tokens_seen, report.train_loss, report.perplexity, report.lr
         );
         eprintln!("  sample: {:?}", report.sample);
     }
@@ -293,7 +383,7 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
 pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     check_out(&args)?;
     let budget = crate::memory::budget(args.max_memory.as_deref())?;
-    let corpus = read_corpus(&args.corpus)?;
+    let corpus = read_corpora(&args.corpus, args.text_field.as_deref())?;
     let mut trainer = match &args.resume {
         Some(dir) => {
             let checkpoint = load_checkpoint(dir)?;
@@ -315,9 +405,29 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             }
             t
         }
-        None => {
-            Trainer::new_within(config_from(&args)?, &corpus, device, budget).map_err(|e| e.to_string())?
-        }
+        None => match &args.init_from {
+            Some(dir) => {
+                let files = crate::model_dir::read_dir(dir)?;
+                let model = ModelConfig::from_json(&files.config_json)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                // The model's own tokenizer (or its architecture's built-in one), checked
+                // against its vocabulary before any weight is read.
+                let tokenizer = hearth_lm::io::hf::tokenizer_for_config(&files, &model)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                let config = fine_tune_config(&args, dir, model)?;
+                Trainer::fine_tune_within(
+                    config,
+                    &files.model_safetensors,
+                    tokenizer,
+                    &corpus,
+                    device,
+                    budget,
+                )
+                .map_err(|e| format!("{}: {e}", dir.display()))?
+            }
+            None => Trainer::new_within(config_from(&args)?, &corpus, device, budget)
+                .map_err(|e| e.to_string())?,
+        },
     };
     let stats = trainer.stats();
     if args.json {
@@ -326,9 +436,24 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
         );
     } else {
         eprintln!(
-            "corpus: {} chars, {} tokens (vocabulary {}); train {} tokens / {} windows, val {} tokens / {} windows",
-            stats.chars, stats.tokens, stats.vocab_size, stats.train_tokens, stats.train_windows, stats.val_tokens, stats.val_windows
+            "corpus: {} documents, {} chars, {} tokens (vocabulary {}); train {} documents / {} tokens / {} rows, \
+             val {} documents / {} tokens / {} rows; {} tokens in no row ({} packing)",
+            stats.documents,
+            stats.chars,
+            stats.tokens,
+            stats.vocab_size,
+            stats.train_documents,
+            stats.train_tokens,
+            stats.train_windows,
+            stats.val_documents,
+            stats.val_tokens,
+            stats.val_windows,
+            stats.dropped_tokens,
+            trainer.config().data.packing
         );
+        if let Some(init) = &trainer.config().init_from {
+            eprintln!("fine-tuning {} ({} parameters)", init.source, trainer.num_params());
+        }
         eprintln!(
             "model: {} parameters; starting at step {} of {}",
             trainer.num_params(),
@@ -337,6 +462,11 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
         );
     }
 
+    // A fine-tune's curve starts at the pretrained model's loss on this text.
+    if trainer.config().init_from.is_some() && trainer.history().is_empty() {
+        let eval = pollster::block_on(trainer.evaluate()).map_err(|e| e.to_string())?;
+        print_eval(&eval, 0.0, args.json);
+    }
     let start = Instant::now();
     let first_step = trainer.step_count();
     let mut tokens_since_eval = 0usize;
@@ -357,6 +487,7 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             let line = progress_bar(
                 report.step,
                 trainer.config().steps,
+                report.epoch,
                 report.loss,
                 tokens_per_s,
                 start.elapsed().as_secs_f64(),

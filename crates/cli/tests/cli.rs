@@ -426,3 +426,191 @@ fn checkpoints_are_protected_from_other_runs_and_conflicting_resumes() {
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_file(corpus).unwrap();
 }
+
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hearth-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The JSON lines of a `--json` run.
+fn json_lines(args: &[&str]) -> Vec<Value> {
+    let out = hearth(args);
+    assert!(out.status.success(), "hearth {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Text of exactly `k × context + 1` GPT-2 tokens of the sample, cut before a token that starts
+/// with a space so it encodes back to the same tokens: `hearth eval`'s windows of that text are
+/// then exactly the trainer's rows.
+fn aligned_gpt2_text(context: usize, k: usize) -> String {
+    let sample = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/corpus/tiny_shakespeare_like.txt"),
+    )
+    .unwrap();
+    let text: String = sample.chars().take(4000).collect();
+    let v = json(&["tokenize", "--tokenizer", "gpt2", "--json", &text]);
+    let tokens = v["tokens"].as_array().unwrap();
+    let ids: Vec<String> = v["ids"].as_array().unwrap().iter().map(|i| i.to_string()).collect();
+    let mut n = k * context + 1;
+    while !tokens[n].as_str().unwrap().starts_with('Ġ') {
+        n += context;
+    }
+    let out = hearth(&["decode", "--tokenizer", "gpt2", "--ids", &ids[..n].join(",")]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.strip_suffix('\n').unwrap().to_string()
+}
+
+#[test]
+fn fine_tune_starts_at_the_models_eval_loss_and_exports() {
+    let dir = scratch("finetune");
+    let corpus = dir.join("corpus.txt");
+    std::fs::write(&corpus, aligned_gpt2_text(16, 6)).unwrap();
+    let corpus = corpus.to_string_lossy().into_owned();
+    let out = dir.join("run").to_string_lossy().into_owned();
+    let model = case("gpt2-tiny-perturbed");
+    let lines = json_lines(&[
+        "train",
+        "--init-from",
+        &model,
+        "--corpus",
+        &corpus,
+        "--context",
+        "16",
+        "--val-fraction",
+        "0",
+        "--batch-size",
+        "1",
+        "--eval-batches",
+        "1000",
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--seed",
+        "0",
+        "--sample-tokens",
+        "2",
+        "--json",
+        "--out",
+        &out,
+    ]);
+    let stats = &lines[0];
+    assert_eq!(stats["config"]["tokenizer"], "Pretrained");
+    assert_eq!(stats["config"]["lr"], 5e-5);
+    assert_eq!(stats["config"]["decay"], "linear");
+    let evals: Vec<&Value> = lines.iter().filter(|l| l["event"] == "eval").collect();
+    assert_eq!(evals[0]["step"], 0, "the first evaluation is before any step");
+    let step0 = evals[0]["train_loss"].as_f64().unwrap();
+    let eval = json(&["eval", "--model", &model, "--corpus", &corpus, "--context", "16", "--json"]);
+    let want = eval["loss"].as_f64().unwrap();
+    assert!((step0 - want).abs() < 1e-4, "step 0 loss {step0} vs hearth eval {want}");
+    assert_eq!(evals.last().unwrap()["step"], 2);
+    // The exported directory reopens with the model's tokenizer.
+    let v = json(&["generate", "--model", &out, "--prompt", "ROMEO:", "--max-new-tokens", "3", "--json"]);
+    assert_eq!(v["new_ids"].as_array().unwrap().len(), 3);
+    // Shape and tokenizer come from the model.
+    fails_cleanly(
+        &[
+            "train",
+            "--init-from",
+            &model,
+            "--corpus",
+            &corpus,
+            "--preset",
+            "nano",
+            "--out",
+            &out,
+            "--overwrite",
+        ],
+        "--preset cannot be used with --init-from",
+    );
+    // A resumed fine-tune refuses a second --init-from.
+    fails_cleanly(
+        &["train", "--resume", &out, "--init-from", &model, "--corpus", &corpus, "--out", &out],
+        "--init-from",
+    );
+}
+
+#[test]
+fn several_files_jsonl_and_csv_are_documents() {
+    let dir = scratch("documents");
+    let sample: String = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/corpus/tiny_shakespeare_like.txt"),
+    )
+    .unwrap()
+    .chars()
+    .take(6000)
+    .collect();
+    let (a, rest) = sample.split_at(2000);
+    let (b, c) = rest.split_at(2000);
+    std::fs::write(dir.join("a.txt"), a).unwrap();
+    std::fs::write(dir.join("b.txt"), b).unwrap();
+    let jsonl: String = c.split("\n\n").map(|p| format!("{}\n", serde_json::json!({ "body": p }))).collect();
+    std::fs::write(dir.join("c.jsonl"), &jsonl).unwrap();
+    let paths: Vec<String> =
+        ["a.txt", "b.txt", "c.jsonl"].iter().map(|f| dir.join(f).to_string_lossy().into_owned()).collect();
+    let out = dir.join("run").to_string_lossy().into_owned();
+    let mut args = vec!["train"];
+    for p in &paths {
+        args.extend(["--corpus", p.as_str()]);
+    }
+    args.extend([
+        "--text-field",
+        "body",
+        "--packing",
+        "per-doc",
+        "--tokenizer",
+        "bytes",
+        "--n-layer",
+        "1",
+        "--n-head",
+        "1",
+        "--n-embd",
+        "16",
+        "--context",
+        "32",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--eval-every",
+        "1000",
+        "--val-fraction",
+        "0.3",
+        "--eval-batches",
+        "1",
+        "--sample-tokens",
+        "2",
+        "--json",
+        "--out",
+        &out,
+    ]);
+    let lines = json_lines(&args);
+    let stats = &lines[0]["stats"];
+    let docs = 2 + c.split("\n\n").filter(|p| !p.trim().is_empty()).count();
+    assert_eq!(stats["documents"].as_u64().unwrap() as usize, docs);
+    assert!(stats["val_documents"].as_u64().unwrap() >= 1);
+    assert!(stats["dropped_tokens"].as_u64().unwrap() > 0, "per-doc drops each document's remainder");
+    let train_rows = stats["train_windows"].as_u64().unwrap();
+    let steps = lines[0]["config"]["steps"].as_u64().unwrap();
+    assert_eq!(steps, train_rows.div_ceil(4), "one epoch");
+    let done = lines.last().unwrap();
+    assert_eq!(done["event"], "done");
+
+    // A bad row is refused with its line number; nothing is written.
+    std::fs::write(dir.join("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n").unwrap();
+    let bad = dir.join("bad.jsonl").to_string_lossy().into_owned();
+    let out2 = dir.join("run2").to_string_lossy().into_owned();
+    fails_cleanly(&["train", "--corpus", &bad, "--out", &out2], "line 2: no \"text\" field");
+    assert!(!dir.join("run2").exists());
+    std::fs::write(dir.join("bad.csv"), "id,text\n1,ok\n2,\"open\n").unwrap();
+    let bad = dir.join("bad.csv").to_string_lossy().into_owned();
+    fails_cleanly(&["train", "--corpus", &bad, "--out", &out2], "line 3: a quoted field is never closed");
+    fails_cleanly(&["train", "--corpus", &paths[0], "--packing", "zip", "--out", &out2], "unknown packing");
+    fails_cleanly(
+        &["train", "--corpus", &paths[0], "--epochs=0", "--out", &out2],
+        "--epochs must be a positive number",
+    );
+}

@@ -77,9 +77,9 @@ fn bad_tokenizer_choices_are_explained() {
 fn corpus_counts_chars_and_drops_a_byte_order_mark() {
     let c = corpus("héllo, 日本\n");
     assert_eq!(c.chars(), 10);
-    assert_eq!(c.text(), "héllo, 日本\n");
+    assert_eq!(c.documents(), ["héllo, 日本\n"]);
     let with_bom = Corpus::from_bytes("\u{feff}abc".as_bytes()).unwrap();
-    assert_eq!(with_bom.text(), "abc");
+    assert_eq!(with_bom.documents(), ["abc"]);
     assert_eq!(with_bom.chars(), 3);
 }
 
@@ -282,7 +282,7 @@ fn encode_corpus_in_pieces_equals_one_piece() {
 // ----- dataset ----------------------------------------------------------------------------------------
 
 fn config(context: usize, stride: usize, val_fraction: f64) -> DataConfig {
-    DataConfig { context, stride, val_fraction }
+    DataConfig { context, stride, val_fraction, packing: Default::default() }
 }
 
 fn counting_dataset(tokens: u32, cfg: &DataConfig) -> Dataset {
@@ -329,7 +329,7 @@ fn windows_never_cross_the_split_boundary() {
     }
     let no_val = counting_dataset(64, &config(8, 3, 0.0));
     assert_eq!(no_val.windows(Split::Val), 0);
-    assert!(eval_batches(&no_val, Split::Val, 4, 2).is_empty());
+    assert!(eval_batches(&no_val, Split::Val, 4, 2, true).is_empty());
 }
 
 #[test]
@@ -364,7 +364,7 @@ fn first_tokens(batch: &hearth_lm::train::Batch) -> Vec<u32> {
 #[test]
 fn batches_are_shifted_windows() {
     let data = counting_dataset(400, &config(8, 4, 0.1));
-    let batch = Batcher::new(1).next_batch(&data, 5);
+    let batch = Batcher::new(1).next_batch(&data, 5, true);
     assert_eq!((batch.batch_size, batch.context), (5, 8));
     assert_eq!(batch.inputs.len(), 40);
     for (row, target) in batch.inputs.chunks(8).zip(batch.targets.chunks(8)) {
@@ -381,7 +381,7 @@ fn batches_are_shifted_windows() {
 fn same_seed_same_batches_other_seed_other_batches() {
     let data = counting_dataset(2000, &config(16, 8, 0.1));
     let (mut a, mut b, mut c) = (Batcher::new(7), Batcher::new(7), Batcher::new(8));
-    let run = |batcher: &mut Batcher| (0..30).map(|_| batcher.next_batch(&data, 4)).collect::<Vec<_>>();
+    let run = |batcher: &mut Batcher| (0..30).map(|_| batcher.next_batch(&data, 4, true)).collect::<Vec<_>>();
     let (xs, ys, zs) = (run(&mut a), run(&mut b), run(&mut c));
     assert_eq!(xs, ys);
     assert_ne!(xs, zs);
@@ -397,7 +397,8 @@ fn each_epoch_is_a_new_permutation_of_the_train_windows() {
     let mut epochs = Vec::new();
     for epoch in 0..3 {
         assert_eq!(batcher.epoch(), epoch);
-        let firsts: Vec<u32> = (0..windows).map(|_| first_tokens(&batcher.next_batch(&data, 1))[0]).collect();
+        let firsts: Vec<u32> =
+            (0..windows).map(|_| first_tokens(&batcher.next_batch(&data, 1, true))[0]).collect();
         let mut sorted = firsts.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..windows as u32).map(|i| i * 4).collect::<Vec<u32>>(), "epoch {epoch}");
@@ -410,7 +411,7 @@ fn each_epoch_is_a_new_permutation_of_the_train_windows() {
 
     // A batch larger than an epoch wraps into the next one and still covers each window once.
     let mut big = Batcher::new(3);
-    let batch = big.next_batch(&data, windows + 5);
+    let batch = big.next_batch(&data, windows + 5, true);
     assert_eq!(first_tokens(&batch)[..windows], epochs[0][..]);
     assert_eq!(first_tokens(&batch)[windows..], epochs[1][..5]);
     assert_eq!((big.epoch(), big.position()), (1, 5));
@@ -424,7 +425,7 @@ fn a_resumed_batcher_continues_exactly() {
     let mut interrupted = Batcher::new(42);
     // Stop mid-epoch, save, and restore from JSON (as a checkpoint would).
     for _ in 0..7 {
-        assert_eq!(uninterrupted.next_batch(&data, 12), interrupted.next_batch(&data, 12));
+        assert_eq!(uninterrupted.next_batch(&data, 12, true), interrupted.next_batch(&data, 12, true));
     }
     assert!(interrupted.position() > 0 && interrupted.position() < windows);
     let saved = serde_json::to_string(&interrupted).unwrap();
@@ -433,7 +434,7 @@ fn a_resumed_batcher_continues_exactly() {
     assert_eq!(resumed, uninterrupted);
     // Across several epoch boundaries.
     for _ in 0..3 * windows / 12 {
-        assert_eq!(resumed.next_batch(&data, 12), uninterrupted.next_batch(&data, 12));
+        assert_eq!(resumed.next_batch(&data, 12, true), uninterrupted.next_batch(&data, 12, true));
     }
     assert!(resumed.epoch() >= 3);
     assert_eq!(resumed, uninterrupted);
@@ -442,8 +443,8 @@ fn a_resumed_batcher_continues_exactly() {
 #[test]
 fn eval_batches_are_fixed_and_evenly_spaced() {
     let data = counting_dataset(1000, &config(9, 5, 0.1));
-    let val = eval_batches(&data, Split::Val, 4, 2);
-    assert_eq!(val, eval_batches(&data, Split::Val, 4, 2));
+    let val = eval_batches(&data, Split::Val, 4, 2, true);
+    assert_eq!(val, eval_batches(&data, Split::Val, 4, 2, true));
     // 8 of 19 validation windows at indices j * 19 / 8: 0, 2, 4, 7, 9, 11, 14, 16.
     assert_eq!(val.len(), 2);
     let firsts: Vec<u32> = val.iter().flat_map(first_tokens).collect();
@@ -452,15 +453,15 @@ fn eval_batches_are_fixed_and_evenly_spaced() {
     assert_eq!(val[0].targets[..9], (901..910).collect::<Vec<u32>>()[..]);
 
     // More asked than there are: every window once, the last batch smaller.
-    let all = eval_batches(&data, Split::Val, 8, 10);
+    let all = eval_batches(&data, Split::Val, 8, 10, true);
     assert_eq!(all.iter().map(|b| b.batch_size).collect::<Vec<_>>(), vec![8, 8, 3]);
     let firsts: Vec<u32> = all.iter().flat_map(first_tokens).collect();
     assert_eq!(firsts, (0..19).map(|i| 900 + 5 * i).collect::<Vec<u32>>());
 
-    let train = eval_batches(&data, Split::Train, 16, 3);
+    let train = eval_batches(&data, Split::Train, 16, 3, true);
     assert_eq!(train.len(), 3);
     assert!(train.iter().all(|b| b.batch_size == 16 && b.inputs.len() == 16 * 9));
-    assert!(eval_batches(&data, Split::Train, 0, 3).is_empty());
+    assert!(eval_batches(&data, Split::Train, 0, 3, true).is_empty());
 }
 
 // ----- masked LM ---------------------------------------------------------------------------------------

@@ -3,12 +3,15 @@
 //! target gets 10,000 inputs made from a valid file by random byte edits (flips, interesting
 //! bytes, insertions, deletions, truncations, duplicated chunks, numbers blown up to absurd
 //! sizes), seeded so a failure reproduces. Every input must give `Ok` or `Err` — a panic fails
-//! the test with the input that caused it. Allocation is bounded by construction, not by this
-//! test: a config must fit its weights file (`io::hf`), a run its memory budget
-//! (`model::memory`), and safetensors lengths are checked against the file by the parser.
+//! the test with the input that caused it. Allocation is bounded by construction — a config must
+//! fit its weights file (`io::hf`), a run its memory budget (`model::memory`), and safetensors
+//! lengths are checked against the file by the parser — and this binary proves it: its global
+//! allocator refuses anything past `BUDGET` in all (the inputs are kilobytes), and a refused
+//! allocation aborts the test run with "memory allocation of N bytes failed".
 
 mod common;
 
+use std::alloc::System;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use burn::tensor::Device;
@@ -20,6 +23,23 @@ use hearth_lm::train::{build_tokenizer, Arch, Corpus, TokenizerChoice, TrainConf
 use hearth_lm::{load_model, BertConfig, ModelConfig, Rng, Tokenizer};
 
 const CASES: usize = 10_000;
+
+/// Everything this binary holds at once, every fuzz test together: the seed files and models
+/// are a few megabytes, so an input that sizes a buffer from a forged length or shape hits it.
+const BUDGET: usize = 1 << 30;
+
+#[global_allocator]
+static ALLOCATOR: cap::Cap<System> = cap::Cap::new(System, BUDGET);
+
+#[test]
+fn the_allocation_budget_is_enforced() {
+    assert_eq!(ALLOCATOR.limit(), BUDGET);
+    // A fallible reservation past the budget is refused (an infallible one would abort).
+    let mut past = Vec::<u8>::new();
+    assert!(past.try_reserve_exact(BUDGET + 1).is_err(), "the cap let {BUDGET} + 1 bytes through");
+    let mut within = Vec::<u8>::new();
+    assert!(within.try_reserve_exact(1 << 20).is_ok());
+}
 
 /// One random edit of `input`.
 fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {

@@ -181,6 +181,56 @@ impl std::str::FromStr for SizePreset {
     }
 }
 
+/// Where a run's weights come from: random (a size preset) or a pretrained model already in the
+/// page, which is then fine-tuned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFrom {
+    #[default]
+    Random,
+    /// The model loaded in the Generate panel.
+    Generate,
+    /// The model loaded in the Fill mask panel.
+    FillMask,
+    /// The model trained in this panel (its current weights).
+    Trained,
+}
+
+impl StartFrom {
+    pub const ALL: [StartFrom; 4] =
+        [StartFrom::Random, StartFrom::Generate, StartFrom::FillMask, StartFrom::Trained];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartFrom::Random => "random",
+            StartFrom::Generate => "generate",
+            StartFrom::FillMask => "fill-mask",
+            StartFrom::Trained => "trained",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StartFrom::Random => "random weights",
+            StartFrom::Generate => "the model loaded in Generate",
+            StartFrom::FillMask => "the model loaded in Fill mask",
+            StartFrom::Trained => "the model trained here",
+        }
+    }
+
+    /// Whether the run fine-tunes a pretrained model.
+    pub fn pretrained(self) -> bool {
+        self != StartFrom::Random
+    }
+}
+
+impl std::str::FromStr for StartFrom {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        StartFrom::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| format!("unknown start `{s}`"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +255,10 @@ mod tests {
             assert_eq!(p.as_str().parse::<SizePreset>().unwrap(), p);
         }
         assert!(serde_json::from_str::<TrainTokenizer>(r#""llama""#).is_err());
+        for p in StartFrom::ALL {
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
+            assert_eq!(p.as_str().parse::<StartFrom>().unwrap(), p);
+        }
         assert_eq!(thousands(1024), "1,024");
     }
 }

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::choices::{SizePreset, TrainArch, TrainTokenizer};
+pub use crate::choices::{SizePreset, StartFrom, TrainArch, TrainTokenizer};
+pub use hearth_lm::train::Packing;
 
 /// Which panel a model is loaded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,33 +44,74 @@ pub struct SamplingParams {
     pub top_p: f32,
 }
 
-/// The pretrain panel's form.
+/// The pretrain panel's form. Fields added after the first release have serde defaults, so a
+/// run saved by an older page still restores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
+    /// Random weights of `arch`/`size`/`tokenizer`, or a pretrained model (whose architecture
+    /// and tokenizer are then used).
+    #[serde(default)]
+    pub start_from: StartFrom,
     pub arch: TrainArch,
     pub size: SizePreset,
     pub tokenizer: TrainTokenizer,
     pub context: usize,
     pub batch_size: usize,
     pub steps: usize,
+    /// Passes over the train rows; when above 0 it decides the steps.
+    #[serde(default)]
+    pub epochs: f64,
     pub lr: f64,
     /// Steps between evaluations (and checkpoints); 0 picks about twenty per run.
     pub eval_every: usize,
     pub seed: u64,
+    #[serde(default)]
+    pub packing: Packing,
+    /// The JSONL field or CSV column that holds the text.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// The "Advanced" part of the form; `None` takes the recipe's default (pretraining or
+    /// fine-tuning).
+    #[serde(default)]
+    pub advanced: Advanced,
+}
+
+/// Settings most runs leave alone; `None` = the recipe's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Advanced {
+    pub warmup: Option<usize>,
+    pub min_lr: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub dropout: Option<f64>,
+    pub grad_clip: Option<f64>,
+}
+
+fn default_text_field() -> String {
+    hearth_lm::train::DEFAULT_TEXT_FIELD.to_string()
+}
+
+impl TrainSettings {
+    /// Hugging Face `TrainingArguments`' learning rate for fine-tuning.
+    pub const FINE_TUNE_LR: f64 = 5e-5;
 }
 
 impl Default for TrainSettings {
     fn default() -> Self {
         Self {
+            start_from: StartFrom::Random,
             arch: TrainArch::Gpt2,
             size: SizePreset::Micro,
             tokenizer: TrainTokenizer::Chars,
             context: 64,
             batch_size: 8,
             steps: 300,
+            epochs: 0.0,
             lr: 3e-3,
             eval_every: 0,
             seed: 1337,
+            packing: Packing::Concat,
+            text_field: default_text_field(),
+            advanced: Advanced::default(),
         }
     }
 }
@@ -139,8 +181,26 @@ pub enum Request {
         slot: Slot,
         text: String,
     },
-    /// The corpus file travels beside this message.
-    LoadCorpus,
+    /// The corpus files (text, JSONL, CSV; one or several) travel beside this message.
+    LoadCorpus {
+        text_field: String,
+    },
+    /// The Shakespeare sample the app ships (`corpus/tiny_shakespeare_like.txt`).
+    LoadSample,
+    /// The runs kept in browser storage (answered by `Event::Runs`).
+    RunsList,
+    RunRename {
+        id: u64,
+        name: String,
+    },
+    /// Forgets a kept run and its checkpoint (not the current run).
+    RunDelete {
+        id: u64,
+    },
+    /// A kept run's checkpoint as a Hugging Face zip.
+    RunDownload {
+        id: u64,
+    },
     TrainStart {
         settings: TrainSettings,
     },
@@ -159,6 +219,9 @@ pub enum Request {
     /// Test hook (the page sends it only with `?test-hooks`): the worker traps, as a GPU driver
     /// crash or an out-of-memory abort would, so the recovery path can be tested.
     Crash,
+    /// Test hook (`?test-hooks` only): the worker destroys its WebGPU device, which the browser
+    /// reports through `GPUDevice.lost` exactly as it reports a driver reset or a removed GPU.
+    LoseDevice,
 }
 
 /// The adapter, as WebGPU reports it.
@@ -245,6 +308,9 @@ pub struct LossPoint {
     pub tokens: u64,
     #[serde(with = "hearth_lm::finite")]
     pub loss: f64,
+    /// The learning rate of the step (0 in runs saved before it was recorded).
+    #[serde(default, with = "hearth_lm::finite")]
+    pub lr: f64,
 }
 
 /// An evaluation: validation point and a sample.
@@ -259,11 +325,44 @@ pub struct EvalPoint {
     #[serde(with = "hearth_lm::finite")]
     pub perplexity: f64,
     pub sample: String,
+    #[serde(default)]
+    pub epoch: f64,
+    #[serde(default, with = "hearth_lm::finite")]
+    pub lr: f64,
+}
+
+/// A run in the runs table: its settings, curves and results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub id: u64,
+    pub name: String,
+    /// What it started from: "random", or the pretrained model's name.
+    pub start: String,
+    pub settings: TrainSettings,
+    pub corpus_name: String,
+    pub step: usize,
+    pub total_steps: usize,
+    pub params: usize,
+    #[serde(with = "hearth_lm::finite::option")]
+    pub train_loss: Option<f64>,
+    #[serde(with = "hearth_lm::finite::option")]
+    pub val_loss: Option<f64>,
+    #[serde(with = "hearth_lm::finite")]
+    pub tokens_per_s: f64,
+    /// Seconds spent training.
+    #[serde(with = "hearth_lm::finite")]
+    pub seconds: f64,
+    pub evals: Vec<EvalPoint>,
+    /// Whether this is the run in the panel now (the others are kept checkpoints).
+    pub current: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorpusInfo {
     pub name: String,
+    /// Documents (a text file is one; JSONL lines and CSV rows are one each).
+    #[serde(default)]
+    pub documents: usize,
     pub bytes: usize,
     pub chars: usize,
     pub lines: usize,
@@ -277,10 +376,17 @@ pub struct CorpusInfo {
 pub enum Event {
     /// The worker's code has loaded and it listens; the page sends `Init` on this.
     Started,
+    /// `GPUDevice.lost` fired: the worker can compute nothing more, so the page replaces it (the
+    /// new worker restores the last checkpoint). The browser's reason and message.
+    DeviceLost {
+        message: String,
+    },
     /// The downloads kept in browser storage: (URL, bytes).
     Stored {
         files: Vec<(String, u64)>,
     },
+    /// The runs table, newest first.
+    Runs(Vec<RunSummary>),
     Ready(DeviceInfo),
     Tokenized {
         seq: u64,
@@ -364,7 +470,7 @@ mod tests {
     #[test]
     fn events_with_nan_and_infinity_round_trip() {
         let event = Event::TrainHistory {
-            losses: vec![LossPoint { step: 1, tokens: 8, loss: f64::NAN }],
+            losses: vec![LossPoint { step: 1, tokens: 8, loss: f64::NAN, lr: 1e-3 }],
             evals: vec![EvalPoint {
                 step: 1,
                 tokens: 8,
@@ -372,6 +478,8 @@ mod tests {
                 val_loss: Some(f64::NAN),
                 perplexity: f64::INFINITY,
                 sample: String::new(),
+                epoch: 0.5,
+                lr: 1e-3,
             }],
         };
         let json = serde_json::to_string(&event).unwrap();
@@ -381,5 +489,19 @@ mod tests {
         };
         assert!(losses[0].loss.is_nan() && evals[0].val_loss.unwrap().is_nan());
         assert_eq!(evals[0].train_loss, f64::INFINITY);
+    }
+
+    /// A run saved before start-from, packing, epochs and the advanced settings existed still
+    /// restores, as a pretraining run with the old defaults.
+    #[test]
+    fn settings_saved_by_an_older_page_still_read() {
+        let old = r#"{"arch":"gpt2","size":"micro","tokenizer":"chars","context":64,"batch_size":8,"steps":300,"lr":0.003,"eval_every":0,"seed":1337}"#;
+        let s: TrainSettings = serde_json::from_str(old).unwrap();
+        assert_eq!(s, TrainSettings::default());
+        let point: EvalPoint = serde_json::from_str(
+            r#"{"step":1,"tokens":8,"train_loss":1.0,"val_loss":null,"perplexity":2.7,"sample":""}"#,
+        )
+        .unwrap();
+        assert_eq!((point.epoch, point.lr), (0.0, 0.0));
     }
 }

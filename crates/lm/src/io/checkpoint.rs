@@ -12,7 +12,7 @@ use crate::error::{invalid, Result};
 use crate::model::config::ModelConfig;
 use crate::model::AnyModel;
 use crate::rng::Rng;
-use crate::train::trainer::{fingerprint, EvalReport, Trainer};
+use crate::train::trainer::{EvalReport, Trainer};
 use crate::train::{Arch, Batcher, Corpus, TrainConfig};
 
 /// Trainer state beside the weights.
@@ -125,7 +125,7 @@ impl Trainer {
         if state.format != FORMAT {
             return Err(invalid!("checkpoint format {} is not supported (expected {FORMAT})", state.format));
         }
-        if state.corpus_fingerprint != fingerprint(corpus.text()) {
+        if state.corpus_fingerprint != corpus.fingerprint() {
             return Err(invalid!("this corpus is not the one the checkpoint was trained on"));
         }
         check_state(&state)?;
@@ -173,15 +173,15 @@ fn check_state(state: &TrainerState) -> Result<()> {
     if state.optimizer_steps != state.step as u64 {
         return bad(format!("{} optimizer updates for {} steps", state.optimizer_steps, state.step));
     }
-    let per_step = (c.batch_size as u64).checked_mul(c.data.context as u64);
+    let per_step = c.tokens_per_step();
     let expected_tokens = per_step.and_then(|t| t.checked_mul(state.step as u64));
     if expected_tokens != Some(state.tokens_seen) {
         return bad(format!(
-            "{} tokens seen, but {} steps of batch {} × context {} see {}",
+            "{} tokens seen, but {} steps of batch {} × {} tokens see {}",
             state.tokens_seen,
             state.step,
             c.batch_size,
-            c.data.context,
+            c.data.inputs_len(c.causal()),
             expected_tokens.map_or("more than can be counted".to_string(), |t| t.to_string())
         ));
     }

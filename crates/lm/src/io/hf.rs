@@ -80,11 +80,20 @@ pub fn load_model(config_json: &[u8], safetensors: &[u8], device: &Device) -> Re
 /// The directory's tokenizer, or the architecture's built-in one, checked against the model's
 /// vocabulary ([`check_vocabularies`]).
 pub fn load_tokenizer(files: &HfFiles, model: &AnyModel) -> Result<Tokenizer> {
+    tokenizer_for_config(files, &model.config())
+}
+
+/// [`load_tokenizer`] before the model exists: checked against its `config.json`.
+pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tokenizer> {
+    let builtin = match config {
+        ModelConfig::Gpt2(_) => "gpt2",
+        ModelConfig::Bert(_) => "bert-base-uncased",
+    };
     let tokenizer = match &files.tokenizer_json {
         Some(bytes) => Tokenizer::from_bytes(bytes)?,
-        None => Tokenizer::builtin(model.default_tokenizer_name())?,
+        None => Tokenizer::builtin(builtin)?,
     };
-    check_vocabularies(&tokenizer, model.vocab_size())?;
+    check_vocabularies(&tokenizer, config.vocab_size())?;
     Ok(tokenizer)
 }
 

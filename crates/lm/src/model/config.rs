@@ -398,6 +398,79 @@ impl ModelConfig {
             Self::Bert(c) => c.largest_tensor(),
         }
     }
+
+    /// `config.json` as `transformers` writes it.
+    pub fn to_json(&self) -> String {
+        match self {
+            Self::Gpt2(c) => c.to_json(),
+            Self::Bert(c) => c.to_json(),
+        }
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.vocab_size,
+            Self::Bert(c) => c.vocab_size,
+        }
+    }
+
+    /// The longest sequence the position embeddings cover.
+    pub fn max_context(&self) -> usize {
+        match self {
+            Self::Gpt2(c) => c.n_positions,
+            Self::Bert(c) => c.max_position_embeddings,
+        }
+    }
+
+    /// `(layers, heads, width)`.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        match self {
+            Self::Gpt2(c) => (c.n_layer, c.n_head, c.n_embd),
+            Self::Bert(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
+        }
+    }
+
+    /// The dropout probability the model trains with (GPT-2's `resid_pdrop`, BERT's
+    /// `hidden_dropout_prob`).
+    pub fn dropout(&self) -> f64 {
+        match self {
+            Self::Gpt2(c) => c.resid_pdrop,
+            Self::Bert(c) => c.hidden_dropout_prob,
+        }
+    }
+
+    /// The same model with every dropout probability set to `p`.
+    pub fn with_dropout(&self, p: f64) -> Self {
+        match self.clone() {
+            Self::Gpt2(mut c) => {
+                (c.embd_pdrop, c.attn_pdrop, c.resid_pdrop) = (p, p, p);
+                Self::Gpt2(c)
+            }
+            Self::Bert(mut c) => {
+                (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (p, p);
+                Self::Bert(c)
+            }
+        }
+    }
+}
+
+/// As its `config.json` object (with `model_type`), so a saved run names its model the way
+/// Hugging Face does.
+impl Serialize for ModelConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Gpt2(c) => c.serialize(serializer),
+            Self::Bert(c) => c.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let bytes = serde_json::to_vec(&value).map_err(serde::de::Error::custom)?;
+        Self::from_json(&bytes).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

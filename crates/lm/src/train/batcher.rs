@@ -18,14 +18,22 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Causal-LM rows from windows of `context + 1` tokens.
-    fn from_windows<'a>(windows: impl ExactSizeIterator<Item = &'a [u32]>, context: usize) -> Self {
+    /// Rows as a batch. Causal LM: inputs are each row but its last token, targets each row but
+    /// its first. Masked LM: inputs are the whole row (the targets are drawn by the masking).
+    fn from_windows<'a>(windows: impl ExactSizeIterator<Item = &'a [u32]>, causal: bool) -> Self {
         let batch_size = windows.len();
-        let mut inputs = Vec::with_capacity(batch_size * context);
-        let mut targets = Vec::with_capacity(batch_size * context);
+        let mut inputs = Vec::new();
+        let mut targets = Vec::new();
+        let mut context = 0;
         for window in windows {
-            inputs.extend_from_slice(&window[..context]);
-            targets.extend_from_slice(&window[1..]);
+            if causal {
+                context = window.len() - 1;
+                inputs.extend_from_slice(&window[..context]);
+                targets.extend_from_slice(&window[1..]);
+            } else {
+                context = window.len();
+                inputs.extend_from_slice(window);
+            }
         }
         Self { inputs, targets, batch_size, context }
     }
@@ -51,13 +59,18 @@ impl Batcher {
         Self { seed, epoch: 0, position: 0, order: OrderCache::default() }
     }
 
-    /// The next `batch_size` train windows as a causal-LM batch: inputs = `window[..t]`, targets =
-    /// `window[1..]` with `t = context`. A batch may span the end of an epoch.
-    pub fn next_batch(&mut self, data: &Dataset, batch_size: usize) -> Batch {
+    /// The next `batch_size` train rows as a batch ([`Batch::from_windows`]). A batch may span
+    /// the end of an epoch.
+    pub fn next_batch(&mut self, data: &Dataset, batch_size: usize, causal: bool) -> Batch {
         let windows = data.windows(Split::Train);
         let indices: Vec<usize> = (0..batch_size).map(|_| self.next_index(windows)).collect();
         let rows = indices.iter().map(|&i| data.window(Split::Train, i));
-        Batch::from_windows(rows, data.config().context)
+        Batch::from_windows(rows, causal)
+    }
+
+    /// Epochs done, with the fraction of the current one: 1.5 is half-way through the second.
+    pub fn progress(&self, windows: usize) -> f64 {
+        self.epoch as f64 + self.position as f64 / windows.max(1) as f64
     }
 
     /// Completed epochs (0 during the first pass over the train windows).
@@ -144,7 +157,13 @@ fn epoch_rng(seed: u64, epoch: usize) -> Rng {
 /// (deterministic, the same at every evaluation, so loss curves are comparable), cut into batches
 /// of `batch_size`. Fewer if the split has fewer windows: then every window, the last batch
 /// possibly smaller. Empty when the split has no windows or either count is 0.
-pub fn eval_batches(data: &Dataset, split: Split, batch_size: usize, batches: usize) -> Vec<Batch> {
+pub fn eval_batches(
+    data: &Dataset,
+    split: Split,
+    batch_size: usize,
+    batches: usize,
+    causal: bool,
+) -> Vec<Batch> {
     let windows = data.windows(split);
     let wanted = batch_size.saturating_mul(batches).min(windows);
     if wanted == 0 {
@@ -157,7 +176,7 @@ pub fn eval_batches(data: &Dataset, split: Split, batch_size: usize, batches: us
         .chunks(batch_size)
         .map(|chunk| {
             let rows = chunk.iter().map(|&i| data.window(split, i));
-            Batch::from_windows(rows, data.config().context)
+            Batch::from_windows(rows, causal)
         })
         .collect()
 }

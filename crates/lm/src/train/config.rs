@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::optim::{AdamWConfig, LrSchedule};
+use super::optim::{AdamWConfig, Decay, LrSchedule};
 use super::tokenizers::TokenizerChoice;
-use super::windows::DataConfig;
+use super::windows::{DataConfig, Packing};
 use crate::error::{invalid, Error, Result};
 use crate::io::tokenizer::Tokenizer;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
@@ -53,6 +53,15 @@ pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
     })
 }
 
+/// The pretrained model a fine-tuning run starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InitFrom {
+    /// Where it came from, as the user named it (a directory, a URL, "the model trained here").
+    pub source: String,
+    /// Its `config.json`; the run trains this model with [`TrainConfig::dropout`].
+    pub model: ModelConfig,
+}
+
 /// Everything that defines a run; saved in every checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -82,6 +91,17 @@ pub struct TrainConfig {
     pub sample_prompt: String,
     /// New tokens per GPT sample.
     pub sample_tokens: usize,
+    /// Start from this pretrained model instead of random weights (the shape fields above then
+    /// copy its shape; they are not settings).
+    #[serde(default)]
+    pub init_from: Option<InitFrom>,
+    /// How the learning rate falls after warmup.
+    #[serde(default)]
+    pub decay: Decay,
+    /// The run's length in passes over the train rows, when it was given that way: `steps` is
+    /// then derived from it once the data is known ([`TrainConfig::steps_for_epochs`]).
+    #[serde(default)]
+    pub epochs: Option<f64>,
 }
 
 impl TrainConfig {
@@ -93,7 +113,7 @@ impl TrainConfig {
             n_layer: 4,
             n_head: 4,
             n_embd: 128,
-            data: DataConfig { context: 64, stride: 64, val_fraction: 0.1 },
+            data: DataConfig { context: 64, stride: 64, val_fraction: 0.1, packing: Packing::Concat },
             batch_size: 12,
             steps: 2000,
             lr: 1e-3,
@@ -107,7 +127,61 @@ impl TrainConfig {
             seed: 1337,
             sample_prompt: String::new(),
             sample_tokens: 100,
+            init_from: None,
+            decay: Decay::Cosine,
+            epochs: None,
         }
+    }
+
+    /// Fine-tuning `model` with Hugging Face `TrainingArguments`' defaults: learning rate 5e-5
+    /// decaying linearly to 0, no warmup, AdamW β = (0.9, 0.999), ε = 1e-8, no weight decay,
+    /// gradient norm clipped at 1.0, the model's own dropout, batch 8. The context is 128
+    /// tokens (the tutorials' `context_length`) or the model's maximum if smaller.
+    pub fn fine_tune(model: ModelConfig, source: impl Into<String>) -> Self {
+        let arch = match model {
+            ModelConfig::Gpt2(_) => Arch::Gpt2,
+            ModelConfig::Bert(_) => Arch::Bert,
+        };
+        let (n_layer, n_head, n_embd) = model.dims();
+        let context = model.max_context().min(128);
+        Self {
+            tokenizer: TokenizerChoice::Pretrained,
+            n_layer,
+            n_head,
+            n_embd,
+            data: DataConfig { context, stride: context, val_fraction: 0.1, packing: Packing::Concat },
+            batch_size: 8,
+            steps: 500,
+            lr: 5e-5,
+            min_lr: 0.0,
+            warmup: 0,
+            adamw: AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decay_all: false },
+            grad_clip: 1.0,
+            dropout: model.dropout(),
+            eval_every: 50,
+            decay: Decay::Linear,
+            init_from: Some(InitFrom { source: source.into(), model }),
+            ..Self::nano(arch)
+        }
+    }
+
+    /// Steps that make `epochs` passes over `train_rows` rows in batches of `batch_size`.
+    pub fn steps_for_epochs(epochs: f64, train_rows: usize, batch_size: usize) -> Result<usize> {
+        if !(epochs.is_finite() && epochs > 0.0 && epochs <= 1e6) {
+            return Err(invalid!("--epochs must be a positive number (at most 1,000,000), got {epochs}"));
+        }
+        let steps = (epochs * train_rows as f64 / batch_size.max(1) as f64).ceil();
+        Ok((steps as usize).max(1))
+    }
+
+    /// Whether the objective is causal (GPT-2) rather than masked (BERT).
+    pub fn causal(&self) -> bool {
+        self.arch == Arch::Gpt2
+    }
+
+    /// Tokens one step reads: batch × the tokens a row feeds the model.
+    pub fn tokens_per_step(&self) -> Option<u64> {
+        (self.batch_size as u64).checked_mul(self.data.inputs_len(self.causal()) as u64)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -157,15 +231,42 @@ impl TrainConfig {
         if self.data.context < 2 {
             return Err(invalid!("--context must be at least 2"));
         }
+        if let Some(init) = &self.init_from {
+            let max = init.model.max_context();
+            if self.data.context > max {
+                return Err(invalid!(
+                    "--context {} is longer than the model's {max} positions",
+                    self.data.context
+                ));
+            }
+            let arch_matches = matches!(
+                (&init.model, self.arch),
+                (ModelConfig::Gpt2(_), Arch::Gpt2) | (ModelConfig::Bert(_), Arch::Bert)
+            );
+            if !arch_matches || self.tokenizer != TokenizerChoice::Pretrained {
+                return Err(invalid!(
+                    "a fine-tuning run takes its architecture and tokenizer from the model"
+                ));
+            }
+        }
         Ok(())
     }
 
     pub fn schedule(&self) -> LrSchedule {
-        LrSchedule { lr: self.lr, min_lr: self.min_lr, warmup: self.warmup, decay_steps: self.steps }
+        LrSchedule {
+            lr: self.lr,
+            min_lr: self.min_lr,
+            warmup: self.warmup,
+            decay_steps: self.steps,
+            decay: self.decay,
+        }
     }
 
     /// The model config of this run for `tokenizer`'s vocabulary.
     pub fn model_config(&self, tokenizer: &Tokenizer) -> ModelConfig {
+        if let Some(init) = &self.init_from {
+            return init.model.with_dropout(self.dropout);
+        }
         match self.arch {
             Arch::Gpt2 => ModelConfig::Gpt2(self.gpt2_config(tokenizer)),
             Arch::Bert => ModelConfig::Bert(self.bert_config(tokenizer)),
@@ -175,7 +276,8 @@ impl TrainConfig {
     /// Refuses a run whose model, gradients, AdamW state and activations would not fit in
     /// `budget` bytes, before anything is allocated, saying what batch or context would.
     pub fn check_memory(&self, tokenizer: &Tokenizer, budget: u64) -> Result<Footprint> {
-        check_training_fits(&self.model_config(tokenizer), self.batch_size, self.data.context, budget)
+        let context = self.data.inputs_len(self.causal());
+        check_training_fits(&self.model_config(tokenizer), self.batch_size, context, budget)
     }
 
     /// Bytes of the largest buffer a training step allocates (see

@@ -8,6 +8,7 @@
 pub mod batcher;
 pub mod config;
 pub mod corpus;
+pub mod documents;
 pub mod eval;
 pub mod masking;
 pub mod optim;
@@ -16,11 +17,13 @@ pub mod trainer;
 pub mod windows;
 
 pub use batcher::{eval_batches, Batch, Batcher};
-pub use config::{size_preset, Arch, TrainConfig};
-pub use corpus::{encode_corpus, Corpus};
+pub use config::{size_preset, Arch, InitFrom, TrainConfig};
+pub use corpus::{document_separator, encode_corpus, encode_documents, encode_text, Corpus};
+pub use documents::{corpus_of_files, documents_of, FileKind, DEFAULT_TEXT_FIELD};
 pub use masking::{mask_tokens, mlm_token_ids};
+pub use optim::Decay;
 pub use tokenizers::{
     build_tokenizer, special_token_ids, TokenizerChoice, BPE_VOCAB_SIZES, END_OF_TEXT, MLM_SPECIAL_TOKENS,
 };
 pub use trainer::{EvalReport, StepReport, Trainer};
-pub use windows::{DataConfig, Dataset, DatasetStats, Split};
+pub use windows::{DataConfig, Dataset, DatasetStats, Packing, Split};

@@ -300,6 +300,39 @@ pub struct LrSchedule {
     pub min_lr: f64,
     pub warmup: usize,
     pub decay_steps: usize,
+    pub decay: Decay,
+}
+
+/// The shape of the learning rate's fall after warmup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decay {
+    /// Half a cosine from `lr` to `min_lr` (nanoGPT); the default for pretraining.
+    #[default]
+    Cosine,
+    /// A straight line from `lr` to `min_lr` (Hugging Face's `get_linear_schedule_with_warmup`,
+    /// the `Trainer`'s default); the default for fine-tuning.
+    Linear,
+}
+
+impl std::str::FromStr for Decay {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "cosine" => Ok(Self::Cosine),
+            "linear" => Ok(Self::Linear),
+            other => Err(crate::error::invalid!("unknown schedule `{other}` (cosine or linear)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Decay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Cosine => "cosine",
+            Self::Linear => "linear",
+        })
+    }
 }
 
 impl LrSchedule {
@@ -312,7 +345,11 @@ impl LrSchedule {
             return self.min_lr;
         }
         let progress = (step - self.warmup) as f64 / (self.decay_steps - self.warmup).max(1) as f64;
-        let coeff = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+        let coeff = match self.decay {
+            Decay::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            // Update k of T uses lr·(T − k)/T, as Hugging Face's scheduler before its k-th step.
+            Decay::Linear => 1.0 - progress,
+        };
         self.min_lr + coeff * (self.lr - self.min_lr)
     }
 }
@@ -323,7 +360,7 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_then_decays_to_min() {
-        let s = LrSchedule { lr: 1e-3, min_lr: 1e-4, warmup: 100, decay_steps: 2000 };
+        let s = LrSchedule { lr: 1e-3, min_lr: 1e-4, warmup: 100, decay_steps: 2000, decay: Decay::Cosine };
         assert!((s.at(0) - 1e-3 / 101.0).abs() < 1e-12);
         assert!((s.at(99) - 1e-3 * 100.0 / 101.0).abs() < 1e-12);
         assert!((s.at(100) - 1e-3).abs() < 1e-12);

@@ -47,6 +47,9 @@ pub enum TokenizerChoice {
     BertBaseUncased,
     /// A byte-level BPE of this many tokens trained on the corpus.
     Bpe(usize),
+    /// The tokenizer that came with a pretrained model being fine-tuned (saved in every
+    /// checkpoint as `tokenizer.json`); it cannot be built from a corpus.
+    Pretrained,
 }
 
 impl std::str::FromStr for TokenizerChoice {
@@ -59,6 +62,7 @@ impl std::str::FromStr for TokenizerChoice {
             "bytes" => Ok(Self::Bytes),
             "gpt2" => Ok(Self::Gpt2),
             "bert-base-uncased" => Ok(Self::BertBaseUncased),
+            "pretrained" => Ok(Self::Pretrained),
             other => match other.strip_prefix("bpe:") {
                 Some(size) => parse_bpe_size(size).map(Self::Bpe),
                 None => Err(invalid!("unknown tokenizer `{other}`; choose {CHOICES}")),
@@ -76,6 +80,7 @@ impl std::fmt::Display for TokenizerChoice {
             Self::Gpt2 => f.write_str("gpt2"),
             Self::BertBaseUncased => f.write_str("bert-base-uncased"),
             Self::Bpe(size) => write!(f, "bpe:{size}"),
+            Self::Pretrained => f.write_str("pretrained"),
         }
     }
 }
@@ -114,6 +119,9 @@ pub fn build_tokenizer(choice: &TokenizerChoice, corpus: &Corpus, masked_lm: boo
         TokenizerChoice::Gpt2 => Tokenizer::builtin("gpt2")?.inner().clone(),
         TokenizerChoice::BertBaseUncased => Tokenizer::builtin("bert-base-uncased")?.inner().clone(),
         TokenizerChoice::Bpe(size) => train_bpe(corpus, *size)?,
+        TokenizerChoice::Pretrained => {
+            return Err(invalid!("a pretrained model's tokenizer comes with the model; it cannot be built"))
+        }
     };
     if masked_lm {
         add_mlm_special_tokens(&mut inner)?;
@@ -141,7 +149,7 @@ pub fn special_token_ids(tokenizer: &Tokenizer) -> Vec<u32> {
 /// char-level tokenization, and `Fuse` decodes by plain concatenation, so the round trip is exact
 /// (spaces and newlines included).
 fn char_tokenizer(corpus: &Corpus) -> Result<tokenizers::Tokenizer> {
-    let chars: BTreeSet<char> = corpus.text().chars().collect();
+    let chars: BTreeSet<char> = corpus.documents().iter().flat_map(|d| d.chars()).collect();
     let unk_id = chars.len() as u32;
     let vocab: Vocab = chars
         .iter()
@@ -210,7 +218,7 @@ fn train_bpe(corpus: &Corpus, vocab_size: usize) -> Result<tokenizers::Tokenizer
     tokenizer.with_post_processor(Some(ByteLevel::new(true, false, true)));
     tokenizer.with_decoder(Some(ByteLevel::default()));
     // Line by line (newlines kept), the way Hugging Face trains from files.
-    let lines = corpus.text().split_inclusive('\n');
+    let lines = corpus.documents().iter().flat_map(|d| d.split_inclusive('\n'));
     tokenizer
         .train(&mut TrainerWrapper::from(trainer), lines)
         .map_err(|e| Error::Tokenizer(format!("training bpe:{vocab_size} failed: {e}")))?;

@@ -9,13 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::batcher::{eval_batches, Batch, Batcher};
 use super::config::{Arch, TrainConfig};
-use super::corpus::{encode_corpus, Corpus};
+use super::corpus::{document_separator, encode_corpus, encode_documents, Corpus};
 use super::masking::{mask_tokens, mlm_token_ids};
 use super::optim::{clip_factor, global_grad_norm, AdamW};
 use super::tokenizers::build_tokenizer;
 use super::windows::{Dataset, DatasetStats, Split};
 use crate::error::{invalid, Error, Result};
 use crate::infer::sampling::Sampling;
+use crate::io::hf::load_model;
 use crate::io::tokenizer::Tokenizer;
 use crate::io::weights::Layout;
 use crate::model::bert::masked_lm_loss;
@@ -39,6 +40,9 @@ pub struct EvalReport {
     #[serde(with = "crate::finite")]
     pub lr: f64,
     pub sample: String,
+    /// Passes over the train rows so far (1.5 = half-way through the second).
+    #[serde(default)]
+    pub epoch: f64,
 }
 
 /// One optimizer step.
@@ -53,6 +57,8 @@ pub struct StepReport {
     #[serde(with = "crate::finite")]
     pub lr: f64,
     pub tokens: usize,
+    /// Passes over the train rows so far.
+    pub epoch: f64,
 }
 
 /// A run in progress.
@@ -92,11 +98,6 @@ fn materialize<M: Module>(model: M) -> M {
     model
 }
 
-/// FNV-1a of the corpus: a resumed run must see the same text.
-pub(crate) fn fingerprint(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
 /// Seed for step `step`'s dropout masks: a function of (seed, step) so a resumed run draws
 /// exactly the masks an uninterrupted one would.
 fn step_seed(seed: u64, step: usize) -> u64 {
@@ -130,6 +131,36 @@ impl Trainer {
         Self::assemble(config, tokenizer, corpus, model, device)
     }
 
+    /// A fine-tuning run: `config.init_from` names the model whose `weights` (its
+    /// `model.safetensors`) it starts from, `tokenizer` is the model's own. The model is built
+    /// with the run's dropout; the memory check comes before any tensor exists.
+    pub fn fine_tune_within(
+        config: TrainConfig,
+        weights: &[u8],
+        tokenizer: Tokenizer,
+        corpus: &Corpus,
+        device: &Device,
+        budget: u64,
+    ) -> Result<Self> {
+        config.validate()?;
+        let Some(init) = &config.init_from else {
+            return Err(invalid!("a fine-tuning run needs the model it starts from"));
+        };
+        let vocab = init.model.vocab_size();
+        if tokenizer.id_bound() > vocab {
+            return Err(invalid!(
+                "the tokenizer has {} tokens but the model's vocabulary is {vocab}: they do not belong together",
+                tokenizer.id_bound()
+            ));
+        }
+        config.check_memory(&tokenizer, budget)?;
+        let device = device.clone().autodiff();
+        device.seed(config.seed);
+        let model_json = config.model_config(&tokenizer).to_json();
+        let model = load_model(model_json.as_bytes(), weights, &device)?;
+        Self::assemble(config, tokenizer, corpus, model, device)
+    }
+
     /// Builds the run around an existing model (fresh or from a checkpoint).
     pub(crate) fn assemble(
         config: TrainConfig,
@@ -138,8 +169,22 @@ impl Trainer {
         model: AnyModel,
         device: Device,
     ) -> Result<Self> {
-        let tokens = encode_corpus(&tokenizer, corpus)?;
-        let data = Dataset::new(tokens, corpus.chars(), tokenizer.vocab_size(), &config.data)?;
+        let documents = encode_documents(&tokenizer, corpus)?;
+        let vocab = model.vocab_size();
+        let separator = document_separator(&tokenizer);
+        let data = Dataset::from_documents(
+            documents,
+            separator,
+            corpus.chars(),
+            vocab,
+            &config.data,
+            config.causal(),
+        )?;
+        let mut config = config;
+        if let Some(epochs) = config.epochs {
+            config.steps =
+                TrainConfig::steps_for_epochs(epochs, data.windows(Split::Train), config.batch_size)?;
+        }
         let optim = AdamW::new(config.adamw.clone(), Layout::of(&model));
         Ok(Self {
             batcher: Batcher::new(config.seed),
@@ -153,7 +198,7 @@ impl Trainer {
             tokens_seen: 0,
             history: Vec::new(),
             device,
-            corpus_fingerprint: fingerprint(corpus.text()),
+            corpus_fingerprint: corpus.fingerprint(),
         })
     }
 
@@ -176,6 +221,11 @@ impl Trainer {
 
     pub fn tokens_seen(&self) -> u64 {
         self.tokens_seen
+    }
+
+    /// Passes over the train rows so far (1.5 = half-way through the second).
+    pub fn epoch(&self) -> f64 {
+        self.batcher.progress(self.data.windows(Split::Train))
     }
 
     pub fn is_done(&self) -> bool {
@@ -217,21 +267,36 @@ impl Trainer {
         self.step.is_multiple_of(self.config.eval_every) || self.is_done()
     }
 
-    /// Loss of a batch on `model` (autodiff or not).
-    fn batch_loss(&self, model: &AnyModel, batch: &Batch, rng: &mut Rng) -> Result<Tensor<1>> {
+    /// Mean loss of a batch on `model` (autodiff or not), and the number of predictions it
+    /// averages (every position for the causal LM, the corrupted ones for the masked LM; `None`
+    /// when a masked batch drew no position to predict).
+    fn batch_loss(
+        &self,
+        model: &AnyModel,
+        batch: &Batch,
+        rng: &mut Rng,
+    ) -> Result<Option<(Tensor<1>, usize)>> {
         let device = &model.device();
         let (b, t) = (batch.batch_size, batch.context);
         match model {
             AnyModel::Gpt2(m) => {
                 let logits = m.forward(int_tensor(&batch.inputs, [b, t], device), None);
                 let vocab = m.config().vocab_size;
-                Ok(cross_entropy(logits.reshape([b * t, vocab]), int_tensor(&batch.targets, [b * t], device)))
+                let loss = cross_entropy(
+                    logits.reshape([b * t, vocab]),
+                    int_tensor(&batch.targets, [b * t], device),
+                );
+                Ok(Some((loss, b * t)))
             }
             AnyModel::Bert(m) => {
                 let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
                 let vocab = m.config().vocab_size;
                 let (inputs, labels) = mask_tokens(&batch.inputs, t, vocab, mask_id, &specials, rng);
-                masked_lm_loss(m, &inputs, &labels, [b, t])
+                let predicted = labels.iter().flatten().count();
+                if predicted == 0 {
+                    return Ok(None);
+                }
+                Ok(Some((masked_lm_loss(m, &inputs, &labels, [b, t])?, predicted)))
             }
         }
     }
@@ -243,13 +308,21 @@ impl Trainer {
             return Err(invalid!("the run has finished its {} steps", self.config.steps));
         }
         let mut batcher = self.batcher.clone();
-        let batch = batcher.next_batch(&self.data, self.config.batch_size);
+        let batch = batcher.next_batch(&self.data, self.config.batch_size, self.config.causal());
         let mut mask_rng = self.mask_rng;
         self.device.seed(step_seed(self.config.seed, self.step));
         let model = self.model.take().expect("model present between steps");
         let inner = self.device.clone().inner();
         let loss = match self.batch_loss(&model, &batch, &mut mask_rng) {
-            Ok(loss) => loss,
+            Ok(Some((loss, _))) => loss,
+            Ok(None) => {
+                self.model = Some(model);
+                return Err(invalid!(
+                    "step {}: the batch has no token the masked LM may predict (only special tokens); \
+                     the corpus needs more text",
+                    self.step + 1
+                ));
+            }
             Err(e) => {
                 self.model = Some(model);
                 return Err(e);
@@ -289,19 +362,27 @@ impl Trainer {
         self.step += 1;
         let tokens = batch.batch_size * batch.context;
         self.tokens_seen += tokens as u64;
-        Ok(StepReport { step: self.step, loss, grad_norm, lr, tokens })
+        Ok(StepReport { step: self.step, loss, grad_norm, lr, tokens, epoch: self.epoch() })
     }
 
-    /// Mean loss over the evaluation batches of a split, without gradients or dropout.
+    /// Loss per prediction over the evaluation batches of a split, without gradients or dropout
+    /// (each batch weighted by its predictions, as `hearth eval` weights its windows).
     async fn split_loss(&self, model: &AnyModel, split: Split) -> Result<f64> {
-        let batches = eval_batches(&self.data, split, self.config.batch_size, self.config.eval_batches);
+        let c = &self.config;
+        let batches = eval_batches(&self.data, split, c.batch_size, c.eval_batches, c.causal());
         // A fixed masking seed so every evaluation corrupts the same positions.
-        let mut rng = Rng::new(self.config.seed ^ 0x4556_414C);
-        let mut total = 0.0;
+        let mut rng = Rng::new(c.seed ^ 0x4556_414C);
+        let (mut total, mut count) = (0.0, 0usize);
         for batch in &batches {
-            total += read_f32(self.batch_loss(model, batch, &mut rng)?).await?[0] as f64;
+            if let Some((loss, predicted)) = self.batch_loss(model, batch, &mut rng)? {
+                total += read_f32(loss).await?[0] as f64 * predicted as f64;
+                count += predicted;
+            }
         }
-        Ok(total / batches.len().max(1) as f64)
+        if count == 0 {
+            return Err(invalid!("the {split:?} split has nothing to predict"));
+        }
+        Ok(total / count as f64)
     }
 
     /// Evaluates on both splits, draws a sample, and appends to the history.
@@ -322,6 +403,7 @@ impl Trainer {
             perplexity: val_loss.unwrap_or(train_loss).exp(),
             lr: self.config.schedule().at(self.step.saturating_sub(1)),
             sample,
+            epoch: self.epoch(),
         };
         self.history.push(report.clone());
         Ok(report)

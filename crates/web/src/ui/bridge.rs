@@ -94,6 +94,10 @@ pub fn start(state: AppState, force_cpu: bool) {
                 }
             }
             Event::Download { name } => save_file(name, &data.get(1)),
+            Event::DeviceLost { message } => {
+                restart_after_crash(state, force_cpu, format!("the GPU device was lost — {message}"));
+                return;
+            }
             _ => {}
         }
         state.apply(event);

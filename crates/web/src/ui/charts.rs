@@ -45,26 +45,57 @@ const H: f64 = 260.0;
 const PAD_L: f64 = 48.0;
 const PAD_B: f64 = 28.0;
 const PAD_T: f64 = 10.0;
-const PAD_R: f64 = 12.0;
+/// Room for the learning-rate axis on the right.
+const PAD_R: f64 = 56.0;
 
-/// Train loss per step and validation loss per evaluation, against steps or tokens seen.
-pub fn loss_chart(losses: &[LossPoint], evals: &[EvalPoint], by_tokens: bool) -> impl IntoView {
+/// Another run's validation curve drawn over this one's.
+pub struct Overlay {
+    pub colour: &'static str,
+    pub evals: Vec<EvalPoint>,
+}
+
+/// Train loss per step and validation loss per evaluation, against steps or tokens seen; the
+/// learning rate of each step on its own axis (right); other runs' validation curves overlaid.
+pub fn loss_chart(
+    losses: &[LossPoint],
+    evals: &[EvalPoint],
+    by_tokens: bool,
+    overlays: &[Overlay],
+) -> impl IntoView {
     let x_of = |step: usize, tokens: u64| if by_tokens { tokens as f64 } else { step as f64 };
+    let val_of = |evals: &[EvalPoint]| -> Vec<(f64, f64)> {
+        evals.iter().filter_map(|e| e.val_loss.map(|v| (x_of(e.step, e.tokens), v))).collect()
+    };
     let train: Vec<(f64, f64)> = losses.iter().map(|p| (x_of(p.step, p.tokens), p.loss)).collect();
-    let val: Vec<(f64, f64)> =
-        evals.iter().filter_map(|e| e.val_loss.map(|v| (x_of(e.step, e.tokens), v))).collect();
-    let all = train.iter().chain(&val);
-    let x_max = all.clone().map(|p| p.0).fold(1.0f64, f64::max);
-    let y_max = all.clone().map(|p| p.1).fold(f64::MIN, f64::max);
-    let y_min = all.map(|p| p.1).fold(f64::MAX, f64::min);
+    let val = val_of(evals);
+    let others: Vec<(&'static str, Vec<(f64, f64)>)> =
+        overlays.iter().map(|o| (o.colour, val_of(&o.evals))).collect();
+    let lr: Vec<(f64, f64)> =
+        losses.iter().filter(|p| p.lr > 0.0).map(|p| (x_of(p.step, p.tokens), p.lr)).collect();
+    // Infinite or NaN losses (a diverged step) are shown in the numbers, not drawn.
+    let finite = |p: &&(f64, f64)| p.1.is_finite();
+    let all = || train.iter().chain(&val).chain(others.iter().flat_map(|(_, v)| v)).filter(finite);
+    let x_max = all().map(|p| p.0).fold(1.0f64, f64::max);
+    let y_max = all().map(|p| p.1).fold(f64::MIN, f64::max);
+    let y_min = all().map(|p| p.1).fold(f64::MAX, f64::min);
     let (y_min, y_max) = if y_min <= y_max { (y_min.min(y_max - 1e-3), y_max) } else { (0.0, 1.0) };
+    let lr_max = lr.iter().map(|p| p.1).fold(0.0f64, f64::max);
     let sx = move |x: f64| PAD_L + (W - PAD_L - PAD_R) * x / x_max;
     let sy = move |y: f64| PAD_T + (H - PAD_T - PAD_B) * (1.0 - (y - y_min) / (y_max - y_min));
+    let s_lr = move |y: f64| PAD_T + (H - PAD_T - PAD_B) * (1.0 - y / lr_max.max(f64::MIN_POSITIVE));
     let points = |pts: &[(f64, f64)]| {
-        pts.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y))).collect::<Vec<_>>().join(" ")
+        pts.iter()
+            .filter(|p| p.1.is_finite())
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
+    let lr_points =
+        lr.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), s_lr(y))).collect::<Vec<_>>().join(" ");
     let y_ticks: Vec<f64> = (0..=4).map(|i| y_min + (y_max - y_min) * i as f64 / 4.0).collect();
     let x_ticks: Vec<f64> = (0..=4).map(|i| x_max * i as f64 / 4.0).collect();
+    let lr_ticks: Vec<f64> =
+        if lr_max > 0.0 { (0..=2).map(|i| lr_max * i as f64 / 2.0).collect() } else { Vec::new() };
     let x_label = if by_tokens { "tokens seen" } else { "step" };
     view! {
         <svg class="loss-chart" viewBox=format!("0 0 {W} {H}") role="img" aria-label="loss curves">
@@ -85,11 +116,26 @@ pub fn loss_chart(losses: &[LossPoint], evals: &[EvalPoint], by_tokens: bool) ->
                     }
                 })
                 .collect_view()}
+            {lr_ticks
+                .into_iter()
+                .map(|y| view! { <text class="tick lr-tick" x=n(W - PAD_R + 6.0) y=n(s_lr(y) + 4.0)>{format!("{y:.1e}")}</text> })
+                .collect_view()}
+            {(lr_max > 0.0).then(|| view! {
+                <text class="axis-label lr-tick" x=n(W - 4.0) y=n(PAD_T + 8.0) text-anchor="end">"lr"</text>
+            })}
             <text class="axis-label" x=n(W - PAD_R) y=n(H - 8.0) text-anchor="end">{x_label}</text>
+            <polyline class="lr-line" data-testid="lr-line" points=lr_points></polyline>
+            {others
+                .iter()
+                .map(|(colour, pts)| view! {
+                    <polyline class="overlay-line" data-testid="overlay-line" points=points(pts) style=format!("stroke:{colour}")></polyline>
+                })
+                .collect_view()}
             <polyline class="train-line" points=points(&train)></polyline>
             <polyline class="val-line" points=points(&val)></polyline>
             {val
                 .iter()
+                .filter(|p| p.1.is_finite())
                 .map(|&(x, y)| view! { <circle class="val-dot" cx=n(sx(x)) cy=n(sy(y)) r="3"></circle> })
                 .collect_view()}
         </svg>

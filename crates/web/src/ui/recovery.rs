@@ -37,10 +37,14 @@ pub fn Recovery() -> impl IntoView {
     }
 }
 
-/// `?test-hooks`: a button that makes the worker trap, for the browser tests of recovery.
+/// `?test-hooks`: buttons that make the worker trap or lose its GPU device, for the browser tests
+/// of recovery.
 #[component]
 pub fn TestHooks(enabled: bool) -> impl IntoView {
     enabled.then(|| {
-        view! { <button class="test-hook" data-testid="test-crash" on:click=move |_| post(&Request::Crash)>"crash the worker (test)"</button> }
+        view! {
+            <button class="test-hook" data-testid="test-crash" on:click=move |_| post(&Request::Crash)>"crash the worker (test)"</button>
+            <button class="test-hook" data-testid="test-lose-device" on:click=move |_| post(&Request::LoseDevice)>"lose the GPU device (test)"</button>
+        }
     })
 }

@@ -3,8 +3,8 @@
 use leptos::prelude::*;
 
 use crate::protocol::{
-    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, LossPoint, ModelInfo, SamplingParams, Slot, Topic,
-    TrainStatus,
+    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, LossPoint, ModelInfo, RunSummary, SamplingParams,
+    Slot, Topic, TrainStatus,
 };
 
 /// Errors, notices and progress of one panel.
@@ -74,6 +74,10 @@ pub struct AppState {
     pub stored: RwSignal<Option<Vec<(String, u64)>>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
     pub recovered: RwSignal<Option<String>>,
+    /// The runs table (the run in the panel first).
+    pub runs: RwSignal<Vec<RunSummary>>,
+    /// Runs whose curves are overlaid on the chart.
+    pub overlay: RwSignal<Vec<u64>>,
 }
 
 impl AppState {
@@ -102,6 +106,8 @@ impl AppState {
             train: RwSignal::new(None),
             losses: RwSignal::new(Vec::new()),
             evals: RwSignal::new(Vec::new()),
+            runs: RwSignal::new(Vec::new()),
+            overlay: RwSignal::new(Vec::new()),
         }
     }
 
@@ -127,6 +133,11 @@ impl AppState {
         match event {
             Event::Started => self.started.set(true),
             Event::Stored { files } => self.stored.set(Some(files)),
+            Event::Runs(runs) => {
+                // A deleted run leaves the overlay too.
+                self.overlay.update(|o| o.retain(|id| runs.iter().any(|r| r.id == *id)));
+                self.runs.set(runs);
+            }
             Event::Ready(info) => {
                 self.topic(Topic::Device).settle();
                 self.device.set(Some(info));
@@ -193,7 +204,8 @@ impl AppState {
                 self.losses.set(losses);
                 self.evals.set(evals);
             }
-            Event::Download { .. } => {}
+            // The bridge acts on these (a file saved, the worker replaced).
+            Event::Download { .. } | Event::DeviceLost { .. } => {}
             Event::Error { topic, message } => {
                 let t = self.topic(topic);
                 t.progress.set(None);

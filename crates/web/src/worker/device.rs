@@ -1,12 +1,20 @@
 //! The one module that owns the compute device: WebGPU when the browser has a working adapter,
 //! the ndarray CPU backend otherwise, and the checks that a model fits it.
 
+use std::cell::RefCell;
+
+use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-use crate::protocol::DeviceInfo;
+use crate::protocol::{DeviceInfo, Event};
+
+thread_local! {
+    /// The WebGPU device Burn computes on, kept to watch it and (test hook) to destroy it.
+    static WGPU_DEVICE: RefCell<Option<wgpu::Device>> = const { RefCell::new(None) };
+}
 
 /// The device models run on, and what the page shows about it.
 #[derive(Clone)]
@@ -41,17 +49,45 @@ pub async fn init(force_cpu: bool) -> Compute {
     };
     // Burn's WGSL runtime requests the adapter's own limits, not WebGPU's defaults, so the
     // limits read above are the device's.
-    let device = match Device::wgpu_options().init_async().await {
-        Ok(device) => device,
+    let (device, setup) = match Device::wgpu_options().init_with_setup_async().await {
+        Ok(started) => started,
         Err(e) => return cpu(format!("WebGPU did not start: {e}")),
     };
     // A shader that fails validation can hand back stale memory without an error: check one.
     match smoke_test(&device).await {
         Ok(()) => {
+            watch_loss(setup.device);
             info.backend = "webgpu".into();
             Compute { device, info }
         }
         Err(e) => cpu(format!("WebGPU computed wrong results ({e})")),
+    }
+}
+
+/// A lost device (driver reset, GPU removed, the browser reclaiming it) fails every later
+/// operation, so the worker is of no more use: tell the page, which starts a new worker. On
+/// WebGPU each callback is a `.then` on `GPUDevice.lost`, so CubeCL's own watch (which poisons
+/// its streams) stays installed beside this one.
+fn watch_loss(device: wgpu::Device) {
+    device.set_device_lost_callback(|reason, message| {
+        let reason = match reason {
+            wgpu::DeviceLostReason::Destroyed => "destroyed",
+            _ => "lost",
+        };
+        let message = if message.is_empty() { reason.to_string() } else { format!("{reason}: {message}") };
+        super::emit(&Event::DeviceLost { message });
+    });
+    WGPU_DEVICE.with(|d| *d.borrow_mut() = Some(device));
+}
+
+/// Test hook: destroys the WebGPU device, which resolves `GPUDevice.lost` as a real loss does.
+pub fn lose_for_test() {
+    match WGPU_DEVICE.with(|d| d.borrow().clone()) {
+        Some(device) => device.destroy(),
+        None => super::emit_error(
+            crate::protocol::Topic::Device,
+            "there is no WebGPU device to lose (CPU backend)",
+        ),
     }
 }
 

@@ -53,7 +53,7 @@ fn content_length(response: &Response) -> Option<u64> {
     get.call1(&headers, &JsValue::from_str("content-length")).ok()?.as_string()?.parse().ok()
 }
 
-async fn fetch_with_progress(
+pub(super) async fn fetch_with_progress(
     url: &str,
     name: &str,
     topic: Topic,

@@ -86,7 +86,12 @@ async fn handle(request: Request, extra: JsValue) {
             state::bump_generation();
         }
         Request::Verify { slot, text } => infer::verify(slot, &text).await,
-        Request::LoadCorpus => training::load_corpus(extra).await,
+        Request::LoadCorpus { text_field } => training::load_corpus(extra, text_field).await,
+        Request::LoadSample => training::load_sample().await,
+        Request::RunsList => training::list_runs().await,
+        Request::RunRename { id, name } => training::rename_run(id, name).await,
+        Request::RunDelete { id } => training::delete_run(id).await,
+        Request::RunDownload { id } => training::download_run(id).await,
         Request::TrainStart { settings } => training::start(settings).await,
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,
@@ -94,6 +99,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::StoredList => stored::list().await,
         Request::StoredClear => stored::clear().await,
         Request::Crash => panic!("hearth test crash: the worker traps on request"),
+        Request::LoseDevice => device::lose_for_test(),
     }
 }
 

@@ -9,17 +9,45 @@ use std::rc::Rc;
 
 use futures::lock::Mutex;
 use hearth_lm::io::checkpoint::{export_model, Checkpoint};
-use hearth_lm::train::{Corpus, EvalReport, Trainer};
+use hearth_lm::train::{documents_of, Corpus, EvalReport, Trainer};
 use hearth_lm::{HfFiles, Tokenizer};
 
 use super::{emit, now_ms};
-use crate::protocol::{EvalPoint, Event, LossPoint, RunState, TrainSettings, TrainStatus};
+use crate::protocol::{EvalPoint, Event, LossPoint, RunState, RunSummary, TrainSettings, TrainStatus};
 
-/// An uploaded corpus.
+/// An uploaded corpus, with the bytes it is kept as in browser storage: the text itself for one
+/// document (what checkpoints saved before documents existed hold), JSON lines for several.
 pub struct CorpusFile {
     pub name: String,
     pub corpus: Corpus,
     pub bytes: Vec<u8>,
+    pub jsonl: bool,
+}
+
+impl CorpusFile {
+    pub fn new(name: String, corpus: Corpus) -> Self {
+        let docs = corpus.documents();
+        let (bytes, jsonl) = if docs.len() == 1 {
+            (docs[0].as_bytes().to_vec(), false)
+        } else {
+            let lines: String =
+                docs.iter().map(|d| format!("{}\n", serde_json::json!({ "text": d }))).collect();
+            (lines.into_bytes(), true)
+        };
+        Self { name, corpus, bytes, jsonl }
+    }
+
+    /// A corpus read back from storage.
+    pub fn stored(name: String, bytes: Vec<u8>, jsonl: bool) -> Result<Self, String> {
+        let corpus = if jsonl {
+            let docs = documents_of("corpus.jsonl", &bytes, None).map_err(|e| e.to_string())?;
+            Corpus::from_documents(docs)
+        } else {
+            Corpus::from_bytes(&bytes)
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(Self { name, corpus, bytes, jsonl })
+    }
 }
 
 /// Tokens per second over the last steps.
@@ -55,6 +83,13 @@ impl Speed {
 
 /// A training run and what the panel shows about it.
 pub struct Run {
+    /// When it started (ms since 1970): its key in the runs table.
+    pub(super) id: u64,
+    pub(super) name: RefCell<String>,
+    /// "random weights", or the pretrained model it fine-tunes.
+    pub(super) start: String,
+    /// Milliseconds spent stepping, across reloads.
+    pub(super) train_ms: Cell<f64>,
     pub(super) trainer: Mutex<Trainer>,
     pub(super) tokenizer: Rc<Tokenizer>,
     pub(super) settings: TrainSettings,
@@ -69,6 +104,7 @@ pub struct Run {
     pub(super) saved_step: Cell<Option<usize>>,
     pub(super) speed: RefCell<Speed>,
     pub(super) driving: Cell<bool>,
+    tokens_per_step: usize,
 }
 
 pub(super) fn eval_point(r: &EvalReport) -> EvalPoint {
@@ -79,6 +115,8 @@ pub(super) fn eval_point(r: &EvalReport) -> EvalPoint {
         val_loss: r.val_loss,
         perplexity: r.perplexity,
         sample: r.sample.clone(),
+        epoch: r.epoch,
+        lr: r.lr,
     }
 }
 
@@ -88,9 +126,21 @@ impl Run {
         settings: TrainSettings,
         corpus: Rc<CorpusFile>,
         losses: Vec<LossPoint>,
+        id: u64,
+        name: String,
     ) -> Self {
         let state = if trainer.is_done() { RunState::Done } else { RunState::Paused };
+        let trainer_tokens = trainer.config().tokens_per_step().unwrap_or(0) as usize;
+        let start = trainer
+            .config()
+            .init_from
+            .as_ref()
+            .map_or_else(|| "random weights".to_string(), |i| i.source.clone());
         Self {
+            id,
+            name: RefCell::new(name),
+            start,
+            train_ms: Cell::new(0.0),
             tokenizer: Rc::new(trainer.tokenizer().clone()),
             params: trainer.num_params(),
             step: Cell::new(trainer.step_count()),
@@ -105,6 +155,7 @@ impl Run {
             saved_step: Cell::new(None),
             speed: RefCell::default(),
             driving: Cell::new(false),
+            tokens_per_step: trainer_tokens,
         }
     }
 
@@ -131,7 +182,7 @@ impl Run {
         let evals = self.evals.borrow();
         let last_eval = evals.last();
         let speed = self.speed.borrow().tokens_per_s();
-        let tokens_per_step = (self.settings.batch_size * self.settings.context) as f64;
+        let tokens_per_step = self.tokens_per_step as f64;
         let remaining = self.total.get().saturating_sub(self.step.get()) as f64;
         let running = self.state.get() == RunState::Running;
         TrainStatus {
@@ -152,6 +203,29 @@ impl Run {
 
     pub(super) fn emit_status(&self) {
         emit(&Event::TrainStatus(self.status()));
+    }
+
+    /// The run's row in the runs table.
+    pub(super) fn summary(&self) -> RunSummary {
+        let evals = self.evals.borrow().clone();
+        let last = evals.last();
+        let seconds = self.train_ms.get() / 1000.0;
+        RunSummary {
+            id: self.id,
+            name: self.name.borrow().clone(),
+            start: self.start.clone(),
+            settings: self.settings.clone(),
+            corpus_name: self.corpus.name.clone(),
+            step: self.step.get(),
+            total_steps: self.total.get(),
+            params: self.params,
+            train_loss: last.map(|e| e.train_loss),
+            val_loss: last.and_then(|e| e.val_loss),
+            tokens_per_s: if seconds > 0.0 { self.tokens_seen.get() as f64 / seconds } else { 0.0 },
+            seconds,
+            evals,
+            current: true,
+        }
     }
 
     pub(super) fn emit_history(&self) {

@@ -4,8 +4,10 @@
 use std::rc::Rc;
 
 use hearth_lm::io::checkpoint::Checkpoint;
-use hearth_lm::train::Corpus;
+use hearth_lm::io::hf::export_model;
+use hearth_lm::train::{corpus_of_files, Corpus};
 use hearth_lm::train::{size_preset, Arch, TrainConfig, Trainer};
+use hearth_lm::{HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
@@ -13,20 +15,28 @@ use wasm_bindgen::{JsCast, JsValue};
 use super::run::{eval_point, CorpusFile, Run};
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
 use crate::limits::{check_training_buffer, TRAINING_BUDGET};
-use crate::protocol::{CorpusInfo, Event, LossPoint, RunState, Topic, TrainAction, TrainArch, TrainSettings};
+use crate::protocol::{
+    CorpusInfo, Event, LossPoint, RunState, RunSummary, Slot, StartFrom, Topic, TrainAction, TrainArch,
+    TrainSettings,
+};
 use crate::zip::zip_stored;
 
 /// Larger texts take minutes just to tokenize in a tab; the CLI is the tool for them.
 const CORPUS_LIMIT: u64 = 64 << 20;
 const TOPIC: Topic = Topic::Pretrain;
 
+/// Where the page serves the Shakespeare sample (Trunk copies `web/corpus/` beside the page).
+const SAMPLE_URL: &str = "corpus/tiny_shakespeare_like.txt";
+
 fn corpus_info(name: &str, corpus: &Corpus, bytes: usize) -> CorpusInfo {
-    let text = corpus.text();
+    let text = corpus.documents().join("\n\n");
+    let text = text.as_str();
     let mut distinct: Vec<char> = text.chars().collect();
     distinct.sort_unstable();
     distinct.dedup();
     CorpusInfo {
         name: name.to_string(),
+        documents: corpus.documents().len(),
         bytes,
         chars: corpus.chars(),
         lines: text.lines().count(),
@@ -36,33 +46,106 @@ fn corpus_info(name: &str, corpus: &Corpus, bytes: usize) -> CorpusInfo {
     }
 }
 
-pub async fn load_corpus(extra: JsValue) {
-    let file = Array::from(&extra).iter().find_map(|f| f.dyn_into::<web_sys::File>().ok());
-    let Some(file) = file else { return emit_error(TOPIC, "choose a .txt file") };
-    let name = file.name();
+/// The picked files (text, JSONL, CSV; one or several) as one corpus of documents.
+pub async fn load_corpus(extra: JsValue, text_field: String) {
+    let files: Vec<web_sys::File> =
+        Array::from(&extra).iter().filter_map(|f| f.dyn_into::<web_sys::File>().ok()).collect();
+    if files.is_empty() {
+        return emit_error(TOPIC, "choose a .txt, .jsonl or .csv file");
+    }
     let result = async {
-        let bytes = read_file(&file, CORPUS_LIMIT, "a training corpus").await?;
-        let corpus = Corpus::from_bytes(&bytes).map_err(|e| format!("{name}: {e}"))?;
-        Ok::<_, String>(CorpusFile { name: name.clone(), corpus, bytes })
+        let mut read = Vec::with_capacity(files.len());
+        let mut total = 0u64;
+        for file in &files {
+            let bytes = read_file(file, CORPUS_LIMIT.saturating_sub(total), "a training corpus").await?;
+            total += bytes.len() as u64;
+            read.push((file.name(), bytes));
+        }
+        let field = Some(text_field.trim()).filter(|f| !f.is_empty());
+        let corpus = corpus_of_files(&read, field).map_err(|e| e.to_string())?;
+        let name = match read.as_slice() {
+            [(one, _)] => one.clone(),
+            many => format!(
+                "{} files ({})",
+                many.len(),
+                many.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        Ok::<_, String>((CorpusFile::new(name, corpus), total))
     }
     .await;
-    // A bad file changes nothing: the previous corpus and any run stay as they were.
+    use_corpus(result);
+}
+
+/// The Shakespeare sample the app ships: a first visit can train without a file.
+pub async fn load_sample() {
+    let result = async {
+        let bytes = super::fetch::fetch_with_progress(
+            SAMPLE_URL,
+            "the Shakespeare sample",
+            TOPIC,
+            false,
+            CORPUS_LIMIT,
+        )
+        .await?
+        .ok_or("the sample is missing from this site")?;
+        let corpus = Corpus::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        let size = bytes.len() as u64;
+        Ok::<_, String>((CorpusFile::new("tiny_shakespeare_like.txt (sample)".into(), corpus), size))
+    }
+    .await;
+    use_corpus(result);
+}
+
+/// A bad file changes nothing: the previous corpus and any run stay as they were.
+fn use_corpus(result: Result<(CorpusFile, u64), String>) {
     match result {
-        Ok(file) => {
-            emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
+        Ok((file, size)) => {
+            emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, size as usize)));
             state::set_corpus(Rc::new(file));
         }
         Err(e) => emit_error(TOPIC, e),
     }
 }
 
-/// The form's values as a run configuration, with the limits a tab can live with.
-pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
-    let arch = match s.arch {
-        TrainArch::Gpt2 => Arch::Gpt2,
-        TrainArch::Bert => Arch::Bert,
+/// The pretrained model a fine-tune starts from: its files, tokenizer and a name to show.
+struct Source {
+    files: HfFiles,
+    tokenizer: Tokenizer,
+    name: String,
+}
+
+async fn source(from: StartFrom) -> Result<Source, String> {
+    let loaded = |slot: Slot, panel: &str| {
+        state::model(slot).ok_or_else(|| format!("load a model in the {panel} panel first"))
     };
-    let (n_layer, n_head, n_embd) = size_preset(s.size.as_str()).map_err(|e| e.to_string())?;
+    match from {
+        StartFrom::Random => Err("random weights have no source model".into()),
+        StartFrom::Generate | StartFrom::FillMask => {
+            let (slot, panel) = if from == StartFrom::Generate {
+                (Slot::Generate, "Generate")
+            } else {
+                (Slot::FillMask, "Fill mask")
+            };
+            let m = loaded(slot, panel)?;
+            let files = export_model(&m.model, Some(&m.tokenizer)).await.map_err(|e| e.to_string())?;
+            Ok(Source { files, tokenizer: m.tokenizer.clone(), name: m.info.source.clone() })
+        }
+        StartFrom::Trained => {
+            let run = state::run().ok_or("nothing has been trained here yet")?;
+            let files = run.export().await?;
+            Ok(Source {
+                files,
+                tokenizer: (*run.tokenizer()).clone(),
+                name: format!("the model trained here (step {})", run.step()),
+            })
+        }
+    }
+}
+
+/// The form's values as a run configuration, with the limits a tab can live with. `model` is
+/// the pretrained model's config for a fine-tune.
+pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> Result<TrainConfig, String> {
     if !(1..=1024).contains(&s.context) {
         return Err(format!("context must be between 1 and 1024 tokens, got {}", s.context));
     }
@@ -75,23 +158,48 @@ pub fn train_config(s: &TrainSettings) -> Result<TrainConfig, String> {
     if !(s.lr.is_finite() && s.lr > 0.0 && s.lr <= 1.0) {
         return Err(format!("learning rate must be in (0, 1], got {}", s.lr));
     }
-    let mut c = TrainConfig::nano(arch);
-    // Both spell tokenizers as `hearth train --tokenizer` does.
-    c.tokenizer = s.tokenizer.to_string().parse().map_err(|e: hearth_lm::Error| e.to_string())?;
-    (c.n_layer, c.n_head, c.n_embd) = (n_layer, n_head, n_embd);
+    let mut c = match model {
+        Some((model, name)) => TrainConfig::fine_tune(model, name),
+        None => {
+            let arch = match s.arch {
+                TrainArch::Gpt2 => Arch::Gpt2,
+                TrainArch::Bert => Arch::Bert,
+            };
+            let (n_layer, n_head, n_embd) = size_preset(s.size.as_str()).map_err(|e| e.to_string())?;
+            let mut c = TrainConfig::nano(arch);
+            // Both spell tokenizers as `hearth train --tokenizer` does.
+            c.tokenizer = s.tokenizer.to_string().parse().map_err(|e: hearth_lm::Error| e.to_string())?;
+            (c.n_layer, c.n_head, c.n_embd) = (n_layer, n_head, n_embd);
+            c.min_lr = s.lr / 10.0;
+            c.warmup = (s.steps / 10).min(100);
+            c
+        }
+    };
     c.data.context = s.context;
     c.data.stride = s.context;
+    c.data.packing = s.packing;
     c.batch_size = s.batch_size;
     c.steps = s.steps;
+    c.epochs = (s.epochs > 0.0).then_some(s.epochs);
+    if c.init_from.is_none() {
+        c.min_lr = s.lr / 10.0;
+    }
     c.lr = s.lr;
-    c.min_lr = s.lr / 10.0;
-    c.warmup = (s.steps / 10).min(100);
+    let a = &s.advanced;
+    c.warmup = a.warmup.unwrap_or(c.warmup);
+    c.min_lr = a.min_lr.unwrap_or(c.min_lr.min(c.lr));
+    c.adamw.weight_decay = a.weight_decay.unwrap_or(c.adamw.weight_decay);
+    c.dropout = a.dropout.unwrap_or(c.dropout);
+    c.grad_clip = a.grad_clip.unwrap_or(c.grad_clip);
     // By default about twenty points on the validation curve, each cheap enough not to stall
     // the run.
     c.eval_every = if s.eval_every == 0 { (s.steps / 20).clamp(10, 250) } else { s.eval_every };
     c.eval_batches = 4;
     c.sample_tokens = 32;
     c.seed = s.seed;
+    if let Some(epochs) = c.epochs {
+        TrainConfig::steps_for_epochs(epochs, 1, 1).map_err(|e| e.to_string())?;
+    }
     c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
@@ -103,13 +211,9 @@ pub async fn start(settings: TrainSettings) {
         }
     }
     let Some(corpus) = state::corpus() else {
-        return emit_error(TOPIC, "upload a .txt corpus first");
+        return emit_error(TOPIC, "load a corpus first (a file, or the sample)");
     };
     let Some(device) = state::device(TOPIC) else { return };
-    let config = match train_config(&settings) {
-        Ok(c) => c,
-        Err(e) => return emit_error(TOPIC, e),
-    };
     emit(&Event::Progress {
         topic: TOPIC,
         label: "tokenizing the corpus and building the model".into(),
@@ -117,9 +221,34 @@ pub async fn start(settings: TrainSettings) {
         total: 0,
     });
     yield_now().await;
-    let trainer = match Trainer::new_within(config, &corpus.corpus, &device, TRAINING_BUDGET) {
+    let mut settings = settings;
+    let built = async {
+        if settings.start_from.pretrained() {
+            let source = source(settings.start_from).await?;
+            let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
+            settings.arch = match model {
+                ModelConfig::Gpt2(_) => TrainArch::Gpt2,
+                ModelConfig::Bert(_) => TrainArch::Bert,
+            };
+            let config = train_config(&settings, Some((model, source.name)))?;
+            Trainer::fine_tune_within(
+                config,
+                &source.files.model_safetensors,
+                source.tokenizer,
+                &corpus.corpus,
+                &device,
+                TRAINING_BUDGET,
+            )
+            .map_err(|e| e.to_string())
+        } else {
+            let config = train_config(&settings, None)?;
+            Trainer::new_within(config, &corpus.corpus, &device, TRAINING_BUDGET).map_err(|e| e.to_string())
+        }
+    }
+    .await;
+    let mut trainer = match built {
         Ok(t) => t,
-        Err(e) => return emit_error(TOPIC, e.to_string()),
+        Err(e) => return emit_error(TOPIC, e),
     };
     // Before the first step allocates its activations: each must fit one GPU buffer.
     if let Some(compute) = state::compute(TOPIC) {
@@ -132,11 +261,29 @@ pub async fn start(settings: TrainSettings) {
     emit(&Event::Notice {
         topic: TOPIC,
         message: format!(
-            "{} tokens (vocabulary {}): {} train / {} validation",
-            stats.tokens, stats.vocab_size, stats.train_tokens, stats.val_tokens
+            "{} documents, {} tokens (vocabulary {}): {} train / {} validation; {} rows of {} tokens ({}), {} tokens in no row",
+            stats.documents,
+            stats.tokens,
+            stats.vocab_size,
+            stats.train_tokens,
+            stats.val_tokens,
+            stats.train_windows,
+            trainer.config().data.context,
+            trainer.config().data.packing,
+            stats.dropped_tokens
         ),
     });
-    let run = Rc::new(Run::new(trainer, settings, corpus, Vec::new()));
+    // A fine-tune's curve starts at the pretrained model's loss on this text.
+    if trainer.config().init_from.is_some() {
+        if let Err(e) = trainer.evaluate().await {
+            return emit_error(TOPIC, format!("evaluating the pretrained model failed: {e}"));
+        }
+    }
+    // The run it replaces stays in the runs table with its last checkpoint.
+    archive_current().await;
+    let id = js_sys::Date::now() as u64;
+    let name = format!("run {}", runs_count().await + 1);
+    let run = Rc::new(Run::new(trainer, settings, corpus, Vec::new(), id, name));
     run.state.set(RunState::Running);
     state::set_run(run.clone());
     run.emit_history();
@@ -199,7 +346,10 @@ async fn drive(run: Rc<Run>) {
             run.state.set(RunState::Done);
             break;
         }
-        let report = match trainer.step().await {
+        let started = now_ms();
+        let report = trainer.step().await;
+        run.train_ms.set(run.train_ms.get() + (now_ms() - started));
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 // The trainer kept its last good state; the user can lower the rate and go on.
@@ -211,7 +361,8 @@ async fn drive(run: Rc<Run>) {
         run.step.set(report.step);
         run.tokens_seen.set(trainer.tokens_seen());
         run.speed.borrow_mut().record(now_ms(), report.tokens);
-        let point = LossPoint { step: report.step, tokens: trainer.tokens_seen(), loss: report.loss };
+        let point =
+            LossPoint { step: report.step, tokens: trainer.tokens_seen(), loss: report.loss, lr: report.lr };
         run.losses.borrow_mut().push(point.clone());
         emit(&Event::TrainLoss(point));
         let eval_due = trainer.eval_due();
@@ -244,8 +395,19 @@ async fn drive(run: Rc<Run>) {
 
 /// What sits beside the checkpoint files in storage: the switch that says which generation of
 /// files is the checkpoint.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SavedRun {
+    /// The run's key in the runs table (0 in checkpoints saved before the table existed).
+    #[serde(default)]
+    id: u64,
+    #[serde(default)]
+    name: String,
+    /// Milliseconds spent stepping.
+    #[serde(default)]
+    train_ms: f64,
+    /// The corpus is kept as JSON lines (several documents) rather than text.
+    #[serde(default)]
+    corpus_jsonl: bool,
     settings: TrainSettings,
     corpus_name: String,
     files: Vec<String>,
@@ -304,8 +466,17 @@ async fn save(run: &Run) {
         let checkpoint = run.checkpoint().await?;
         // An unreadable switch is as good as none: the new generation replaces it.
         let previous = saved_meta().await.ok().flatten();
-        let generation = previous.as_ref().and_then(|m| m.generation).map_or(1, |g| g + 1);
+        // Unique across runs: a kept run's files stay under their generation.
+        let after = previous.as_ref().and_then(|m| m.generation).map_or(1, |g| g + 1);
+        let generation = after.max(js_sys::Date::now() as u64);
+        // The switch may still point at the run this one replaced (kept in the runs table):
+        // its files are not this run's to delete.
+        let previous = previous.filter(|m| m.id == run.id || m.id == 0);
         let meta = SavedRun {
+            id: run.id,
+            name: run.name.borrow().clone(),
+            train_ms: run.train_ms.get(),
+            corpus_jsonl: run.corpus.jsonl,
             settings: run.settings.clone(),
             corpus_name: run.corpus.name.clone(),
             files: checkpoint.files.iter().map(|(n, _)| n.clone()).collect(),
@@ -313,7 +484,7 @@ async fn save(run: &Run) {
             generation: Some(generation),
             corpus_key: Some(corpus_key(&run.corpus.bytes)),
         };
-        let new_corpus = previous.as_ref().map(SavedRun::corpus) != Some(meta.corpus());
+        let new_corpus = !corpus_in_use(&meta.corpus(), previous.as_ref()).await;
         let written = async {
             for (name, bytes) in &checkpoint.files {
                 storage::put(&file_key(Some(generation), name), bytes).await?;
@@ -340,7 +511,7 @@ async fn save(run: &Run) {
             for key in previous.keys() {
                 let _ = storage::delete(&key).await;
             }
-            if new_corpus {
+            if !corpus_in_use(&previous.corpus(), Some(&meta)).await {
                 let _ = storage::delete(&previous.corpus()).await;
             }
         }
@@ -348,7 +519,10 @@ async fn save(run: &Run) {
     }
     .await;
     match result {
-        Ok(()) => run.saved_step.set(Some(run.step.get())),
+        Ok(()) => {
+            run.saved_step.set(Some(run.step.get()));
+            list_runs().await;
+        }
         Err(e) => emit_error(TOPIC, format!("the checkpoint could not be saved in browser storage: {e}")),
     }
 }
@@ -358,21 +532,19 @@ pub async fn restore_saved() {
     let result = async {
         let Some(meta) = saved_meta().await? else { return Ok(None) };
         let bytes = storage::get(&meta.corpus()).await?.ok_or("the saved run's corpus is missing")?;
-        let corpus = Corpus::from_bytes(&bytes).map_err(|e| e.to_string())?;
-        let mut checkpoint = Checkpoint::default();
-        for name in &meta.files {
-            let data = storage::get(&file_key(meta.generation, name))
-                .await?
-                .ok_or_else(|| format!("the saved {name} is missing"))?;
-            checkpoint.files.push((name.clone(), data));
-        }
+        let file = CorpusFile::stored(meta.corpus_name.clone(), bytes, meta.corpus_jsonl)?;
+        let checkpoint = read_checkpoint(&meta).await?;
         let device = state::device(TOPIC).ok_or("no device")?;
-        let trainer = Trainer::resume_within(&checkpoint, &corpus, &device, TRAINING_BUDGET)
+        let trainer = Trainer::resume_within(&checkpoint, &file.corpus, &device, TRAINING_BUDGET)
             .map_err(|e| e.to_string())?;
-        let file = Rc::new(CorpusFile { name: meta.corpus_name, corpus, bytes });
+        let file = Rc::new(file);
         emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
         state::set_corpus(file.clone());
-        let run = Rc::new(Run::new(trainer, meta.settings, file, meta.losses));
+        // Checkpoints from before the runs table get an id and a name now.
+        let id = if meta.id == 0 { js_sys::Date::now() as u64 } else { meta.id };
+        let name = if meta.name.is_empty() { "run 1".to_string() } else { meta.name.clone() };
+        let run = Rc::new(Run::new(trainer, meta.settings, file, meta.losses, id, name));
+        run.train_ms.set(meta.train_ms);
         run.saved_step.set(Some(run.step.get()));
         Ok::<_, String>(Some(run))
     }
@@ -389,6 +561,138 @@ pub async fn restore_saved() {
         }
         Ok(None) => {}
         Err(e) => emit_error(TOPIC, format!("could not restore the saved run: {e}")),
+    }
+}
+
+async fn read_checkpoint(meta: &SavedRun) -> Result<Checkpoint, String> {
+    let mut checkpoint = Checkpoint::default();
+    for name in &meta.files {
+        let data = storage::get(&file_key(meta.generation, name))
+            .await?
+            .ok_or_else(|| format!("the saved {name} is missing"))?;
+        checkpoint.files.push((name.clone(), data));
+    }
+    Ok(checkpoint)
+}
+
+/// A run kept in the runs table: its row, and the switch of its last checkpoint.
+#[derive(Clone, Serialize, Deserialize)]
+struct KeptRun {
+    summary: RunSummary,
+    meta: SavedRun,
+}
+
+const RUNS: &str = "runs/index.json";
+
+async fn kept_runs() -> Vec<KeptRun> {
+    match storage::get(&storage::local_key(RUNS)).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+async fn put_kept_runs(runs: &[KeptRun]) -> Result<(), String> {
+    let bytes = serde_json::to_vec(runs).map_err(|e| e.to_string())?;
+    storage::put(&storage::local_key(RUNS), &bytes).await
+}
+
+async fn runs_count() -> usize {
+    kept_runs().await.len() + usize::from(state::run().is_some())
+}
+
+/// Whether a corpus key is used by a kept run or by `other`.
+async fn corpus_in_use(key: &str, other: Option<&SavedRun>) -> bool {
+    other.is_some_and(|m| m.corpus() == key) || kept_runs().await.iter().any(|k| k.meta.corpus() == key)
+}
+
+/// Moves the run in the panel (and its saved checkpoint) into the runs table before a new run
+/// takes the panel. Its checkpoint files stay where they are.
+async fn archive_current() {
+    let Some(run) = state::run() else { return };
+    let Ok(Some(meta)) = saved_meta().await else { return };
+    if meta.id != run.id && meta.id != 0 {
+        return;
+    }
+    let mut summary = run.summary();
+    summary.current = false;
+    let mut runs = kept_runs().await;
+    runs.retain(|k| k.summary.id != summary.id);
+    runs.insert(0, KeptRun { summary, meta });
+    if let Err(e) = put_kept_runs(&runs).await {
+        emit_error(TOPIC, format!("the previous run could not be kept in the runs table: {e}"));
+    }
+}
+
+/// The runs table: the run in the panel first, then the kept ones, newest first.
+pub async fn list_runs() {
+    let mut rows: Vec<RunSummary> = state::run().map(|r| r.summary()).into_iter().collect();
+    rows.extend(kept_runs().await.into_iter().map(|k| k.summary));
+    emit(&Event::Runs(rows));
+}
+
+pub async fn rename_run(id: u64, name: String) {
+    let name = name.trim().chars().take(80).collect::<String>();
+    if name.is_empty() {
+        return emit_error(TOPIC, "a run's name cannot be empty");
+    }
+    match state::run().filter(|r| r.id == id) {
+        Some(run) => {
+            *run.name.borrow_mut() = name;
+            if run.saved_step.get().is_some() {
+                save(&run).await;
+            }
+        }
+        None => {
+            let mut runs = kept_runs().await;
+            for k in runs.iter_mut().filter(|k| k.summary.id == id) {
+                k.summary.name = name.clone();
+                k.meta.name = name.clone();
+            }
+            if let Err(e) = put_kept_runs(&runs).await {
+                return emit_error(TOPIC, e);
+            }
+        }
+    }
+    list_runs().await;
+}
+
+pub async fn delete_run(id: u64) {
+    if state::run().is_some_and(|r| r.id == id) {
+        return emit_error(TOPIC, "the run in the panel cannot be deleted; start another run first");
+    }
+    let mut runs = kept_runs().await;
+    let Some(at) = runs.iter().position(|k| k.summary.id == id) else { return list_runs().await };
+    let gone = runs.remove(at);
+    if let Err(e) = put_kept_runs(&runs).await {
+        return emit_error(TOPIC, e);
+    }
+    for key in gone.meta.keys() {
+        let _ = storage::delete(&key).await;
+    }
+    let current = saved_meta().await.ok().flatten();
+    if !corpus_in_use(&gone.meta.corpus(), current.as_ref()).await {
+        let _ = storage::delete(&gone.meta.corpus()).await;
+    }
+    list_runs().await;
+}
+
+/// A kept run's last checkpoint as a zip (the run in the panel downloads with `download`).
+pub async fn download_run(id: u64) {
+    if state::run().is_some_and(|r| r.id == id) {
+        return download().await;
+    }
+    let result = async {
+        let kept =
+            kept_runs().await.into_iter().find(|k| k.summary.id == id).ok_or("that run is no longer kept")?;
+        let checkpoint = read_checkpoint(&kept.meta).await?;
+        let dir = format!("hearth-{}-step{}", kept.summary.settings.arch.as_str(), kept.summary.step);
+        let zip = zip_stored(&dir, &checkpoint.files)?;
+        Ok::<_, String>((dir, zip))
+    }
+    .await;
+    match result {
+        Ok((dir, zip)) => emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip),
+        Err(e) => emit_error(TOPIC, e),
     }
 }
 

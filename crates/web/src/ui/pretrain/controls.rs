@@ -50,7 +50,8 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
         {move || confirming.get().then(|| view! {
             <div class="confirm" data-testid="train-replace-confirm">
                 <p>{format!(
-                    "A new run replaces the run saved at step {} in this browser. Download it first to keep it.",
+                    "A new run takes this panel. The run saved at step {} moves to the runs table below, where its \
+                     last checkpoint stays in this browser until you delete it; download it to keep a copy elsewhere.",
                     saved_step().unwrap_or(0)
                 )}</p>
                 <div class="row">
@@ -58,8 +59,8 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
                     <button class="primary" data-testid="train-replace-yes" on:click=move |_| {
                         confirming.set(false);
                         start_now();
-                    }>"Replace it and start"</button>
-                    <button data-testid="train-replace-no" on:click=move |_| confirming.set(false)>"Keep it"</button>
+                    }>"Start the new run"</button>
+                    <button data-testid="train-replace-no" on:click=move |_| confirming.set(false)>"Keep training this one"</button>
                 </div>
             </div>
         })}

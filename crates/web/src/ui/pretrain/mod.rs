@@ -1,11 +1,13 @@
-//! The pretrain panel: upload a text, choose a model, train with live curves and samples,
-//! pause/resume/stop, and download the result as a Hugging Face directory. One file per part:
-//! the corpus, the form, the run's controls and progress, the curves and samples.
+//! The pretrain panel: upload texts (or take the sample), start from random weights or fine-tune
+//! a loaded model, train with live curves and samples, pause/resume/stop, download the result as
+//! a Hugging Face directory, and compare runs. One file per part: the corpus, the form, the run's
+//! controls and progress, the curves and samples, the runs table.
 
 mod controls;
 mod corpus;
 mod curves;
 mod form;
+mod runs;
 
 use leptos::prelude::*;
 
@@ -13,6 +15,7 @@ use self::controls::{RunControls, RunProgress};
 use self::corpus::{CorpusDrop, CorpusStats};
 use self::curves::{LossCurves, Samples};
 use self::form::PretrainForm;
+use self::runs::RunsTable;
 use crate::protocol::{Topic, TrainSettings};
 use crate::ui::state::AppState;
 use crate::ui::widgets::Status;
@@ -36,13 +39,14 @@ pub fn PretrainPanel() -> impl IntoView {
     view! {
         <section class="panel" data-testid="pretrain-panel">
             <h2>"Pretrain"</h2>
-            <CorpusDrop />
+            <CorpusDrop settings=settings />
             <CorpusStats />
             <PretrainForm settings=settings />
             <RunControls settings=settings />
             <RunProgress />
             <LossCurves />
             <Samples />
+            <RunsTable />
             <Status topic=Topic::Pretrain testid="pretrain" />
         </section>
     }
