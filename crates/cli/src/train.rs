@@ -472,7 +472,10 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     let mut tokens_since_eval = 0usize;
     let mut eval_clock = Instant::now();
     while !trainer.is_done() {
-        let report = match pollster::block_on(trainer.step()) {
+        let step_clock = Instant::now();
+        let report = pollster::block_on(trainer.step());
+        trainer.add_train_seconds(step_clock.elapsed().as_secs_f64());
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 if args.json {
@@ -507,9 +510,14 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     }
     let elapsed = start.elapsed().as_secs_f64();
     if args.json {
-        print_json(
-            &json!({ "event": "done", "step": trainer.step_count(), "seconds": elapsed, "checkpoint": args.out }),
-        );
+        print_json(&json!({
+            "event": "done",
+            "step": trainer.step_count(),
+            "seconds": elapsed,
+            "train_seconds": trainer.train_seconds(),
+            "tokens_per_s": trainer.tokens_seen() as f64 / trainer.train_seconds().max(1e-9),
+            "checkpoint": args.out,
+        }));
     } else {
         eprintln!(
             "\ndone: {} steps in {elapsed:.1} s; model in {}",

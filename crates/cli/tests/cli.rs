@@ -598,6 +598,13 @@ fn several_files_jsonl_and_csv_are_documents() {
     assert_eq!(steps, train_rows.div_ceil(4), "one epoch");
     let done = lines.last().unwrap();
     assert_eq!(done["event"], "done");
+    // trainer_state.json keeps the run's history for comparing runs: curves, epoch, time.
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run/trainer_state.json")).unwrap()).unwrap();
+    assert!(state["train_seconds"].as_f64().unwrap() > 0.0);
+    let last_eval = state["history"].as_array().unwrap().last().unwrap();
+    assert!((last_eval["epoch"].as_f64().unwrap() - 1.0).abs() < 0.2, "{last_eval}");
+    assert_eq!(state["config"]["data"]["packing"], "per-doc");
 
     // A bad row is refused with its line number; nothing is written.
     std::fs::write(dir.join("bad.jsonl"), "{\"text\": \"fine\"}\n{\"txt\": \"typo\"}\n").unwrap();

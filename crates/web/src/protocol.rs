@@ -299,6 +299,9 @@ pub struct TrainStatus {
     pub settings: TrainSettings,
     /// The step of the checkpoint in browser storage.
     pub saved_step: Option<usize>,
+    /// Passes over the train rows so far.
+    #[serde(default)]
+    pub epoch: f64,
 }
 
 /// A point on the loss curves.

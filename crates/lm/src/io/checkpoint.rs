@@ -27,6 +27,9 @@ pub struct TrainerState {
     pub mask_rng: Rng,
     pub history: Vec<EvalReport>,
     pub corpus_fingerprint: u64,
+    /// Seconds spent stepping (0 in checkpoints saved before it was recorded).
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 const FORMAT: u32 = 1;
@@ -90,6 +93,7 @@ impl Trainer {
             mask_rng: self.mask_rng,
             history: self.history.clone(),
             corpus_fingerprint: self.corpus_fingerprint,
+            train_seconds: self.train_seconds,
         };
         let optimizer = to_safetensors(&self.optim.export_state().await?)?;
         let mut files = vec![
@@ -156,6 +160,7 @@ impl Trainer {
         trainer.batcher = state.batcher;
         trainer.mask_rng = state.mask_rng;
         trainer.history = state.history;
+        trainer.train_seconds = state.train_seconds;
         Ok(trainer)
     }
 }
@@ -184,6 +189,9 @@ fn check_state(state: &TrainerState) -> Result<()> {
             c.data.inputs_len(c.causal()),
             expected_tokens.map_or("more than can be counted".to_string(), |t| t.to_string())
         ));
+    }
+    if !(state.train_seconds.is_finite() && state.train_seconds >= 0.0) {
+        return bad(format!("train_seconds is {}", state.train_seconds));
     }
     let mut last = 0;
     for eval in &state.history {

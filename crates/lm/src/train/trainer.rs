@@ -77,6 +77,8 @@ pub struct Trainer {
     pub(crate) history: Vec<EvalReport>,
     pub(crate) device: Device,
     pub(crate) corpus_fingerprint: u64,
+    /// Seconds spent stepping, as the caller timed them (the trainer has no clock).
+    pub(crate) train_seconds: f64,
 }
 
 /// Gradients by parameter and their global norm (`[1]`, on `device`).
@@ -199,6 +201,7 @@ impl Trainer {
             history: Vec::new(),
             device,
             corpus_fingerprint: corpus.fingerprint(),
+            train_seconds: 0.0,
         })
     }
 
@@ -221,6 +224,19 @@ impl Trainer {
 
     pub fn tokens_seen(&self) -> u64 {
         self.tokens_seen
+    }
+
+    /// Adds time the caller spent stepping (saved with the run, so a resumed run's total and
+    /// its tokens/s stay right).
+    pub fn add_train_seconds(&mut self, seconds: f64) {
+        if seconds.is_finite() && seconds > 0.0 {
+            self.train_seconds += seconds;
+        }
+    }
+
+    /// Seconds spent stepping, across resumes.
+    pub fn train_seconds(&self) -> f64 {
+        self.train_seconds
     }
 
     /// Passes over the train rows so far (1.5 = half-way through the second).

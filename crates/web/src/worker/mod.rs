@@ -68,8 +68,10 @@ async fn handle(request: Request, extra: JsValue) {
     match request {
         Request::Init { force_cpu } => {
             state::init(force_cpu).await;
-            // A run saved in browser storage comes back once the device is up.
+            // A run saved in browser storage comes back once the device is up; the runs table
+            // is sent again with it (the page may have asked before it was back).
             training::restore_saved().await;
+            training::list_runs().await;
         }
         Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text),
         Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids),

@@ -104,6 +104,8 @@ pub struct Run {
     pub(super) saved_step: Cell<Option<usize>>,
     pub(super) speed: RefCell<Speed>,
     pub(super) driving: Cell<bool>,
+    /// Passes over the train rows so far, as of the last step.
+    pub(super) epoch: Cell<f64>,
     tokens_per_step: usize,
 }
 
@@ -131,6 +133,7 @@ impl Run {
     ) -> Self {
         let state = if trainer.is_done() { RunState::Done } else { RunState::Paused };
         let trainer_tokens = trainer.config().tokens_per_step().unwrap_or(0) as usize;
+        let epoch = trainer.epoch();
         let start = trainer
             .config()
             .init_from
@@ -155,6 +158,7 @@ impl Run {
             saved_step: Cell::new(None),
             speed: RefCell::default(),
             driving: Cell::new(false),
+            epoch: Cell::new(epoch),
             tokens_per_step: trainer_tokens,
         }
     }
@@ -198,6 +202,7 @@ impl Run {
             params: self.params,
             settings: self.settings.clone(),
             saved_step: self.saved_step.get(),
+            epoch: self.epoch.get(),
         }
     }
 

@@ -261,8 +261,9 @@ pub async fn start(settings: TrainSettings) {
     emit(&Event::Notice {
         topic: TOPIC,
         message: format!(
-            "{} documents, {} tokens (vocabulary {}): {} train / {} validation; {} rows of {} tokens ({}), {} tokens in no row",
+            "{} document{}, {} tokens (vocabulary {}): {} train / {} validation; {} rows of {} tokens ({}), {} tokens in no row",
             stats.documents,
+            if stats.documents == 1 { "" } else { "s" },
             stats.tokens,
             stats.vocab_size,
             stats.train_tokens,
@@ -348,7 +349,9 @@ async fn drive(run: Rc<Run>) {
         }
         let started = now_ms();
         let report = trainer.step().await;
-        run.train_ms.set(run.train_ms.get() + (now_ms() - started));
+        let spent = now_ms() - started;
+        run.train_ms.set(run.train_ms.get() + spent);
+        trainer.add_train_seconds(spent / 1000.0);
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -359,6 +362,7 @@ async fn drive(run: Rc<Run>) {
             }
         };
         run.step.set(report.step);
+        run.epoch.set(report.epoch);
         run.tokens_seen.set(trainer.tokens_seen());
         run.speed.borrow_mut().record(now_ms(), report.tokens);
         let point =

@@ -81,7 +81,7 @@ pub fn RunProgress() -> impl IntoView {
                     <span>
                         {format!("{:?}", s.state).to_lowercase()} " · step "
                         <strong data-testid="train-step">{s.step.to_string()}</strong>
-                        {format!(" / {} · {} tokens seen · {:.0} tokens/s · ETA {eta}", s.total_steps, human_count(s.tokens_seen as usize), s.tokens_per_s)}
+                        {format!(" / {} · epoch {:.2} · {} tokens seen · {:.0} tokens/s · ETA {eta}", s.total_steps, s.epoch, human_count(s.tokens_seen as usize), s.tokens_per_s)}
                     </span>
                 </div>
                 <dl class="numbers">

@@ -59,6 +59,7 @@ pub fn Samples() -> impl IntoView {
                     view! {
                         <li>
                             <span class="muted" data-testid="sample-step">{format!("step {}", e.step)}</span>
+                            <span class="muted">{format!(" · epoch {:.2}", e.epoch)}</span>
                             {val.map(|v| view! { <span class="muted">" · validation loss "<span data-testid="sample-val">{v}</span></span> })}
                             <span class="muted">": "</span>
                             <pre>{e.sample}</pre>

@@ -27,7 +27,7 @@ fn recipe(r: &RunSummary) -> String {
     let length =
         if s.epochs > 0.0 { format!("{} epochs", s.epochs) } else { format!("{} steps", r.total_steps) };
     format!(
-        "{} · ctx {} · batch {} · lr {} · {} · {}",
+        "{}, ctx {}, batch {}, lr {}, {}, {}",
         s.arch.as_str(),
         s.context,
         s.batch_size,
@@ -56,6 +56,7 @@ pub fn RunsTable() -> impl IntoView {
     };
     view! {
         <h3>"Runs"</h3>
+        <div class="runs-scroll">
         <table class="runs" data-testid="runs-table">
             <thead>
                 <tr>
@@ -99,5 +100,6 @@ pub fn RunsTable() -> impl IntoView {
                 }).collect_view()}
             </tbody>
         </table>
+        </div>
     }
 }
