@@ -123,7 +123,8 @@ pub fn loss_chart(
             {(lr_max > 0.0).then(|| view! {
                 <text class="axis-label lr-tick" x=n(W - 4.0) y=n(PAD_T + 8.0) text-anchor="end">"lr"</text>
             })}
-            <text class="axis-label" x=n(W - PAD_R) y=n(H - 8.0) text-anchor="end">{x_label}</text>
+            // In the right margin, below the learning-rate ticks: clear of the last x tick.
+            <text class="axis-label" x=n(W - 4.0) y=n(H - 8.0) text-anchor="end">{x_label}</text>
             <polyline class="lr-line" data-testid="lr-line" points=lr_points></polyline>
             {others
                 .iter()

@@ -280,10 +280,11 @@ pub async fn start(settings: TrainSettings) {
             return emit_error(TOPIC, format!("evaluating the pretrained model failed: {e}"));
         }
     }
-    // The run it replaces stays in the runs table with its last checkpoint.
+    // Named by its place among the runs, counted before the run it replaces moves to the table
+    // (where it stays with its last checkpoint).
+    let name = format!("run {}", runs_count().await + 1);
     archive_current().await;
     let id = js_sys::Date::now() as u64;
-    let name = format!("run {}", runs_count().await + 1);
     let run = Rc::new(Run::new(trainer, settings, corpus, Vec::new(), id, name));
     run.state.set(RunState::Running);
     state::set_run(run.clone());

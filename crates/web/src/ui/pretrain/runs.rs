@@ -10,7 +10,8 @@ use crate::ui::state::AppState;
 use crate::units::human_count;
 
 /// The colours overlaid runs are drawn in (the chart's legend uses the same).
-pub const OVERLAY_COLOURS: [&str; 6] = ["#d9480f", "#5f3dc4", "#2b8a3e", "#c2255c", "#1864ab", "#e67700"];
+/// None of them is the panel's own train (orange) or validation (blue) colour.
+pub const OVERLAY_COLOURS: [&str; 6] = ["#7048e8", "#2b8a3e", "#c2255c", "#e67700", "#0b7285", "#5c940d"];
 
 /// The colour of overlaid run `id`, by its place in the overlay.
 pub fn overlay_colour(overlay: &[u64], id: u64) -> &'static str {
