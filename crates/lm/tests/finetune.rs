@@ -279,3 +279,12 @@ fn epochs_decide_the_steps() {
     assert_eq!(trainer.config().steps, 18);
     assert_eq!(trainer.epoch(), 0.0);
 }
+
+/// Found by the resume fuzzer: a damaged checkpoint's stride of 2⁶⁴ − 1 overflowed the window
+/// loop. It now yields the one window that fits.
+#[test]
+fn a_huge_stride_does_not_overflow() {
+    let config = DataConfig { context: 4, stride: usize::MAX, val_fraction: 0.0, packing: Packing::Concat };
+    let data = Dataset::from_documents(vec![(0..20).collect()], None, 20, 32, &config, true).unwrap();
+    assert_eq!(data.windows(Split::Train), 1);
+}

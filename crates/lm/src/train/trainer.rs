@@ -130,7 +130,17 @@ impl Trainer {
             Arch::Gpt2 => AnyModel::Gpt2(Box::new(materialize(config.gpt2_config(&tokenizer).init(&device)))),
             Arch::Bert => AnyModel::Bert(Box::new(materialize(config.bert_config(&tokenizer).init(&device)))),
         };
-        Self::assemble(config, tokenizer, corpus, model, device)
+        Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()
+    }
+
+    /// A new run given in epochs gets its steps now that its rows are known (a resumed run
+    /// keeps the steps it saved, which `--steps` may have extended).
+    fn with_epochs(mut self) -> Result<Self> {
+        if let Some(epochs) = self.config.epochs {
+            let rows = self.data.windows(Split::Train);
+            self.config.steps = TrainConfig::steps_for_epochs(epochs, rows, self.config.batch_size)?;
+        }
+        Ok(self)
     }
 
     /// A fine-tuning run: `config.init_from` names the model whose `weights` (its
@@ -160,7 +170,7 @@ impl Trainer {
         device.seed(config.seed);
         let model_json = config.model_config(&tokenizer).to_json();
         let model = load_model(model_json.as_bytes(), weights, &device)?;
-        Self::assemble(config, tokenizer, corpus, model, device)
+        Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()
     }
 
     /// Builds the run around an existing model (fresh or from a checkpoint).
@@ -182,11 +192,6 @@ impl Trainer {
             &config.data,
             config.causal(),
         )?;
-        let mut config = config;
-        if let Some(epochs) = config.epochs {
-            config.steps =
-                TrainConfig::steps_for_epochs(epochs, data.windows(Split::Train), config.batch_size)?;
-        }
         let optim = AdamW::new(config.adamw.clone(), Layout::of(&model));
         Ok(Self {
             batcher: Batcher::new(config.seed),

@@ -126,10 +126,12 @@ impl Part {
                     }
                     tokens.extend_from_slice(doc);
                 }
-                let mut start = 0;
-                while start + row_len <= tokens.len() {
+                // Checked: a stride or context read from a damaged checkpoint can be huge.
+                let mut start = 0usize;
+                while start.checked_add(row_len).is_some_and(|end| end <= tokens.len()) {
                     starts.push(start);
-                    start += config.stride;
+                    let Some(next) = start.checked_add(config.stride) else { break };
+                    start = next;
                 }
             }
             Packing::PerDoc => {
