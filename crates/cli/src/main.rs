@@ -5,6 +5,7 @@ mod bench;
 mod checkpoint_dir;
 mod device;
 mod generate;
+mod inside;
 mod inspect;
 mod memory;
 mod model_dir;
@@ -43,6 +44,10 @@ enum Command {
     Eval(train::EvalArgs),
     /// The module tree of a model with shapes and parameter counts.
     Inspect(inspect::InspectArgs),
+    /// Attention weights of every layer and head for a text.
+    Attention(inside::AttentionArgs),
+    /// The logit lens of a GPT-2: what each layer would predict at each position.
+    Lens(inside::LensArgs),
     /// Generation tokens/s (GPT-2 124M) and fill-mask latency (BERT-base), random weights.
     Bench(bench::BenchArgs),
 }
@@ -87,6 +92,8 @@ fn main() {
         Command::Train(a) => train::train(*a, &device),
         Command::Eval(a) => train::eval(a, &device),
         Command::Inspect(a) => inspect::run(a, &device),
+        Command::Attention(a) => inside::attention(a, &device),
+        Command::Lens(a) => inside::lens(a, &device),
         Command::Bench(a) => bench::run(a, &device),
     };
     if let Err(message) = result {

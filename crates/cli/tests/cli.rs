@@ -621,3 +621,41 @@ fn several_files_jsonl_and_csv_are_documents() {
         "--epochs must be a positive number",
     );
 }
+
+#[test]
+fn attention_and_lens_json() {
+    let v = json(&[
+        "attention",
+        "--model",
+        &case("gpt2-tiny-perturbed"),
+        "--text",
+        "Swimming at the beach is",
+        "--json",
+    ]);
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 6);
+    let a = &v["attentions"];
+    assert_eq!((a.as_array().unwrap().len(), a[0].as_array().unwrap().len()), (2, 4), "[layer][head]");
+    let row: f64 = a[1][3][5].as_array().unwrap().iter().map(|w| w.as_f64().unwrap()).sum();
+    assert!((row - 1.0).abs() < 1e-5, "each query's weights sum to 1, got {row}");
+    let v =
+        json(&["attention", "--model", &case("bert-tiny-mlm"), "--text", "Life is like a box.", "--json"]);
+    assert_eq!(v["tokens"][0], "[CLS]");
+    let v = json(&[
+        "lens",
+        "--model",
+        &case("gpt2-tiny-perturbed"),
+        "--text",
+        "Swimming at the beach is",
+        "--top-k",
+        "2",
+        "--json",
+    ]);
+    let lens = v["lens"].as_array().unwrap();
+    assert_eq!(
+        (lens.len(), lens[0].as_array().unwrap().len(), lens[0][0].as_array().unwrap().len()),
+        (2, 6, 2)
+    );
+    assert!(lens[1][5][0]["prob"].as_f64().unwrap() > 0.0);
+    fails_cleanly(&["lens", "--model", &case("bert-tiny-mlm"), "--text", "x"], "needs a GPT-2");
+    fails_cleanly(&["attention", "--model", &case("gpt2-tiny"), "--text", ""], "no tokens");
+}

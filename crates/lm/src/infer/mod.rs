@@ -3,5 +3,6 @@
 
 pub mod fill_mask;
 pub mod generate;
+pub mod inside;
 pub mod sampling;
 pub mod score;

@@ -34,14 +34,22 @@ pub fn attend(
     mask: Option<Tensor<4, Bool>>,
     dropout: &Dropout,
 ) -> Tensor<4> {
+    dropout.forward(attention_probs(q, k, mask)).matmul(v)
+}
+
+/// softmax(q kᵀ / √hd + mask): the attention weights `transformers` returns with
+/// `output_attentions=True` (before dropout).
+///
+/// # Shapes
+/// - q: `[b, nh, t, hd]`, k: `[b, nh, s, hd]`, mask: `[b, nh, t, s]` → `[b, nh, t, s]`
+pub fn attention_probs(q: Tensor<4>, k: Tensor<4>, mask: Option<Tensor<4, Bool>>) -> Tensor<4> {
     let hd = q.dims()[3];
     let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
     let scores = match mask {
         Some(mask) => scores.mask_fill(mask, MASKED),
         None => scores,
     };
-    let probs = dropout.forward(softmax(scores, 3));
-    probs.matmul(v)
+    softmax(scores, 3)
 }
 
 /// Causal mask for `t` new queries at absolute positions `past..past + t` over `past + t`

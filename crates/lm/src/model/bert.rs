@@ -18,7 +18,7 @@ use crate::error::{invalid, Result};
 use crate::tensor::{cross_entropy, int_tensor};
 
 use super::activation::Activation;
-use super::attention::{attend, merge_heads, padding_mask, split_heads};
+use super::attention::{attend, attention_probs, merge_heads, padding_mask, split_heads};
 use super::config::BertConfig;
 
 fn normal() -> Initializer {
@@ -186,7 +186,51 @@ impl BertLayer {
     }
 }
 
+impl BertLayer {
+    /// [`BertLayer::forward`], also returning the attention weights.
+    fn forward_with_probs(&self, x: Tensor<3>, keep: Tensor<2, Int>) -> (Tensor<3>, Tensor<4>) {
+        let sa = &self.attention.self_attn;
+        let [_, t, _] = x.dims();
+        let q = split_heads(sa.query.forward(x.clone()), sa.n_head);
+        let k = split_heads(sa.key.forward(x.clone()), sa.n_head);
+        let v = split_heads(sa.value.forward(x.clone()), sa.n_head);
+        let probs = attention_probs(q, k, Some(padding_mask(keep, sa.n_head, t)));
+        let y = merge_heads(sa.dropout.forward(probs.clone()).matmul(v));
+        let x = self.attention.output.forward(y, x);
+        let h = self.activation.forward(self.intermediate.dense.forward(x.clone()));
+        (self.output.forward(h, x), probs)
+    }
+}
+
 impl BertForMaskedLM {
+    /// Every layer's attention weights (`[b, nh, t, t]`; padding keys get weight 0).
+    ///
+    /// # Shapes
+    /// - ids, token_types, attention_mask: `[b, t]`
+    pub fn attentions(
+        &self,
+        ids: Tensor<2, Int>,
+        token_types: Tensor<2, Int>,
+        attention_mask: Tensor<2, Int>,
+    ) -> Vec<Tensor<4>> {
+        let [_, t] = ids.dims();
+        let device = ids.device();
+        let positions: Vec<i64> = (0..t as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
+        let e = &self.bert.embeddings;
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(token_types);
+        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut all = Vec::with_capacity(self.bert.encoder.layer.len());
+        for layer in &self.bert.encoder.layer {
+            let (next, probs) = layer.forward_with_probs(x, attention_mask.clone());
+            x = next;
+            all.push(probs);
+        }
+        all
+    }
+
     pub fn config(&self) -> &BertConfig {
         &self.config
     }

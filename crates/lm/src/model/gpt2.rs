@@ -12,7 +12,7 @@ use burn::nn::{
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::activation::Activation;
-use super::attention::{attend, causal_mask, merge_heads, split_heads};
+use super::attention::{attend, attention_probs, causal_mask, merge_heads, split_heads};
 use super::config::Gpt2Config;
 
 /// Keys and values of every layer for the tokens seen so far, so a new token attends to the
@@ -82,6 +82,34 @@ impl Gpt2Attention {
         let y = attend(q, k, v, mask, &self.attn_dropout);
         self.resid_dropout.forward(self.c_proj.forward(merge_heads(y)))
     }
+}
+
+impl Gpt2Attention {
+    /// [`Gpt2Attention::forward`] without a cache, also returning the attention weights.
+    ///
+    /// # Shapes
+    /// - x: `[b, t, d]` → (`[b, t, d]`, `[b, nh, t, t]`)
+    pub fn forward_with_probs(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let [b, t, d] = x.dims();
+        let qkv = self.c_attn.forward(x);
+        let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
+        let k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
+        let v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
+        let mask = causal_mask(b, self.n_head, t, 0, &q.device());
+        let probs = attention_probs(q, k, Some(mask));
+        let y = self.attn_dropout.forward(probs.clone()).matmul(v);
+        (self.resid_dropout.forward(self.c_proj.forward(merge_heads(y))), probs)
+    }
+}
+
+/// What the model computes on the way to its logits: per layer, the attention weights and the
+/// residual stream after the block (what the logit lens decodes).
+#[derive(Debug, Clone)]
+pub struct Inside {
+    /// `[b, nh, t, t]` per layer.
+    pub attentions: Vec<Tensor<4>>,
+    /// `[b, t, d]` per layer, before the final LayerNorm.
+    pub residuals: Vec<Tensor<3>>,
 }
 
 #[derive(Module, Debug)]
@@ -213,6 +241,38 @@ impl Gpt2LMHeadModel {
             c.len = past + t;
         }
         tf.ln_f.forward(x)
+    }
+
+    /// The attention weights and residual stream of every layer for `ids` (no cache, no
+    /// dropout in effect on a model loaded for inference).
+    ///
+    /// # Shapes
+    /// - ids: `[b, t]`
+    pub fn inside(&self, ids: Tensor<2, Int>) -> Inside {
+        let [_, t] = ids.dims();
+        let device = ids.device();
+        let positions: Vec<i64> = (0..t as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
+        let tf = &self.transformer;
+        let mut x = tf.drop.forward(tf.wte.forward(ids) + tf.wpe.forward(positions));
+        let mut inside = Inside { attentions: Vec::new(), residuals: Vec::new() };
+        for block in &tf.h {
+            let (a, probs) = block.attn.forward_with_probs(block.ln_1.forward(x.clone()));
+            let h = x + a;
+            x = h.clone() + block.mlp.forward(block.ln_2.forward(h));
+            inside.attentions.push(probs);
+            inside.residuals.push(x.clone());
+        }
+        inside
+    }
+
+    /// The final LayerNorm and the tied unembedding applied to a residual stream: the logit
+    /// lens. On the last layer's residual it gives the model's own logits.
+    ///
+    /// # Shapes
+    /// - residual: `[b, t, d]` → `[b, t, vocab]`
+    pub fn decode_residual(&self, residual: Tensor<3>) -> Tensor<3> {
+        self.lm_head(self.transformer.ln_f.forward(residual))
     }
 
     /// Next-token logits for every position.
