@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::{AnyModel, Generator, Sampling};
+use hearth_lm::{Generator, Sampling};
 use serde_json::json;
 
 use crate::{model_dir, print_json, CliResult};
@@ -52,13 +52,7 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
             args.max_new_tokens
         ));
     }
-    let (model, tokenizer) = model_dir::load(&args.model, device)?;
-    let AnyModel::Gpt2(model) = model else {
-        return Err(format!(
-            "{} is a BERT masked LM; generate needs a GPT-2 causal LM",
-            args.model.display()
-        ));
-    };
+    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "generate")?;
     let prompt = tokenizer.encode_ids(&args.prompt).map_err(|e| e.to_string())?;
     let mut generator = Generator::new(&model, &prompt, sampling, args.seed).map_err(|e| e.to_string())?;
 

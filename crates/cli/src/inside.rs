@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::inside::{attentions, logit_lens};
-use hearth_lm::AnyModel;
 use serde_json::json;
 
 use crate::{model_dir, print_json, CliResult};
@@ -73,13 +72,7 @@ fn percent(p: f64) -> String {
 }
 
 pub fn lens(args: LensArgs, device: &Device) -> CliResult {
-    let (model, tokenizer) = model_dir::load(&args.model, device)?;
-    let AnyModel::Gpt2(model) = model else {
-        return Err(format!(
-            "{} is a BERT masked LM; the logit lens needs a GPT-2 causal LM",
-            args.model.display()
-        ));
-    };
+    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "the logit lens")?;
     let encoded = tokenizer.encode(&args.text).map_err(|e| e.to_string())?;
     let grid = pollster::block_on(logit_lens(&model, &encoded.ids, args.top_k)).map_err(|e| e.to_string())?;
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();

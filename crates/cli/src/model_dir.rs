@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use hearth_lm::io::hf::{load_tokenizer, HfFiles};
-use hearth_lm::{load_model, AnyModel, Tokenizer};
+use hearth_lm::{load_model, AnyModel, Gpt2LMHeadModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -33,6 +33,16 @@ pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String
     let (model, files) = load_model_only(dir, device)?;
     let tokenizer = load_tokenizer(&files, &model).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((model, tokenizer))
+}
+
+/// A GPT-2 and its tokenizer; a BERT is refused with what `command` needs.
+pub fn load_gpt2(dir: &Path, device: &Device, command: &str) -> Result<(Gpt2LMHeadModel, Tokenizer), String> {
+    match load(dir, device)? {
+        (AnyModel::Gpt2(model), tokenizer) => Ok((*model, tokenizer)),
+        (AnyModel::Bert(_), _) => {
+            Err(format!("{} is a BERT masked LM; {command} needs a GPT-2 causal LM", dir.display()))
+        }
+    }
 }
 
 /// The model alone, with the directory's files (for commands that need no tokenizer).

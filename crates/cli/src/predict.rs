@@ -58,10 +58,7 @@ pub fn fill_mask(args: FillMaskArgs, device: &Device) -> CliResult {
 }
 
 pub fn score(args: ScoreArgs, device: &Device) -> CliResult {
-    let (model, tokenizer) = model_dir::load(&args.model, device)?;
-    let AnyModel::Gpt2(model) = model else {
-        return Err(format!("{} is a BERT masked LM; score needs a GPT-2 causal LM", args.model.display()));
-    };
+    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "score")?;
     let ids = tokenizer.encode_ids(&args.text).map_err(|e| e.to_string())?;
     let s = pollster::block_on(hearth_lm::score(&model, &ids)).map_err(|e| e.to_string())?;
     if args.json {

@@ -32,6 +32,14 @@ fn model_config(files: &HfFiles) -> ModelConfig {
     ModelConfig::from_json(&files.config_json).unwrap()
 }
 
+/// A fixture's files, its own tokenizer, and the default fine-tuning run of it.
+fn fine_tune_of(name: &str) -> (HfFiles, Tokenizer, TrainConfig) {
+    let files = files(name);
+    let model_config = model_config(&files);
+    let tokenizer = tokenizer_for_config(&files, &model_config).unwrap();
+    (files, tokenizer, TrainConfig::fine_tune(model_config, name))
+}
+
 fn finetune_case() -> (serde_json::Value, Corpus) {
     let dir = case("gpt2-tiny").join("finetune");
     let expected: serde_json::Value = serde_json::from_slice(&read(dir.join("expected.json"))).unwrap();
@@ -114,13 +122,10 @@ fn aligned_text(tokenizer: &Tokenizer, context: usize, off: usize, rows: usize) 
 }
 
 fn step0_loss(name: &str, off: usize, device: &Device) -> (f64, f64) {
-    let files = files(name);
-    let model_config = model_config(&files);
-    let tokenizer = tokenizer_for_config(&files, &model_config).unwrap();
+    let (files, tokenizer, mut config) = fine_tune_of(name);
     let context = 16;
     let text = aligned_text(&tokenizer, context, off, 6);
     let corpus = Corpus::from_bytes(text.as_bytes()).unwrap();
-    let mut config = TrainConfig::fine_tune(model_config, name);
     config.data = DataConfig { context, stride: context, val_fraction: 0.0, packing: Packing::Concat };
     (config.batch_size, config.eval_batches, config.seed, config.sample_tokens) = (1, 1000, 0, 2);
     let mut trainer = Trainer::fine_tune_within(
@@ -158,11 +163,8 @@ fn bert_step0_loss_equals_hearth_eval() {
 #[test]
 fn twenty_fine_tuning_steps_match_pytorch() {
     let (expected, corpus) = finetune_case();
-    let files = files("gpt2-tiny");
-    let model_config = model_config(&files);
-    let tokenizer = tokenizer_for_config(&files, &model_config).unwrap();
+    let (files, tokenizer, mut config) = fine_tune_of("gpt2-tiny");
     let context = expected["context"].as_u64().unwrap() as usize;
-    let mut config = TrainConfig::fine_tune(model_config, "gpt2-tiny");
     config.data = DataConfig { context, stride: context, val_fraction: 0.0, packing: Packing::PerDoc };
     config.batch_size = expected["batch"].as_u64().unwrap() as usize;
     config.steps = expected["steps"].as_u64().unwrap() as usize;
@@ -217,10 +219,7 @@ fn twenty_fine_tuning_steps_match_pytorch() {
 #[test]
 fn a_fine_tuned_model_exports_and_reopens() {
     let (_, corpus) = finetune_case();
-    let files = files("gpt2-tiny");
-    let model_config = model_config(&files);
-    let tokenizer = tokenizer_for_config(&files, &model_config).unwrap();
-    let mut config = TrainConfig::fine_tune(model_config, "gpt2-tiny");
+    let (files, tokenizer, mut config) = fine_tune_of("gpt2-tiny");
     config.data.context = 32;
     config.data.stride = 32;
     (config.steps, config.batch_size, config.sample_tokens) = (2, 2, 2);
@@ -260,10 +259,7 @@ fn a_mismatched_tokenizer_is_refused_before_fine_tuning() {
 #[test]
 fn epochs_decide_the_steps() {
     let (_, corpus) = finetune_case();
-    let files = files("gpt2-tiny");
-    let model_config = model_config(&files);
-    let tokenizer = tokenizer_for_config(&files, &model_config).unwrap();
-    let mut config = TrainConfig::fine_tune(model_config, "gpt2-tiny");
+    let (files, tokenizer, mut config) = fine_tune_of("gpt2-tiny");
     config.data = DataConfig { context: 32, stride: 32, val_fraction: 0.0, packing: Packing::PerDoc };
     (config.batch_size, config.epochs) = (4, Some(2.0));
     let trainer = Trainer::fine_tune_within(

@@ -85,13 +85,9 @@ pub fn load_tokenizer(files: &HfFiles, model: &AnyModel) -> Result<Tokenizer> {
 
 /// [`load_tokenizer`] before the model exists: checked against its `config.json`.
 pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tokenizer> {
-    let builtin = match config {
-        ModelConfig::Gpt2(_) => "gpt2",
-        ModelConfig::Bert(_) => "bert-base-uncased",
-    };
     let tokenizer = match &files.tokenizer_json {
         Some(bytes) => Tokenizer::from_bytes(bytes)?,
-        None => Tokenizer::builtin(builtin)?,
+        None => Tokenizer::builtin(config.default_tokenizer_name())?,
     };
     check_vocabularies(&tokenizer, config.vocab_size())?;
     Ok(tokenizer)

@@ -18,7 +18,7 @@ use crate::error::{invalid, Result};
 use crate::tensor::{cross_entropy, int_tensor};
 
 use super::activation::Activation;
-use super::attention::{attend, attention_probs, merge_heads, padding_mask, split_heads};
+use super::attention::{attention_probs, merge_heads, padding_mask, split_heads};
 use super::config::BertConfig;
 
 fn normal() -> Initializer {
@@ -173,20 +173,9 @@ impl BertLayer {
     /// # Shapes
     /// - x: `[b, t, d]`, keep: `[b, t]` (1 = token, 0 = padding) → `[b, t, d]`
     fn forward(&self, x: Tensor<3>, keep: Tensor<2, Int>) -> Tensor<3> {
-        let sa = &self.attention.self_attn;
-        let [_, t, _] = x.dims();
-        let q = split_heads(sa.query.forward(x.clone()), sa.n_head);
-        let k = split_heads(sa.key.forward(x.clone()), sa.n_head);
-        let v = split_heads(sa.value.forward(x.clone()), sa.n_head);
-        let mask = padding_mask(keep, sa.n_head, t);
-        let y = merge_heads(attend(q, k, v, Some(mask), &sa.dropout));
-        let x = self.attention.output.forward(y, x);
-        let h = self.activation.forward(self.intermediate.dense.forward(x.clone()));
-        self.output.forward(h, x)
+        self.forward_with_probs(x, keep).0
     }
-}
 
-impl BertLayer {
     /// [`BertLayer::forward`], also returning the attention weights.
     fn forward_with_probs(&self, x: Tensor<3>, keep: Tensor<2, Int>) -> (Tensor<3>, Tensor<4>) {
         let sa = &self.attention.self_attn;
@@ -213,15 +202,7 @@ impl BertForMaskedLM {
         token_types: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
     ) -> Vec<Tensor<4>> {
-        let [_, t] = ids.dims();
-        let device = ids.device();
-        let positions: Vec<i64> = (0..t as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
-        let e = &self.bert.embeddings;
-        let x = e.word_embeddings.forward(ids)
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(token_types);
-        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut x = self.embed(ids, token_types);
         let mut all = Vec::with_capacity(self.bert.encoder.layer.len());
         for layer in &self.bert.encoder.layer {
             let (next, probs) = layer.forward_with_probs(x, attention_mask.clone());
@@ -233,6 +214,22 @@ impl BertForMaskedLM {
 
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// Word + position + token-type embeddings, normalised: the encoder's input.
+    ///
+    /// # Shapes
+    /// - ids, token_types: `[b, t]` → `[b, t, d]`
+    fn embed(&self, ids: Tensor<2, Int>, token_types: Tensor<2, Int>) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let device = ids.device();
+        let positions: Vec<i64> = (0..t as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
+        let e = &self.bert.embeddings;
+        let x = e.word_embeddings.forward(ids)
+            + e.position_embeddings.forward(positions)
+            + e.token_type_embeddings.forward(token_types);
+        e.dropout.forward(e.layer_norm.forward(x))
     }
 
     /// The device the parameters live on.
@@ -250,15 +247,7 @@ impl BertForMaskedLM {
         token_types: Tensor<2, Int>,
         attention_mask: Tensor<2, Int>,
     ) -> Tensor<3> {
-        let [_, t] = ids.dims();
-        let device = ids.device();
-        let positions: Vec<i64> = (0..t as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
-        let e = &self.bert.embeddings;
-        let x = e.word_embeddings.forward(ids)
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(token_types);
-        let mut x = e.dropout.forward(e.layer_norm.forward(x));
+        let mut x = self.embed(ids, token_types);
         for layer in &self.bert.encoder.layer {
             x = layer.forward(x, attention_mask.clone());
         }

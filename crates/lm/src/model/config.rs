@@ -399,6 +399,14 @@ impl ModelConfig {
         }
     }
 
+    /// The built-in tokenizer a directory without `tokenizer.json` gets.
+    pub fn default_tokenizer_name(&self) -> &'static str {
+        match self {
+            Self::Gpt2(_) => "gpt2",
+            Self::Bert(_) => "bert-base-uncased",
+        }
+    }
+
     /// `config.json` as `transformers` writes it.
     pub fn to_json(&self) -> String {
         match self {

@@ -65,11 +65,8 @@ impl Gpt2Attention {
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         past: usize,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
-        let qkv = self.c_attn.forward(x); // [b, t, 3d]
-        let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
-        let mut k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
-        let mut v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
+        let [b, t, _] = x.dims();
+        let (q, mut k, mut v) = self.qkv(x);
         if let Some(slot) = cache {
             if let Some((pk, pv)) = slot.take() {
                 k = Tensor::cat(vec![pk, k], 2); // [b, nh, past + t, hd]
@@ -85,16 +82,26 @@ impl Gpt2Attention {
 }
 
 impl Gpt2Attention {
+    /// The fused projection split into heads.
+    ///
+    /// # Shapes
+    /// - x: `[b, t, d]` → q, k, v: `[b, nh, t, hd]`
+    fn qkv(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let d = x.dims()[2];
+        let qkv = self.c_attn.forward(x); // [b, t, 3d]
+        let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
+        let k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
+        let v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
+        (q, k, v)
+    }
+
     /// [`Gpt2Attention::forward`] without a cache, also returning the attention weights.
     ///
     /// # Shapes
     /// - x: `[b, t, d]` → (`[b, t, d]`, `[b, nh, t, t]`)
     pub fn forward_with_probs(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let [b, t, d] = x.dims();
-        let qkv = self.c_attn.forward(x);
-        let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
-        let k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
-        let v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
+        let [b, t, _] = x.dims();
+        let (q, k, v) = self.qkv(x);
         let mask = causal_mask(b, self.n_head, t, 0, &q.device());
         let probs = attention_probs(q, k, Some(mask));
         let y = self.attn_dropout.forward(probs.clone()).matmul(v);
@@ -146,6 +153,13 @@ impl Gpt2Block {
     ) -> Tensor<3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, past);
         x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    }
+
+    /// [`Gpt2Block::forward`] without a cache, also returning the attention weights.
+    pub fn forward_with_probs(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
+        let (a, probs) = self.attn.forward_with_probs(self.ln_1.forward(x.clone()));
+        let x = x + a;
+        (x.clone() + self.mlp.forward(self.ln_2.forward(x)), probs)
     }
 }
 
@@ -222,14 +236,10 @@ impl Gpt2LMHeadModel {
     /// - ids: `[b, t]` → `[b, t, d]`
     pub fn forward_hidden(&self, ids: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
         let [_, t] = ids.dims();
-        let device = ids.device();
         let past = cache.as_ref().map_or(0, |c| c.len);
         debug_assert!(past + t <= self.config.n_positions, "callers crop to the context window");
-        let positions: Vec<i64> = (past as i64..(past + t) as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
         let tf = &self.transformer;
-        let x = tf.wte.forward(ids) + tf.wpe.forward(positions); // [b, t, d]
-        let mut x = tf.drop.forward(x);
+        let mut x = self.embed(ids, past);
         if let Some(c) = cache.as_deref_mut() {
             c.layers.resize(tf.h.len(), None);
         }
@@ -249,21 +259,27 @@ impl Gpt2LMHeadModel {
     /// # Shapes
     /// - ids: `[b, t]`
     pub fn inside(&self, ids: Tensor<2, Int>) -> Inside {
-        let [_, t] = ids.dims();
-        let device = ids.device();
-        let positions: Vec<i64> = (0..t as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
-        let tf = &self.transformer;
-        let mut x = tf.drop.forward(tf.wte.forward(ids) + tf.wpe.forward(positions));
+        let mut x = self.embed(ids, 0);
         let mut inside = Inside { attentions: Vec::new(), residuals: Vec::new() };
-        for block in &tf.h {
-            let (a, probs) = block.attn.forward_with_probs(block.ln_1.forward(x.clone()));
-            let h = x + a;
-            x = h.clone() + block.mlp.forward(block.ln_2.forward(h));
+        for block in &self.transformer.h {
+            let (next, probs) = block.forward_with_probs(x);
+            x = next;
             inside.attentions.push(probs);
             inside.residuals.push(x.clone());
         }
         inside
+    }
+
+    /// Token + position embeddings for tokens at positions `past..past + t`.
+    ///
+    /// # Shapes
+    /// - ids: `[b, t]` → `[b, t, d]`
+    fn embed(&self, ids: Tensor<2, Int>, past: usize) -> Tensor<3> {
+        let [_, t] = ids.dims();
+        let positions: Vec<i64> = (past as i64..(past + t) as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &ids.device());
+        let tf = &self.transformer;
+        tf.drop.forward(tf.wte.forward(ids) + tf.wpe.forward(positions))
     }
 
     /// The final LayerNorm and the tied unembedding applied to a residual stream: the logit

@@ -31,10 +31,7 @@ pub enum AnyModel {
 impl AnyModel {
     /// The architecture's default tokenizer, used when a directory has no `tokenizer.json`.
     pub fn default_tokenizer_name(&self) -> &'static str {
-        match self {
-            AnyModel::Gpt2(_) => "gpt2",
-            AnyModel::Bert(_) => "bert-base-uncased",
-        }
+        self.config().default_tokenizer_name()
     }
 
     /// The device the parameters live on (autodiff while training, plain for evaluation).

@@ -110,12 +110,11 @@ pub enum Split {
 struct Part {
     tokens: Vec<u32>,
     starts: Vec<usize>,
-    documents: usize,
 }
 
 impl Part {
     /// Rows of `documents` packed as `config` says, `row_len` tokens each.
-    fn pack(documents: &[Vec<u32>], separator: Option<u32>, config: &DataConfig, row_len: usize) -> Self {
+    fn pack(documents: &[&[u32]], separator: Option<u32>, config: &DataConfig, row_len: usize) -> Self {
         let mut tokens = Vec::with_capacity(documents.iter().map(|d| d.len() + 1).sum());
         let mut starts = Vec::new();
         match config.packing {
@@ -142,7 +141,7 @@ impl Part {
                 }
             }
         }
-        Self { tokens, starts, documents: documents.len() }
+        Self { tokens, starts }
     }
 
     /// Tokens that are in no row.
@@ -169,8 +168,8 @@ pub struct Dataset {
     vocab_size: usize,
     config: DataConfig,
     row_len: usize,
-    /// Documents given (a single one is split by tokens, not by documents).
-    documents: usize,
+    /// Whole documents in the train and validation splits.
+    split_documents: (usize, usize),
 }
 
 impl Dataset {
@@ -198,28 +197,21 @@ impl Dataset {
         }
         let row_len = config.row_len(causal);
         let total: usize = documents.iter().map(Vec::len).sum();
-        let (train, val) = if documents.len() == 1 {
-            let stream = &documents[0];
-            let val_tokens = val_len(stream.len(), config.val_fraction);
-            let (train, val) = stream.split_at(stream.len() - val_tokens);
-            let val: &[Vec<u32>] = if val.is_empty() { &[] } else { &[val.to_vec()] };
-            (
-                Part::pack(&[train.to_vec()], separator, config, row_len),
-                Part::pack(val, separator, config, row_len),
-            )
+        let docs: Vec<&[u32]> = documents.iter().map(Vec::as_slice).collect();
+        // Whole documents from the end; a single document's stream is split by tokens (its
+        // validation tail is not a document of its own).
+        let (train_docs, val_docs, split_documents) = if let [stream] = docs.as_slice() {
+            let (train, val) = stream.split_at(stream.len() - val_len(stream.len(), config.val_fraction));
+            (vec![train], if val.is_empty() { vec![] } else { vec![val] }, (1, 0))
         } else {
             let held = held_out_documents(&documents, config.val_fraction);
-            let (train, val) = documents.split_at(documents.len() - held);
-            (Part::pack(train, separator, config, row_len), Part::pack(val, separator, config, row_len))
+            let (train, val) = docs.split_at(docs.len() - held);
+            (train.to_vec(), val.to_vec(), (train.len(), held))
         };
+        let train = Part::pack(&train_docs, separator, config, row_len);
+        let val = Part::pack(&val_docs, separator, config, row_len);
         check_long_enough(total, &train, &val, config, row_len)?;
-        let documents = documents.len();
-        let (train, val) = if documents == 1 {
-            (Part { documents: 1, ..train }, Part { documents: 0, ..val })
-        } else {
-            (train, val)
-        };
-        Ok(Self { train, val, chars, vocab_size, config: config.clone(), row_len, documents })
+        Ok(Self { train, val, chars, vocab_size, config: config.clone(), row_len, split_documents })
     }
 
     pub fn stats(&self) -> DatasetStats {
@@ -231,9 +223,9 @@ impl Dataset {
             val_tokens: self.val.tokens.len(),
             train_windows: self.windows(Split::Train),
             val_windows: self.windows(Split::Val),
-            documents: self.documents,
-            train_documents: self.train.documents,
-            val_documents: self.val.documents,
+            documents: self.split_documents.0 + self.split_documents.1,
+            train_documents: self.split_documents.0,
+            val_documents: self.split_documents.1,
             dropped_tokens: self.train.dropped(self.row_len) + self.val.dropped(self.row_len),
         }
     }

@@ -88,8 +88,8 @@ pub struct Run {
     pub(super) name: RefCell<String>,
     /// "random weights", or the pretrained model it fine-tunes.
     pub(super) start: String,
-    /// Milliseconds spent stepping, across reloads.
-    pub(super) train_ms: Cell<f64>,
+    /// Seconds spent stepping, across reloads (the trainer's count, mirrored for the runs table).
+    pub(super) train_seconds: Cell<f64>,
     pub(super) trainer: Mutex<Trainer>,
     pub(super) tokenizer: Rc<Tokenizer>,
     pub(super) settings: TrainSettings,
@@ -134,6 +134,7 @@ impl Run {
         let state = if trainer.is_done() { RunState::Done } else { RunState::Paused };
         let trainer_tokens = trainer.config().tokens_per_step().unwrap_or(0) as usize;
         let epoch = trainer.epoch();
+        let train_seconds = trainer.train_seconds();
         let start = trainer
             .config()
             .init_from
@@ -143,7 +144,7 @@ impl Run {
             id,
             name: RefCell::new(name),
             start,
-            train_ms: Cell::new(0.0),
+            train_seconds: Cell::new(train_seconds),
             tokenizer: Rc::new(trainer.tokenizer().clone()),
             params: trainer.num_params(),
             step: Cell::new(trainer.step_count()),
@@ -214,7 +215,7 @@ impl Run {
     pub(super) fn summary(&self) -> RunSummary {
         let evals = self.evals.borrow().clone();
         let last = evals.last();
-        let seconds = self.train_ms.get() / 1000.0;
+        let seconds = self.train_seconds.get();
         RunSummary {
             id: self.id,
             name: self.name.borrow().clone(),

@@ -29,20 +29,17 @@ const TOPIC: Topic = Topic::Pretrain;
 const SAMPLE_URL: &str = "corpus/tiny_shakespeare_like.txt";
 
 fn corpus_info(name: &str, corpus: &Corpus, bytes: usize) -> CorpusInfo {
-    let text = corpus.documents().join("\n\n");
-    let text = text.as_str();
-    let mut distinct: Vec<char> = text.chars().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
+    let docs = corpus.documents();
+    let distinct: std::collections::BTreeSet<char> = docs.iter().flat_map(|d| d.chars()).collect();
     CorpusInfo {
         name: name.to_string(),
-        documents: corpus.documents().len(),
+        documents: docs.len(),
         bytes,
         chars: corpus.chars(),
-        lines: text.lines().count(),
-        words: text.split_whitespace().count(),
+        lines: docs.iter().map(|d| d.lines().count()).sum(),
+        words: docs.iter().map(|d| d.split_whitespace().count()).sum(),
         distinct_chars: distinct.len(),
-        preview: text.chars().take(400).collect(),
+        preview: docs.iter().flat_map(|d| d.chars()).take(400).collect(),
     }
 }
 
@@ -170,6 +167,7 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
             // Both spell tokenizers as `hearth train --tokenizer` does.
             c.tokenizer = s.tokenizer.to_string().parse().map_err(|e: hearth_lm::Error| e.to_string())?;
             (c.n_layer, c.n_head, c.n_embd) = (n_layer, n_head, n_embd);
+            // nanoGPT's recipe scaled to the run: decay to a tenth, warm up over a tenth.
             c.min_lr = s.lr / 10.0;
             c.warmup = (s.steps / 10).min(100);
             c
@@ -181,9 +179,6 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
     c.batch_size = s.batch_size;
     c.steps = s.steps;
     c.epochs = (s.epochs > 0.0).then_some(s.epochs);
-    if c.init_from.is_none() {
-        c.min_lr = s.lr / 10.0;
-    }
     c.lr = s.lr;
     let a = &s.advanced;
     c.warmup = a.warmup.unwrap_or(c.warmup);
@@ -350,9 +345,8 @@ async fn drive(run: Rc<Run>) {
         }
         let started = now_ms();
         let report = trainer.step().await;
-        let spent = now_ms() - started;
-        run.train_ms.set(run.train_ms.get() + spent);
-        trainer.add_train_seconds(spent / 1000.0);
+        trainer.add_train_seconds((now_ms() - started) / 1000.0);
+        run.train_seconds.set(trainer.train_seconds());
         let report = match report {
             Ok(r) => r,
             Err(e) => {
@@ -407,9 +401,6 @@ struct SavedRun {
     id: u64,
     #[serde(default)]
     name: String,
-    /// Milliseconds spent stepping.
-    #[serde(default)]
-    train_ms: f64,
     /// The corpus is kept as JSON lines (several documents) rather than text.
     #[serde(default)]
     corpus_jsonl: bool,
@@ -462,6 +453,12 @@ async fn saved_meta() -> Result<Option<SavedRun>, String> {
         .map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))
 }
 
+/// Writes the switch: from now on `meta` is the checkpoint a reload restores.
+async fn put_meta(meta: &SavedRun) -> Result<(), String> {
+    let switch = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
+    storage::put(&storage::local_key(META), &switch).await
+}
+
 /// Writes the run's checkpoint to browser storage as a transaction: the files go under a new
 /// generation, then one write of `meta.json` switches to it, then the previous generation is
 /// deleted. A failure anywhere before the switch (a full quota, a closed tab) leaves the
@@ -480,7 +477,6 @@ async fn save(run: &Run) {
         let meta = SavedRun {
             id: run.id,
             name: run.name.borrow().clone(),
-            train_ms: run.train_ms.get(),
             corpus_jsonl: run.corpus.jsonl,
             settings: run.settings.clone(),
             corpus_name: run.corpus.name.clone(),
@@ -489,7 +485,9 @@ async fn save(run: &Run) {
             generation: Some(generation),
             corpus_key: Some(corpus_key(&run.corpus.bytes)),
         };
-        let new_corpus = !corpus_in_use(&meta.corpus(), previous.as_ref()).await;
+        // The runs table, read once: whose corpus is still in use.
+        let kept = kept_runs().await;
+        let new_corpus = !corpus_in_use(&meta.corpus(), previous.as_ref(), &kept);
         let written = async {
             for (name, bytes) in &checkpoint.files {
                 storage::put(&file_key(Some(generation), name), bytes).await?;
@@ -497,8 +495,7 @@ async fn save(run: &Run) {
             if new_corpus {
                 storage::put(&meta.corpus(), &run.corpus.bytes).await?;
             }
-            let switch = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
-            storage::put(&storage::local_key(META), &switch).await
+            put_meta(&meta).await
         }
         .await;
         if let Err(e) = written {
@@ -516,7 +513,7 @@ async fn save(run: &Run) {
             for key in previous.keys() {
                 let _ = storage::delete(&key).await;
             }
-            if !corpus_in_use(&previous.corpus(), Some(&meta)).await {
+            if !corpus_in_use(&previous.corpus(), Some(&meta), &kept) {
                 let _ = storage::delete(&previous.corpus()).await;
             }
         }
@@ -549,7 +546,6 @@ pub async fn restore_saved() {
         let id = if meta.id == 0 { js_sys::Date::now() as u64 } else { meta.id };
         let name = if meta.name.is_empty() { "run 1".to_string() } else { meta.name.clone() };
         let run = Rc::new(Run::new(trainer, meta.settings, file, meta.losses, id, name));
-        run.train_ms.set(meta.train_ms);
         run.saved_step.set(Some(run.step.get()));
         Ok::<_, String>(Some(run))
     }
@@ -606,8 +602,8 @@ async fn runs_count() -> usize {
 }
 
 /// Whether a corpus key is used by a kept run or by `other`.
-async fn corpus_in_use(key: &str, other: Option<&SavedRun>) -> bool {
-    other.is_some_and(|m| m.corpus() == key) || kept_runs().await.iter().any(|k| k.meta.corpus() == key)
+fn corpus_in_use(key: &str, other: Option<&SavedRun>, kept: &[KeptRun]) -> bool {
+    other.is_some_and(|m| m.corpus() == key) || kept.iter().any(|k| k.meta.corpus() == key)
 }
 
 /// Moves the run in the panel (and its saved checkpoint) into the runs table before a new run
@@ -642,9 +638,15 @@ pub async fn rename_run(id: u64, name: String) {
     }
     match state::run().filter(|r| r.id == id) {
         Some(run) => {
-            *run.name.borrow_mut() = name;
-            if run.saved_step.get().is_some() {
-                save(&run).await;
+            *run.name.borrow_mut() = name.clone();
+            // Only the switch carries the name: the checkpoint's files stay as they are.
+            if let Ok(Some(mut meta)) = saved_meta().await {
+                if meta.id == id {
+                    meta.name = name;
+                    if let Err(e) = put_meta(&meta).await {
+                        return emit_error(TOPIC, e);
+                    }
+                }
             }
         }
         None => {
@@ -675,7 +677,7 @@ pub async fn delete_run(id: u64) {
         let _ = storage::delete(&key).await;
     }
     let current = saved_meta().await.ok().flatten();
-    if !corpus_in_use(&gone.meta.corpus(), current.as_ref()).await {
+    if !corpus_in_use(&gone.meta.corpus(), current.as_ref(), &runs) {
         let _ = storage::delete(&gone.meta.corpus()).await;
     }
     list_runs().await;
@@ -686,17 +688,17 @@ pub async fn download_run(id: u64) {
     if state::run().is_some_and(|r| r.id == id) {
         return download().await;
     }
-    let result = async {
-        let kept =
-            kept_runs().await.into_iter().find(|k| k.summary.id == id).ok_or("that run is no longer kept")?;
-        let checkpoint = read_checkpoint(&kept.meta).await?;
-        let dir = format!("hearth-{}-step{}", kept.summary.settings.arch.as_str(), kept.summary.step);
-        let zip = zip_stored(&dir, &checkpoint.files)?;
-        Ok::<_, String>((dir, zip))
-    }
-    .await;
-    match result {
-        Ok((dir, zip)) => emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip),
+    let kept = kept_runs().await.into_iter().find(|k| k.summary.id == id);
+    let Some(kept) = kept else { return emit_error(TOPIC, "that run is no longer kept") };
+    let checkpoint = read_checkpoint(&kept.meta).await;
+    emit_zip(kept.summary.settings.arch, kept.summary.step, checkpoint);
+}
+
+/// A checkpoint offered as `hearth-<arch>-step<N>.zip`.
+fn emit_zip(arch: TrainArch, step: usize, checkpoint: Result<Checkpoint, String>) {
+    let dir = format!("hearth-{}-step{step}", arch.as_str());
+    match checkpoint.and_then(|c| zip_stored(&dir, &c.files)) {
+        Ok(zip) => emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip),
         Err(e) => emit_error(TOPIC, e),
     }
 }
@@ -704,15 +706,6 @@ pub async fn download_run(id: u64) {
 /// The run as a zip: the Hugging Face directory plus what resuming needs.
 pub async fn download() {
     let Some(run) = state::run() else { return emit_error(TOPIC, "nothing has been trained yet") };
-    let result = async {
-        let checkpoint = run.checkpoint().await?;
-        let dir = format!("hearth-{}-step{}", run.settings.arch.as_str(), run.step.get());
-        let zip = zip_stored(&dir, &checkpoint.files)?;
-        Ok::<_, String>((dir, zip))
-    }
-    .await;
-    match result {
-        Ok((dir, zip)) => emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip),
-        Err(e) => emit_error(TOPIC, e),
-    }
+    let checkpoint = run.checkpoint().await;
+    emit_zip(run.settings.arch, run.step.get(), checkpoint);
 }
