@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
+use hearth_lm::infer::{embeddings, inside, surprisal};
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
 use hearth_lm::{BertConfig, Generator, Gpt2Config, Sampling, Tokenizer};
@@ -35,6 +36,10 @@ pub struct BenchArgs {
     /// Timed optimizer steps per training job (after two warm-up steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
+    /// Benchmark the views inside the model instead (GPT-2 124M random weights, 64 tokens):
+    /// one layer's attention, all layers', the logit lens, surprisal, neighbours, projection.
+    #[arg(long)]
+    inside: bool,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -45,6 +50,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     if args.train {
         return train(&args, device);
+    }
+    if args.inside {
+        return inside(&args, device);
     }
     if args.runs == 0 || args.new_tokens < 2 {
         return Err("bench needs --runs ≥ 1 and --new-tokens ≥ 2".into());
@@ -180,6 +188,58 @@ fn train(args: &BenchArgs, device: &Device) -> CliResult {
             "fine-tune GPT-2 124M weights (ctx 128, batch 2, lr 5e-5 linear): {tune_rate:.0} tokens/s ({:.2} s/step)",
             256.0 / tune_rate
         );
+    }
+    Ok(())
+}
+
+/// One timed view: computes and reads back, or says why not.
+type Job<'a> = &'a dyn Fn() -> Result<(), String>;
+
+/// Milliseconds of each view of the inside of GPT-2 124M (random weights) on a 64-token text,
+/// read back included: the median of `--runs` after one warm-up.
+fn inside(args: &BenchArgs, device: &Device) -> CliResult {
+    let gpt2 = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+    let model = hearth_lm::AnyModel::Gpt2(Box::new(gpt2));
+    let hearth_lm::AnyModel::Gpt2(gpt2) = &model else { unreachable!() };
+    let ids: Vec<u32> = (0..64).map(|i| (i * 677 % 50000) as u32).collect();
+    let frequent: Vec<u32> = (256..556).collect();
+    let runs = args.runs.max(1);
+    let time = |f: Job| -> Result<f64, String> {
+        let mut ms = Vec::new();
+        for run in 0..=runs {
+            let start = Instant::now();
+            f()?;
+            if run > 0 {
+                ms.push(start.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        Ok(median(ms))
+    };
+    let e = |e: hearth_lm::Error| e.to_string();
+    let jobs: [(&str, Job); 6] = [
+        ("attention_one_layer", &|| {
+            pollster::block_on(inside::attention_layer(&model, &ids, 11)).map(drop).map_err(e)
+        }),
+        ("attention_all_layers", &|| {
+            pollster::block_on(inside::attentions(&model, &ids)).map(drop).map_err(e)
+        }),
+        ("logit_lens_top5", &|| pollster::block_on(inside::logit_lens(gpt2, &ids, 5)).map(drop).map_err(e)),
+        ("surprisal_top5", &|| pollster::block_on(surprisal::surprisal(gpt2, &ids, 5)).map(drop).map_err(e)),
+        ("nearest_10", &|| pollster::block_on(embeddings::nearest(&model, 1000, 10)).map(drop).map_err(e)),
+        ("projection_300", &|| {
+            pollster::block_on(embeddings::projection(&model, &frequent)).map(drop).map_err(e)
+        }),
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, job) in jobs {
+        let ms = time(job)?;
+        if !args.json {
+            println!("gpt2-124m {name} (64 tokens): {ms:.1} ms");
+        }
+        out.insert(name.to_string(), json!({ "ms": ms }));
+    }
+    if args.json {
+        print_json(&serde_json::Value::Object(out));
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
-//! `hearth attention` and `hearth lens`: what happens inside the model for one text.
+//! `hearth attention`, `hearth lens` and `hearth embed`: what happens inside the model.
 
 use std::path::PathBuf;
 
 use burn::tensor::Device;
 use clap::Args;
+use hearth_lm::infer::embeddings::nearest;
 use hearth_lm::infer::inside::{attentions, logit_lens};
 use serde_json::json;
 
@@ -37,6 +38,58 @@ pub struct LensArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// Hugging Face directory of a GPT-2 or BERT model.
+    #[arg(long)]
+    model: PathBuf,
+    /// A token as the tokenizer writes it (`Ġking`, `king`), or a word that is one token.
+    #[arg(long)]
+    token: String,
+    /// Neighbours to list.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// `{"token", "id", "nearest": [{"id", "token", "cosine"}]}`.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The id of `token`: the vocabulary entry itself, or a text that encodes to one token.
+pub fn token_id(tokenizer: &hearth_lm::Tokenizer, token: &str) -> Result<u32, String> {
+    if let Some(id) = tokenizer.token_to_id(token) {
+        return Ok(id);
+    }
+    let ids = tokenizer.encode_ids(token).map_err(|e| e.to_string())?;
+    let words: Vec<u32> = ids
+        .iter()
+        .copied()
+        .filter(|&id| tokenizer.decode(&[id]).is_ok_and(|t| !t.trim().is_empty()))
+        .collect();
+    match words.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(format!("{token:?} has no tokens")),
+        _ => Err(format!("{token:?} is {} tokens, not one; give a single token", words.len())),
+    }
+}
+
+pub fn embed(args: EmbedArgs, device: &Device) -> CliResult {
+    let (model, tokenizer) = model_dir::load(&args.model, device)?;
+    let id = token_id(&tokenizer, &args.token)?;
+    let near = pollster::block_on(nearest(&model, id, args.top_k)).map_err(|e| e.to_string())?;
+    let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
+    if args.json {
+        let list: Vec<serde_json::Value> =
+            near.iter().map(|&(i, c)| json!({ "id": i, "token": token(i), "cosine": c })).collect();
+        print_json(&json!({ "token": token(id), "id": id, "nearest": list }));
+        return Ok(());
+    }
+    println!("nearest to {:?} (id {id}) by cosine of the input embeddings:", token(id));
+    for (i, c) in near {
+        println!("  {c:>7.4}  {:?} (id {i})", token(i));
+    }
+    Ok(())
+}
+
 pub fn attention(args: AttentionArgs, device: &Device) -> CliResult {
     let (model, tokenizer) = model_dir::load(&args.model, device)?;
     let encoded = tokenizer.encode(&args.text).map_err(|e| e.to_string())?;
@@ -63,7 +116,7 @@ pub fn attention(args: AttentionArgs, device: &Device) -> CliResult {
 }
 
 /// A probability as a percentage; small ones keep two significant digits.
-fn percent(p: f64) -> String {
+pub fn percent(p: f64) -> String {
     if p >= 0.001 {
         format!("{:.1}%", 100.0 * p)
     } else {

@@ -48,6 +48,8 @@ enum Command {
     Attention(inside::AttentionArgs),
     /// The logit lens of a GPT-2: what each layer would predict at each position.
     Lens(inside::LensArgs),
+    /// A token's nearest neighbours by cosine in the input embeddings.
+    Embed(inside::EmbedArgs),
     /// Generation tokens/s (GPT-2 124M) and fill-mask latency (BERT-base), random weights.
     Bench(bench::BenchArgs),
 }
@@ -94,6 +96,7 @@ fn main() {
         Command::Inspect(a) => inspect::run(a, &device),
         Command::Attention(a) => inside::attention(a, &device),
         Command::Lens(a) => inside::lens(a, &device),
+        Command::Embed(a) => inside::embed(a, &device),
         Command::Bench(a) => bench::run(a, &device),
     };
     if let Err(message) = result {

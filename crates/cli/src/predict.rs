@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use clap::Args;
+use hearth_lm::infer::surprisal::surprisal;
 use hearth_lm::AnyModel;
 use serde_json::json;
 
+use crate::inside::percent;
 use crate::{model_dir, print_json, CliResult};
 
 #[derive(Args, Debug)]
@@ -30,6 +32,12 @@ pub struct ScoreArgs {
     model: PathBuf,
     #[arg(long)]
     text: String,
+    /// Also every token's surprisal: its loss, probability, rank and the model's top choices.
+    #[arg(long)]
+    per_token: bool,
+    /// Alternatives listed per token with --per-token.
+    #[arg(long, default_value_t = 3)]
+    top_k: usize,
     #[arg(long)]
     json: bool,
 }
@@ -61,10 +69,40 @@ pub fn score(args: ScoreArgs, device: &Device) -> CliResult {
     let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "score")?;
     let ids = tokenizer.encode_ids(&args.text).map_err(|e| e.to_string())?;
     let s = pollster::block_on(hearth_lm::score(&model, &ids)).map_err(|e| e.to_string())?;
+    let per_token = if args.per_token {
+        pollster::block_on(surprisal(&model, &ids, args.top_k)).map_err(|e| e.to_string())?
+    } else {
+        Vec::new()
+    };
+    let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
     if args.json {
-        print_json(&json!({ "ids": ids, "loss": s.loss, "perplexity": s.perplexity }));
+        let mut out = json!({ "ids": ids, "loss": s.loss, "perplexity": s.perplexity });
+        if args.per_token {
+            let tokens: Vec<serde_json::Value> = per_token
+                .iter()
+                .map(|t| {
+                    let top: Vec<serde_json::Value> =
+                        t.top.iter().map(|&(id, p)| json!({ "id": id, "token": token(id), "prob": p })).collect();
+                    json!({ "id": t.id, "token": token(t.id), "loss": t.loss, "prob": t.prob, "rank": t.rank, "top": top })
+                })
+                .collect();
+            out["tokens"] = json!(tokens);
+        }
+        print_json(&out);
     } else {
         println!("tokens: {}  loss: {:.4}  perplexity: {:.2}", ids.len(), s.loss, s.perplexity);
+        for t in &per_token {
+            let top: Vec<String> =
+                t.top.iter().map(|&(id, p)| format!("{:?} {}", token(id), percent(p))).collect();
+            println!(
+                "  {:<16} loss {:>6.3}  p {:>8}  rank {:>6}  expected: {}",
+                format!("{:?}", token(t.id)),
+                t.loss,
+                percent(t.prob),
+                t.rank,
+                top.join(", ")
+            );
+        }
     }
     Ok(())
 }

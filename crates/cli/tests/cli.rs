@@ -659,3 +659,25 @@ fn attention_and_lens_json() {
     fails_cleanly(&["lens", "--model", &case("bert-tiny-mlm"), "--text", "x"], "needs a GPT-2");
     fails_cleanly(&["attention", "--model", &case("gpt2-tiny"), "--text", ""], "no tokens");
 }
+
+/// `hearth score --per-token`: the per-token losses average to the score's loss; `hearth embed`
+/// lists neighbours by falling cosine.
+#[test]
+fn per_token_surprisal_and_embedding_neighbours() {
+    let model = case("gpt2-tiny-perturbed");
+    let v =
+        json(&["score", "--model", &model, "--text", "Swimming at the beach is", "--per-token", "--json"]);
+    let tokens = v["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 5);
+    let mean = tokens.iter().map(|t| t["loss"].as_f64().unwrap()).sum::<f64>() / 5.0;
+    assert!((mean - v["loss"].as_f64().unwrap()).abs() < 1e-5, "{mean} vs {}", v["loss"]);
+    assert_eq!(tokens[0]["top"].as_array().unwrap().len(), 3);
+    assert!(tokens.iter().all(|t| t["rank"].as_u64().unwrap() >= 1));
+    let v = json(&["embed", "--model", &model, "--token", " the", "--top-k", "4", "--json"]);
+    assert_eq!(v["id"], 262);
+    let cos: Vec<f64> =
+        v["nearest"].as_array().unwrap().iter().map(|n| n["cosine"].as_f64().unwrap()).collect();
+    assert_eq!(cos.len(), 4);
+    assert!(cos.windows(2).all(|w| w[0] >= w[1]), "{cos:?}");
+    fails_cleanly(&["embed", "--model", &model, "--token", "Swimming at the beach"], "not one");
+}

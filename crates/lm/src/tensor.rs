@@ -2,10 +2,10 @@
 //! WebGPU has no synchronous readback), integer tensors from token ids, the cross-entropy loss
 //! and GPT-2's GELU.
 
-use burn::tensor::activation::{log_softmax, sigmoid};
+use burn::tensor::activation::{log_softmax, sigmoid, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::error::{Error, Result};
+use crate::error::{invalid, Error, Result};
 
 /// Reads a float tensor back to the host.
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -42,4 +42,34 @@ pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         2.0 * core::f64::consts::FRAC_2_SQRT_PI * core::f64::consts::FRAC_1_SQRT_2;
     let z = x.clone() * ((x.clone() * x.clone() * 0.044715 + 1.0) * TWO_SQRT_2_OVER_PI);
     x * sigmoid(z)
+}
+
+/// Ids travel back to the host inside float tensors (one read instead of two); f32 holds every
+/// integer up to 2^24 exactly.
+pub const MAX_FLOAT_ID: usize = 1 << 24;
+
+/// Refuses a vocabulary whose ids a float tensor could not carry exactly.
+pub fn check_float_ids(vocab: usize) -> Result<()> {
+    if vocab > MAX_FLOAT_ID {
+        return Err(invalid!(
+            "a vocabulary of {vocab} tokens is larger than this view supports ({MAX_FLOAT_ID})"
+        ));
+    }
+    Ok(())
+}
+
+/// The `k` most probable entries of each row of `logits`, on the device: `k` probabilities then
+/// their `k` ids (as floats), so one read brings both back.
+///
+/// # Shapes
+/// - logits: `[n, vocab]` → `[n, 2k]`
+pub fn top_k_rows(logits: Tensor<2>, k: usize) -> Tensor<2> {
+    let (probs, ids) = softmax(logits, 1).topk_with_indices(k, 1);
+    Tensor::cat(vec![probs, ids.float()], 1)
+}
+
+/// Splits a row of [`top_k_rows`] into `(id, probability)` pairs, most probable first.
+pub fn top_k_pairs(row: &[f32]) -> Vec<(u32, f64)> {
+    let k = row.len() / 2;
+    (0..k).map(|i| (row[k + i] as u32, row[i] as f64)).collect()
 }

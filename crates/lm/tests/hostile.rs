@@ -310,6 +310,7 @@ fn eval_reports_with_nan_round_trip_through_json() {
         lr: 1e-3,
         sample: String::new(),
         epoch: 0.0,
+        probe: None,
     };
     let back: EvalReport = serde_json::from_str(&serde_json::to_string(&report).unwrap()).unwrap();
     assert!(back.train_loss.is_nan());

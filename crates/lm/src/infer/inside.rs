@@ -1,14 +1,18 @@
 //! What happens inside the model for one text: the attention weights of every layer and head
 //! (as `transformers`' `output_attentions=True`), and the logit lens — the token the residual
 //! stream would predict if decoding stopped after each layer.
+//!
+//! Every function computes on the model's device and reads back once: a view of GPT-2 124M
+//! needs one layer (12 heads × T²) or one query row, never the whole stack.
+
+use burn::tensor::{Int, Tensor};
 
 use crate::error::{invalid, Result};
-use crate::infer::sampling::top_k_probs;
 use crate::model::bert::BertForMaskedLM;
 use crate::model::check_ids;
 use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::model::AnyModel;
-use crate::tensor::{ids_tensor, int_tensor, read_f32};
+use crate::tensor::{check_float_ids, ids_tensor, int_tensor, read_f32, top_k_pairs, top_k_rows};
 
 /// `[layer][head][query][key]`.
 pub type Attentions = Vec<Vec<Vec<Vec<f32>>>>;
@@ -26,34 +30,86 @@ fn check_text(ids: &[u32], vocab: usize, max: usize) -> Result<()> {
     check_ids(ids, vocab)
 }
 
-/// `[1, nh, t, t]` read back as `[head][query][key]`.
-async fn heads(probs: burn::tensor::Tensor<4>) -> Result<Vec<Vec<Vec<f32>>>> {
-    let [_, nh, t, s] = probs.dims();
-    let values = read_f32(probs).await?;
-    Ok((0..nh)
-        .map(|h| (0..t).map(|q| values[(h * t + q) * s..(h * t + q + 1) * s].to_vec()).collect())
-        .collect())
+/// The model's context: the longest text these views take.
+pub fn max_tokens(model: &AnyModel) -> usize {
+    match model {
+        AnyModel::Gpt2(m) => m.config().n_positions,
+        AnyModel::Bert(m) => m.config().max_position_embeddings,
+    }
 }
 
-/// The attention weights of every layer for `ids` (GPT-2: causal, so row `q` is 0 after `q`;
-/// BERT: one sentence without padding).
-pub async fn attentions(model: &AnyModel, ids: &[u32]) -> Result<Attentions> {
-    let device = model.device();
-    let layers = match model {
-        AnyModel::Gpt2(m) => {
-            check_text(ids, m.config().vocab_size, m.config().n_positions)?;
-            m.inside(ids_tensor(ids, &device)).attentions
-        }
-        AnyModel::Bert(m) => {
-            check_text(ids, m.config().vocab_size, m.config().max_position_embeddings)?;
-            return bert_attentions(m, &[ids.to_vec()]).await.map(|mut batch| batch.remove(0));
-        }
-    };
-    let mut out = Vec::with_capacity(layers.len());
-    for probs in layers {
-        out.push(heads(probs).await?);
+/// Layers and heads per layer.
+pub fn shape(model: &AnyModel) -> (usize, usize) {
+    match model {
+        AnyModel::Gpt2(m) => (m.config().n_layer, m.config().n_head),
+        AnyModel::Bert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
     }
-    Ok(out)
+}
+
+/// Every layer's attention weights for `ids` as device tensors, `[1, nh, t, t]` each (GPT-2:
+/// causal, so row `q` is 0 after `q`; BERT: one sentence without padding).
+fn layer_probs(model: &AnyModel, ids: &[u32]) -> Result<Vec<Tensor<4>>> {
+    check_text(ids, model.vocab_size(), max_tokens(model))?;
+    let device = model.device();
+    Ok(match model {
+        AnyModel::Gpt2(m) => m.inside(ids_tensor(ids, &device)).attentions,
+        AnyModel::Bert(m) => {
+            let t = ids.len();
+            m.attentions(
+                ids_tensor(ids, &device),
+                Tensor::<2, Int>::zeros([1, t], &device),
+                Tensor::<2, Int>::ones([1, t], &device),
+            )
+        }
+    })
+}
+
+/// `values` (row-major `[a][b][c][d]`) as nested vectors.
+fn nest4(values: &[f32], [a, b, c, d]: [usize; 4]) -> Attentions {
+    (0..a)
+        .map(|i| {
+            (0..b)
+                .map(|j| (0..c).map(|k| values[((i * b + j) * c + k) * d..][..d].to_vec()).collect())
+                .collect()
+        })
+        .collect()
+}
+
+/// The attention weights of every layer and head for `ids`.
+pub async fn attentions(model: &AnyModel, ids: &[u32]) -> Result<Attentions> {
+    let layers = layer_probs(model, ids)?;
+    let [_, nh, t, s] = layers[0].dims();
+    let n = layers.len();
+    let values = read_f32(Tensor::cat(layers, 0)).await?;
+    Ok(nest4(&values, [n, nh, t, s]))
+}
+
+/// One layer's attention weights, `[head][query][key]`: what the heatmap of a layer shows.
+pub async fn attention_layer(model: &AnyModel, ids: &[u32], layer: usize) -> Result<Vec<Vec<Vec<f32>>>> {
+    let mut layers = layer_probs(model, ids)?;
+    if layer >= layers.len() {
+        return Err(invalid!("layer {layer} does not exist: the model has {} layers", layers.len()));
+    }
+    let probs = layers.swap_remove(layer);
+    let [_, nh, t, s] = probs.dims();
+    let values = read_f32(probs).await?;
+    Ok(nest4(&values, [1, nh, t, s]).remove(0))
+}
+
+/// Where the token at `query` attends in every layer and head: `[layer][head][key]`.
+pub async fn attention_from(model: &AnyModel, ids: &[u32], query: usize) -> Result<Vec<Vec<Vec<f32>>>> {
+    let layers = layer_probs(model, ids)?;
+    if query >= ids.len() {
+        return Err(invalid!("token {query} does not exist: the text has {} tokens", ids.len()));
+    }
+    let [_, nh, _, s] = layers[0].dims();
+    let n = layers.len();
+    let rows: Vec<Tensor<4>> = layers.into_iter().map(|p| p.narrow(2, query, 1)).collect();
+    let values = read_f32(Tensor::cat(rows, 0)).await?;
+    Ok(nest4(&values, [n, nh, 1, s])
+        .into_iter()
+        .map(|l| l.into_iter().map(|mut h| h.remove(0)).collect())
+        .collect())
 }
 
 /// BERT attention weights for a padded batch: `[row][layer][head][query][key]`. Rows shorter
@@ -74,30 +130,34 @@ pub async fn bert_attentions(model: &BertForMaskedLM, rows: &[Vec<u32>]) -> Resu
         int_tensor(&vec![0; b * t], [b, t], &device),
         int_tensor(&keep, [b, t], &device),
     );
-    let mut out = vec![Vec::with_capacity(layers.len()); b];
-    for probs in layers {
-        let [_, nh, _, _] = probs.dims();
-        for (row, layers) in out.iter_mut().enumerate() {
-            layers.push(heads(probs.clone().narrow(0, row, 1).reshape([1, nh, t, t])).await?);
-        }
-    }
-    Ok(out)
+    let n = layers.len();
+    let [_, nh, _, _] = layers[0].dims();
+    // [layer, b, nh, t, t] in one read.
+    let values = read_f32(Tensor::cat(layers, 0)).await?;
+    let all = nest4(&values, [n * b, nh, t, t]);
+    Ok((0..b).map(|row| (0..n).map(|l| all[l * b + row].clone()).collect()).collect())
 }
 
 /// The logit lens of a GPT-2: `[layer][position]` → the `top_k` next tokens with their
 /// probabilities, decoding each layer's residual stream with the final LayerNorm and the tied
-/// unembedding. The last layer's cells are the model's own predictions.
+/// unembedding. The last layer's cells are the model's own predictions. The top-k is taken on
+/// the device, so one read brings back `layers × positions × 2k` numbers, not the vocabulary.
 pub async fn logit_lens(model: &Gpt2LMHeadModel, ids: &[u32], top_k: usize) -> Result<Vec<Vec<LensCell>>> {
     check_text(ids, model.config().vocab_size, model.config().n_positions)?;
-    if top_k == 0 {
-        return Err(invalid!("--top-k must be at least 1"));
-    }
     let vocab = model.config().vocab_size;
-    let inside = model.inside(ids_tensor(ids, &model.device()));
-    let mut grid = Vec::with_capacity(inside.residuals.len());
-    for residual in inside.residuals {
-        let logits = read_f32(model.decode_residual(residual)).await?;
-        grid.push(logits.chunks(vocab).map(|row| top_k_probs(row, top_k)).collect());
+    check_float_ids(vocab)?;
+    if top_k == 0 || top_k > vocab {
+        return Err(invalid!("--top-k must be between 1 and the vocabulary's {vocab} tokens, got {top_k}"));
     }
-    Ok(grid)
+    let t = ids.len();
+    let inside = model.inside(ids_tensor(ids, &model.device()));
+    let n = inside.residuals.len();
+    let cells: Vec<Tensor<2>> = inside
+        .residuals
+        .into_iter()
+        .map(|r| top_k_rows(model.decode_residual(r).reshape([t, vocab]), top_k))
+        .collect();
+    let values = read_f32(Tensor::cat(cells, 0)).await?;
+    let rows: Vec<LensCell> = values.chunks(2 * top_k).map(top_k_pairs).collect();
+    Ok((0..n).map(|l| rows[l * t..(l + 1) * t].to_vec()).collect())
 }

@@ -10,7 +10,7 @@ pub mod gpt2;
 pub mod memory;
 
 use burn::module::Module;
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 
 use self::bert::BertForMaskedLM;
 use self::config::ModelConfig;
@@ -63,6 +63,14 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.num_params(),
             AnyModel::Bert(m) => m.num_params(),
+        }
+    }
+
+    /// The input token embeddings, `[vocab, d]` (GPT-2 ties them to its output layer too).
+    pub fn input_embeddings(&self) -> Tensor<2> {
+        match self {
+            AnyModel::Gpt2(m) => m.transformer.wte.weight.val(),
+            AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val(),
         }
     }
 

@@ -102,6 +102,10 @@ pub struct TrainConfig {
     /// then derived from it once the data is known ([`TrainConfig::steps_for_epochs`]).
     #[serde(default)]
     pub epochs: Option<f64>,
+    /// The sentence the training probe watches at every evaluation ([`crate::train::probe`]);
+    /// empty means the start of the validation split.
+    #[serde(default)]
+    pub probe: String,
 }
 
 impl TrainConfig {
@@ -126,6 +130,7 @@ impl TrainConfig {
             eval_batches: 20,
             seed: 1337,
             sample_prompt: String::new(),
+            probe: String::new(),
             sample_tokens: 100,
             init_from: None,
             decay: Decay::Cosine,

@@ -12,6 +12,7 @@ pub mod documents;
 pub mod eval;
 pub mod masking;
 pub mod optim;
+pub mod probe;
 pub mod tokenizers;
 pub mod trainer;
 pub mod windows;
@@ -22,6 +23,7 @@ pub use corpus::{document_separator, encode_corpus, encode_documents, encode_tex
 pub use documents::{corpus_of_files, documents_of, FileKind, DEFAULT_TEXT_FIELD};
 pub use masking::{mask_tokens, mlm_token_ids};
 pub use optim::Decay;
+pub use probe::{LensTop, Probe};
 pub use tokenizers::{
     build_tokenizer, special_token_ids, TokenizerChoice, BPE_VOCAB_SIZES, END_OF_TEXT, MLM_SPECIAL_TOKENS,
 };

@@ -12,6 +12,7 @@ use super::config::{Arch, TrainConfig};
 use super::corpus::{document_separator, encode_corpus, encode_documents, Corpus};
 use super::masking::{mask_tokens, mlm_token_ids};
 use super::optim::{clip_factor, global_grad_norm, AdamW};
+use super::probe::{self, Probe};
 use super::tokenizers::build_tokenizer;
 use super::windows::{Dataset, DatasetStats, Split};
 use crate::error::{invalid, Error, Result};
@@ -43,6 +44,10 @@ pub struct EvalReport {
     /// Passes over the train rows so far (1.5 = half-way through the second).
     #[serde(default)]
     pub epoch: f64,
+    /// What the model made of the probe sentence ([`crate::train::probe`]); thinned out of
+    /// older evaluations in long runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
 }
 
 /// One optimizer step.
@@ -416,6 +421,7 @@ impl Trainer {
             None
         };
         let sample = self.sample(&model).await?;
+        let probe = self.probe(&model).await?;
         let report = EvalReport {
             step: self.step,
             tokens_seen: self.tokens_seen,
@@ -425,9 +431,29 @@ impl Trainer {
             lr: self.config.schedule().at(self.step.saturating_sub(1)),
             sample,
             epoch: self.epoch(),
+            probe,
         };
         self.history.push(report.clone());
+        probe::thin(&mut self.history);
         Ok(report)
+    }
+
+    /// The probe sentence's tokens: the configured text, or the start of the validation split
+    /// (of the train split when there is none).
+    pub fn probe_ids(&self) -> Result<Vec<u32>> {
+        let split = if self.data.windows(Split::Val) > 0 { Split::Val } else { Split::Train };
+        let start = self.data.window(split, 0);
+        probe::probe_ids(self.model(), &self.tokenizer, &self.config.probe, start)
+    }
+
+    /// What the model (evaluation mode) makes of the probe sentence; `None` when it has no
+    /// tokens.
+    async fn probe(&self, model: &AnyModel) -> Result<Option<Probe>> {
+        let ids = self.probe_ids()?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        probe::probe(model, &self.tokenizer, &ids).await.map(Some)
     }
 
     fn sample_prompt(&self) -> String {
