@@ -43,8 +43,12 @@ greedy="$target/greedy-gpt2-tiny.json"
 "$target/debug/hearth" generate --model tests/fixtures/cases/gpt2-tiny --prompt "Every effort moves you" \
     --max-new-tokens 20 --json > "$greedy"
 cat "$greedy"
+# Per-token surprisal of the same prompt: the Surprisal view must show these losses.
+score="$target/score-gpt2-tiny.json"
+"$target/debug/hearth" score --model tests/fixtures/cases/gpt2-tiny --text "Every effort moves you" \
+    --per-token --json > "$score"
 
 step "browser tests (headless Chromium, WebGPU)"
-HEARTH_EXPECTED_GREEDY="$greedy" node tests/browser/run.mjs
+HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SCORE="$score" node tests/browser/run.mjs
 
 step "all checks passed"

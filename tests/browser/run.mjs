@@ -5,7 +5,7 @@
 //   node tests/browser/run.mjs            (after `trunk build --release` and the native tests)
 //
 // Environment: HEARTH_DIST (default dist), HEARTH_EXPECTED_GREEDY (JSON from `hearth generate
-// --json` on the gpt2-tiny fixture), HEARTH_SCREENSHOTS (default target/browser-screenshots),
+// --json` on the gpt2-tiny fixture), HEARTH_EXPECTED_SCORE (`hearth score --per-token --json`), HEARTH_SCREENSHOTS (default target/browser-screenshots),
 // CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from 'playwright-core';
@@ -21,6 +21,7 @@ const dist = path.resolve(root, process.env.HEARTH_DIST || 'dist');
 const fixtures = path.join(root, 'tests/fixtures/cases');
 const shots = path.resolve(root, process.env.HEARTH_SCREENSHOTS || 'target/browser-screenshots');
 const expectedGreedy = process.env.HEARTH_EXPECTED_GREEDY;
+const expectedScore = process.env.HEARTH_EXPECTED_SCORE;
 // The prompt scripts/test.sh gave `hearth generate`.
 const GREEDY_PROMPT = 'Every effort moves you';
 fs.mkdirSync(shots, { recursive: true });
@@ -224,6 +225,82 @@ await test('WebGPU logits equal the CPU backend logits within 1e-3', async () =>
   assert((await text('generate-verify-result')).startsWith('webgpu vs cpu'), 'compared webgpu with cpu');
 });
 
+// The inside views of the panel `prefix`: the numbers "Check views against CPU" printed.
+async function insideAgainstCpu(prefix) {
+  await tid(`${prefix}-verify`).click();
+  const line = await waitFor(`the ${prefix} views compared`, async () => {
+    const t = await text(`${prefix}-verify-result`);
+    return t.includes('vs cpu') ? t : null;
+  }, 180_000);
+  // "webgpu vs cpu, max |Δ| per view: attention 6.0e-8 · logit lens 2.4e-10 · …"
+  const parts = line.slice(line.indexOf(': ') + 2).split(' · ');
+  const diffs = Object.fromEntries(parts.map((p) => [p.slice(0, p.lastIndexOf(' ')), Number(p.slice(p.lastIndexOf(' ') + 1))]));
+  return { line, diffs };
+}
+const cellsOf = (id, p = page) => p.locator(`[data-testid=${id}] rect.cell`);
+const shot = (id, name) => tid(id).screenshot({ path: path.join(shots, name) });
+
+await test('inside the GPT-2: attention, logit lens, surprisal and embeddings render and equal the CPU backend', async () => {
+  assert(expectedScore, 'HEARTH_EXPECTED_SCORE is not set (scripts/test.sh sets it)');
+  const cli = JSON.parse(fs.readFileSync(expectedScore, 'utf8'));
+  const t = cli.ids.length;
+  await tid('generate-prompt').fill(GREEDY_PROMPT);
+  let start = Date.now();
+  await tid('generate-inside-look').click();
+  await waitFor('the attention map', async () => (await cellsOf('attention-map').count()) === t * t);
+  measured.inside_attention_ms = Date.now() - start;
+  // GPT-2 is causal: every cell above the diagonal is masked, and each row sums to 1.
+  const fills = await cellsOf('attention-map').evaluateAll((rs) => rs.map((r) => [r.getAttribute('fill'), Number(r.dataset.w)]));
+  assert(fills.filter(([f]) => f === 'url(#masked)').length === (t * (t - 1)) / 2, 'the causal mask is hatched');
+  for (let q = 0; q < t; q++) {
+    const sum = fills.slice(q * t, (q + 1) * t).reduce((a, [, w]) => a + w, 0);
+    assert(Math.abs(sum - 1) < 1e-3, `row ${q} of the mean attention sums to ${sum}`);
+  }
+  await cellsOf('attention-map').nth(t + 1).hover();
+  assert(/query .* → key .*: 0\.\d{3}/.test(await text('generate-inside-readout')), 'hovering reads a weight');
+  const layers = await tid('generate-inside-layer').locator('option').count();
+  const heads = (await tid('generate-inside-heads').locator('option').count()) - 2;
+  await tid('generate-inside-heads').selectOption('all');
+  await waitFor('one small map per head', async () => (await page.locator('[data-testid=generate-inside-multiples] figure').count()) === heads);
+  await shot('generate-inside', 'inside-attention-heads.png');
+  await tid('generate-inside-heads').selectOption('mean');
+  await page.locator(`[data-testid=attention-map] text[data-row="${t - 1}"]`).click();
+  await waitFor('where the last token attends in every layer', async () => (await cellsOf('attention-from-map').count()) === layers * t);
+  await shot('generate-inside', 'inside-attention.png');
+  start = Date.now();
+  await tid('generate-inside-view-lens').click();
+  await waitFor('the logit lens', async () => (await page.locator('[data-testid=generate-inside-lens] td').count()) === layers * t);
+  measured.inside_lens_ms = Date.now() - start;
+  await shot('generate-inside', 'inside-lens.png');
+  await tid('generate-inside-view-surprisal').click();
+  const losses = await waitFor('the surprisal of every token', async () => {
+    const l = await page.locator('[data-testid=generate-inside-surprisal] [data-loss]').evaluateAll((s) => s.map((x) => Number(x.dataset.loss)));
+    return l.length === t - 1 ? l : null;
+  });
+  const worst = Math.max(...losses.map((l, i) => Math.abs(l - cli.tokens[i].loss)));
+  measured.inside_surprisal_vs_hearth_score_max_abs_diff = worst;
+  assert(worst < 1e-4, `surprisal differs from hearth score --per-token by ${worst}`);
+  assert((await text('generate-inside-score')).includes(`mean loss ${cli.loss.toFixed(4)}`), `the mean loss is hearth score's ${cli.loss}`);
+  await page.locator('[data-testid=generate-inside-surprisal] [data-loss]').first().hover();
+  assert(/rank \d+ · the model expected/.test(await text('generate-inside-readout')), 'hovering a token reads its rank and alternatives');
+  await shot('generate-inside', 'inside-surprisal.png');
+  await tid('generate-inside-view-embeddings').click();
+  await tid('generate-inside-token').fill('the');
+  await tid('generate-inside-nearest-run').click();
+  await waitFor('ten neighbours', async () => (await page.locator('[data-testid=generate-inside-nearest] li').count()) === 10);
+  await waitFor('the projection', async () => (await page.locator('[data-testid=generate-inside-projection] circle').count()) === t);
+  await shot('generate-inside', 'inside-embeddings.png');
+  start = Date.now();
+  const { line, diffs } = await insideAgainstCpu('generate-inside');
+  measured.inside_check_ms = Date.now() - start;
+  measured.inside_gpt2_webgpu_vs_cpu = line;
+  for (const view of ['attention', 'logit lens', 'surprisal', 'embedding neighbours']) {
+    assert(diffs[view] < 1e-4, `${view}: max |webgpu - cpu| = ${diffs[view]} (${line})`);
+  }
+  assert(diffs.projection < 1e-3, `projection: max |webgpu - cpu| = ${diffs.projection}`);
+  await noError('generate');
+});
+
 await test('sliders: the distribution after temperature and top-k follows them', async () => {
   await tid('generate-prompt').fill('Every effort moves you');
   await tid('temperature').fill('1');
@@ -255,6 +332,21 @@ await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', asy
   measured.bert_webgpu_vs_cpu_max_abs_diff = diff;
   assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
   await tid('fillmask-panel').screenshot({ path: path.join(shots, 'fillmask.png') });
+  // Inside the BERT: both directions, and three [PAD]s the attention mask hides.
+  await tid('fillmask-inside-look').click();
+  const t = await waitFor('the BERT attention map', async () => {
+    const n = await cellsOf('attention-map').count();
+    return n > 0 ? Math.round(Math.sqrt(n)) : null;
+  });
+  await tid('fillmask-inside-pad').fill('3');
+  await tid('fillmask-inside-pad').blur();
+  await waitFor('the padded map', async () => (await cellsOf('attention-map').count()) === (t + 3) ** 2);
+  const masked = await cellsOf('attention-map').evaluateAll((rs) => rs.filter((r) => r.getAttribute('fill') === 'url(#masked)').map((r) => Number(r.dataset.w)));
+  assert(masked.length === (t + 3) * 3 && masked.every((w) => w === 0), `[PAD] keys are masked with weight 0 (${masked.length})`);
+  await shot('fillmask-inside', 'inside-bert-padding.png');
+  const { line, diffs } = await insideAgainstCpu('fillmask-inside');
+  measured.inside_bert_webgpu_vs_cpu = line;
+  assert(diffs.attention < 1e-4 && diffs['embedding neighbours'] < 1e-4 && diffs.projection < 1e-3, line);
   await tid('fillmask-input').fill('No mask here.');
   await tid('fillmask-run').click();
   await waitFor('the no-[MASK] message', async () => (await text('fillmask-error')).includes('[MASK]'));
@@ -350,6 +442,10 @@ await test('pretraining 30 steps on the sample: the step counter advances and th
   measured.val_loss = Number(await text('val-loss'));
   assert((await page.locator('[data-testid=train-samples] li').count()) >= 1, 'samples are shown');
   await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain.png') });
+  // The probe recorded attention and the logit lens at both evaluations.
+  assert((await text('probe-step')).includes('step 30 (evaluation 2 of 2)'), `probe: ${await text('probe-step')}`);
+  assert((await cellsOf('probe-attention').count()) > 0, 'the probe attention is drawn');
+  assert((await page.locator('[data-testid=probe-lens] tbody tr').count()) === 2, 'the probe lens has a row per layer');
 });
 
 await test('bad corpora give messages and lose nothing trained', async () => {
@@ -392,6 +488,19 @@ await test('a reload resumes the run from the checkpoint in browser storage', as
   await waitFor('the restored run', async () => (await text('train-step')) === '30', 120_000);
   assert((await text('corpus-stats')).includes('(sample)'), 'the corpus came back too');
   assert((await text('val-loss')) !== '', 'the curves came back');
+  // The probe replays after the reload: back to the first evaluation, and forward again.
+  await waitFor('the restored probe', async () => (await text('probe-step')).includes('evaluation 2 of 2'));
+  const last = await cellsOf('probe-attention').evaluateAll((rs) => rs.map((r) => r.dataset.w).join());
+  const slide = (i) => tid('probe-slider').evaluate((el, v) => {
+    el.value = v;
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+  }, String(i));
+  await slide(0);
+  await waitFor('the first evaluation', async () => (await text('probe-step')).startsWith('step 15 (evaluation 1 of 2)'));
+  const first = await cellsOf('probe-attention').evaluateAll((rs) => rs.map((r) => r.dataset.w).join());
+  assert(first !== last, 'the attention changed between the evaluations');
+  await shot('probe', 'probe.png');
+  await slide(1);
   await tid('train-steps').fill('33');
   await tid('train-steps').blur();
   await tid('train-resume').click();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::infer::embeddings::nearest;
+use hearth_lm::infer::embeddings::{nearest, token_id};
 use hearth_lm::infer::inside::{attentions, logit_lens};
 use serde_json::json;
 
@@ -54,27 +54,9 @@ pub struct EmbedArgs {
     json: bool,
 }
 
-/// The id of `token`: the vocabulary entry itself, or a text that encodes to one token.
-pub fn token_id(tokenizer: &hearth_lm::Tokenizer, token: &str) -> Result<u32, String> {
-    if let Some(id) = tokenizer.token_to_id(token) {
-        return Ok(id);
-    }
-    let ids = tokenizer.encode_ids(token).map_err(|e| e.to_string())?;
-    let words: Vec<u32> = ids
-        .iter()
-        .copied()
-        .filter(|&id| tokenizer.decode(&[id]).is_ok_and(|t| !t.trim().is_empty()))
-        .collect();
-    match words.as_slice() {
-        [one] => Ok(*one),
-        [] => Err(format!("{token:?} has no tokens")),
-        _ => Err(format!("{token:?} is {} tokens, not one; give a single token", words.len())),
-    }
-}
-
 pub fn embed(args: EmbedArgs, device: &Device) -> CliResult {
     let (model, tokenizer) = model_dir::load(&args.model, device)?;
-    let id = token_id(&tokenizer, &args.token)?;
+    let id = token_id(&tokenizer, &args.token).map_err(|e| e.to_string())?;
     let near = pollster::block_on(nearest(&model, id, args.top_k)).map_err(|e| e.to_string())?;
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
     if args.json {

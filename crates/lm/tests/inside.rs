@@ -10,7 +10,8 @@ use burn::tensor::Device;
 use common::*;
 use hearth_lm::infer::embeddings::{most_frequent, nearest, projection};
 use hearth_lm::infer::inside::{
-    attention_from, attention_layer, attentions, bert_attentions, logit_lens, Attentions,
+    attention_from, attention_layer, attentions, bert_attention_padded, bert_attentions, logit_lens,
+    Attentions,
 };
 use hearth_lm::infer::sampling::{softmax, top_k_probs};
 use hearth_lm::infer::surprisal::surprisal;
@@ -77,6 +78,9 @@ fn bert_attentions_match_transformers_plain_and_padded() {
     assert!(diff < TOL, "padded attentions differ by {diff}");
     let short = rows[1].len();
     assert!(got[1][0][0][0][short..].iter().all(|&w| w == 0.0), "padding keys get no weight");
+    // One row padded on its own is that row of the batch.
+    let one = block_on(bert_attention_padded(bert, &rows[1], t - short, 1)).unwrap();
+    assert_eq!(one, got[1][1]);
 }
 
 #[test]

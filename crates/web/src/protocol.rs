@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::choices::{SizePreset, StartFrom, TrainArch, TrainTokenizer};
-pub use hearth_lm::train::Packing;
+pub use hearth_lm::train::{Packing, Probe};
 
 /// Which panel a model is loaded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,6 +74,9 @@ pub struct TrainSettings {
     /// fine-tuning).
     #[serde(default)]
     pub advanced: Advanced,
+    /// The sentence the training probe watches; empty = the start of the validation split.
+    #[serde(default)]
+    pub probe: String,
 }
 
 /// Settings most runs leave alone; `None` = the recipe's default.
@@ -112,6 +115,7 @@ impl Default for TrainSettings {
             packing: Packing::Concat,
             text_field: default_text_field(),
             advanced: Advanced::default(),
+            probe: String::new(),
         }
     }
 }
@@ -181,6 +185,20 @@ pub enum Request {
         slot: Slot,
         text: String,
     },
+    /// A view inside the slot's model for `text` (answered by `Event::Inside` with the same
+    /// `seq`; an answer to an older `seq` is stale).
+    Inside {
+        seq: u64,
+        slot: Slot,
+        text: String,
+        query: InsideQuery,
+    },
+    /// Every inside view of `text` computed on this device and on the CPU backend: the largest
+    /// difference of each.
+    VerifyInside {
+        slot: Slot,
+        text: String,
+    },
     /// The corpus files (text, JSONL, CSV; one or several) travel beside this message.
     LoadCorpus {
         text_field: String,
@@ -222,6 +240,96 @@ pub enum Request {
     /// Test hook (`?test-hooks` only): the worker destroys its WebGPU device, which the browser
     /// reports through `GPUDevice.lost` exactly as it reports a driver reset or a removed GPU.
     LoseDevice,
+}
+
+/// What an inside-the-model view asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InsideQuery {
+    /// Every head of one layer; BERT: with `pad` masked `[PAD]` tokens after the text, as in a
+    /// padded batch.
+    Attention { layer: usize, pad: usize },
+    /// Where one token attends, in every layer and head.
+    AttentionFrom { query: usize },
+    /// GPT-2: each layer's prediction at each position.
+    Lens { top_k: usize },
+    /// GPT-2: every token's loss, probability, rank and the model's choices.
+    Surprisal { top_k: usize },
+    /// A token's nearest neighbours in the input embeddings.
+    Nearest { token: String, top_k: usize },
+    /// The most frequent tokens of the pretrain corpus (else of the text) on two principal
+    /// components.
+    Projection { count: usize },
+}
+
+/// The text a view was computed for, as the model sees it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InsideText {
+    /// The text's tokens, then any `[PAD]`s the view added.
+    pub tokens: Vec<String>,
+    /// How many of `tokens` are padding.
+    pub padding: usize,
+    pub layers: usize,
+    pub heads: usize,
+}
+
+/// One token's surprisal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenScore {
+    pub token: String,
+    #[serde(with = "hearth_lm::finite")]
+    pub loss: f64,
+    #[serde(with = "hearth_lm::finite")]
+    pub prob: f64,
+    pub rank: usize,
+    pub top: Vec<Candidate>,
+}
+
+/// A token placed on the projection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placed {
+    pub token: String,
+    pub count: usize,
+    #[serde(with = "hearth_lm::finite::f32")]
+    pub x: f32,
+    #[serde(with = "hearth_lm::finite::f32")]
+    pub y: f32,
+}
+
+/// The answer of one inside view. Weights are checked finite before they are sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InsideResult {
+    /// `[head][query][key]`.
+    Attention {
+        layer: usize,
+        heads: Vec<Vec<Vec<f32>>>,
+    },
+    /// `[layer][head][key]`.
+    AttentionFrom {
+        query: usize,
+        layers: Vec<Vec<Vec<f32>>>,
+    },
+    /// `[layer][position]` → the top tokens.
+    Lens {
+        cells: Vec<Vec<Vec<Candidate>>>,
+    },
+    /// One entry per token after the first.
+    Surprisal {
+        tokens: Vec<TokenScore>,
+        #[serde(with = "hearth_lm::finite")]
+        loss: f64,
+        #[serde(with = "hearth_lm::finite")]
+        perplexity: f64,
+    },
+    Nearest {
+        token: String,
+        neighbours: Vec<Candidate>,
+    },
+    /// `source` says whose frequencies chose the tokens.
+    Projection {
+        points: Vec<Placed>,
+        explained: [f32; 2],
+        source: String,
+    },
 }
 
 /// The adapter, as WebGPU reports it.
@@ -332,6 +440,9 @@ pub struct EvalPoint {
     pub epoch: f64,
     #[serde(default, with = "hearth_lm::finite")]
     pub lr: f64,
+    /// What the model made of the probe sentence at this evaluation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<Probe>,
 }
 
 /// A run in the runs table: its settings, curves and results.
@@ -441,6 +552,18 @@ pub enum Event {
         logits: usize,
         backend: String,
     },
+    Inside {
+        seq: u64,
+        slot: Slot,
+        text: InsideText,
+        result: InsideResult,
+    },
+    /// Per view, the largest difference between this device and the CPU backend.
+    InsideVerified {
+        slot: Slot,
+        diffs: Vec<(String, f32)>,
+        backend: String,
+    },
     CorpusLoaded(CorpusInfo),
     TrainStatus(TrainStatus),
     TrainLoss(LossPoint),
@@ -483,6 +606,7 @@ mod tests {
                 sample: String::new(),
                 epoch: 0.5,
                 lr: 1e-3,
+                probe: None,
             }],
         };
         let json = serde_json::to_string(&event).unwrap();
@@ -506,5 +630,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!((point.epoch, point.lr), (0.0, 0.0));
+    }
+
+    /// The inside views' messages cross as JSON and come back equal (weights, cosines, the
+    /// padding count).
+    #[test]
+    fn inside_requests_and_answers_round_trip() {
+        let request = Request::Inside {
+            seq: 3,
+            slot: Slot::FillMask,
+            text: "Life is like a [MASK].".into(),
+            query: InsideQuery::Attention { layer: 1, pad: 2 },
+        };
+        let back: Request = serde_json::from_str(&serde_json::to_string(&request).unwrap()).unwrap();
+        assert_eq!(back, request);
+        let event = Event::Inside {
+            seq: 3,
+            slot: Slot::Generate,
+            text: InsideText { tokens: vec!["a".into(), "[PAD]".into()], padding: 1, layers: 2, heads: 4 },
+            result: InsideResult::Projection {
+                points: vec![Placed { token: "a".into(), count: 7, x: 0.25, y: -1.5 }],
+                explained: [0.5, 0.25],
+                source: "the text".into(),
+            },
+        };
+        let back: Event = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
     }
 }

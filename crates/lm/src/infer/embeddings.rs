@@ -8,6 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::{invalid, Result};
+use crate::io::tokenizer::Tokenizer;
 use crate::model::check_ids;
 use crate::model::AnyModel;
 use crate::rng::Rng;
@@ -35,6 +36,27 @@ pub async fn nearest(model: &AnyModel, id: u32, k: usize) -> Result<Vec<(u32, f3
     let row = read_f32(Tensor::cat(vec![values, ids.float()], 1)).await?;
     let (values, ids) = row.split_at(k + 1);
     Ok(ids.iter().zip(values).map(|(&i, &c)| (i as u32, c)).filter(|&(i, _)| i != id).take(k).collect())
+}
+
+/// The id of `token`: the vocabulary entry itself (`Ġking`, `##ing`), or a text that encodes
+/// to one token besides the tokenizer's own special tokens (` king`, `king`).
+pub fn token_id(tokenizer: &Tokenizer, token: &str) -> Result<u32> {
+    if let Some(id) = tokenizer.token_to_id(token) {
+        return Ok(id);
+    }
+    let encoded = tokenizer.encode(token)?;
+    let words: Vec<u32> = encoded
+        .ids
+        .iter()
+        .zip(&encoded.special_tokens_mask)
+        .filter(|(_, &special)| special == 0)
+        .map(|(&id, _)| id)
+        .collect();
+    match words.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(invalid!("{token:?} has no tokens")),
+        _ => Err(invalid!("{token:?} is {} tokens, not one; give a single token", words.len())),
+    }
 }
 
 /// Tokens of `ids` by how often they occur, most frequent first (ties by lower id), at most `n`.

@@ -116,6 +116,41 @@ pub async fn attention_from(model: &AnyModel, ids: &[u32], query: usize) -> Resu
 /// than the longest are padded with `[PAD]` (id 0) and masked, as a tokenizer's padding does.
 pub async fn bert_attentions(model: &BertForMaskedLM, rows: &[Vec<u32>]) -> Result<Vec<Attentions>> {
     let t = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let layers = bert_padded(model, rows, t)?;
+    let n = layers.len();
+    let b = rows.len();
+    let [_, nh, _, _] = layers[0].dims();
+    // [layer, b, nh, t, t] in one read.
+    let values = read_f32(Tensor::cat(layers, 0)).await?;
+    let all = nest4(&values, [n * b, nh, t, t]);
+    Ok((0..b).map(|row| (0..n).map(|l| all[l * b + row].clone()).collect()).collect())
+}
+
+/// One layer of BERT's attention for `ids` followed by `pad` `[PAD]` tokens that the attention
+/// mask hides, as in a padded batch: `[head][query][key]`, every padding key weighted 0.
+pub async fn bert_attention_padded(
+    model: &BertForMaskedLM,
+    ids: &[u32],
+    pad: usize,
+    layer: usize,
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    let t = ids.len().saturating_add(pad);
+    let max = model.config().max_position_embeddings;
+    if t > max {
+        return Err(invalid!("the text and its padding are {t} tokens; the model sees at most {max}"));
+    }
+    let mut layers = bert_padded(model, &[ids.to_vec()], t)?;
+    if layer >= layers.len() {
+        return Err(invalid!("layer {layer} does not exist: the model has {} layers", layers.len()));
+    }
+    let probs = layers.swap_remove(layer);
+    let [_, nh, _, _] = probs.dims();
+    let values = read_f32(probs).await?;
+    Ok(nest4(&values, [1, nh, t, t]).remove(0))
+}
+
+/// Every layer's attention tensors for `rows` padded to `t` tokens.
+fn bert_padded(model: &BertForMaskedLM, rows: &[Vec<u32>], t: usize) -> Result<Vec<Tensor<4>>> {
     for row in rows {
         check_text(row, model.config().vocab_size, model.config().max_position_embeddings)?;
     }
@@ -125,17 +160,11 @@ pub async fn bert_attentions(model: &BertForMaskedLM, rows: &[Vec<u32>]) -> Resu
         rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(pad, t - r.len()))).collect();
     let keep: Vec<u32> = rows.iter().flat_map(|r| (0..t).map(move |i| u32::from(i < r.len()))).collect();
     let device = model.device();
-    let layers = model.attentions(
+    Ok(model.attentions(
         int_tensor(&ids, [b, t], &device),
         int_tensor(&vec![0; b * t], [b, t], &device),
         int_tensor(&keep, [b, t], &device),
-    );
-    let n = layers.len();
-    let [_, nh, _, _] = layers[0].dims();
-    // [layer, b, nh, t, t] in one read.
-    let values = read_f32(Tensor::cat(layers, 0)).await?;
-    let all = nest4(&values, [n * b, nh, t, t]);
-    Ok((0..b).map(|row| (0..n).map(|l| all[l * b + row].clone()).collect()).collect())
+    ))
 }
 
 /// The logit lens of a GPT-2: `[layer][position]` → the `top_k` next tokens with their

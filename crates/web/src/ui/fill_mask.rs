@@ -4,6 +4,7 @@ use leptos::prelude::*;
 
 use super::bridge::post;
 use super::charts::{bars, show_token};
+use super::inside::InsidePanel;
 use super::model_source::ModelSource;
 use super::state::AppState;
 use super::verify::Verify;
@@ -74,6 +75,7 @@ pub fn FillMaskPanel() -> impl IntoView {
             </div>
             <Verify panel=Slot::FillMask text=Signal::derive(move || text.get()) />
             <Status topic=Topic::FillMask testid="fillmask" />
+            <InsidePanel panel=Slot::FillMask text=Signal::derive(move || text.get()) />
         </section>
     }
 }

@@ -5,6 +5,7 @@ mod charts;
 mod device;
 mod fill_mask;
 mod generate;
+mod inside;
 mod model_source;
 mod pretrain;
 mod recovery;

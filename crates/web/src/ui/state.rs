@@ -3,9 +3,98 @@
 use leptos::prelude::*;
 
 use crate::protocol::{
-    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, LossPoint, ModelInfo, RunSummary, SamplingParams,
-    Slot, Topic, TrainStatus,
+    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, InsideResult, InsideText, LossPoint, ModelInfo,
+    Placed, RunSummary, SamplingParams, Slot, TokenScore, Topic, TrainStatus,
 };
+
+/// `[head][query][key]` or `[layer][head][key]`.
+pub type Weights = Vec<Vec<Vec<f32>>>;
+/// Projected tokens, the variance shares of the two components, and where the tokens came from.
+pub type Projected = (Vec<Placed>, [f32; 2], String);
+/// (view, max |Δ|) against the CPU backend, and this device's backend.
+pub type InsideDiffs = (Vec<(String, f32)>, String);
+
+/// What the inside-the-model views of one panel show: the last answer of each view, with the
+/// text it was computed for.
+#[derive(Clone, Copy)]
+pub struct InsideSignals {
+    /// The number of the latest request; each view keeps only answers newer than its last.
+    pub seq: RwSignal<u64>,
+    applied: RwSignal<[u64; 6]>,
+    pub text: RwSignal<Option<InsideText>>,
+    /// (layer, `[head][query][key]`).
+    pub attention: RwSignal<Option<(usize, Weights)>>,
+    /// (query, `[layer][head][key]`).
+    pub from: RwSignal<Option<(usize, Weights)>>,
+    pub lens: RwSignal<Option<Vec<Vec<Vec<Candidate>>>>>,
+    /// (tokens, mean loss, perplexity).
+    pub surprisal: RwSignal<Option<(Vec<TokenScore>, f64, f64)>>,
+    /// (token, neighbours with their cosine in `prob`).
+    pub nearest: RwSignal<Option<(String, Vec<Candidate>)>>,
+    /// (points, explained variance shares, where the tokens came from).
+    pub projection: RwSignal<Option<Projected>>,
+    /// (view, max |Δ|) against the CPU backend, and this device's backend.
+    pub verified: RwSignal<Option<InsideDiffs>>,
+}
+
+impl InsideSignals {
+    fn new() -> Self {
+        Self {
+            seq: RwSignal::new(0),
+            applied: RwSignal::new([0; 6]),
+            text: RwSignal::new(None),
+            attention: RwSignal::new(None),
+            from: RwSignal::new(None),
+            lens: RwSignal::new(None),
+            surprisal: RwSignal::new(None),
+            nearest: RwSignal::new(None),
+            projection: RwSignal::new(None),
+            verified: RwSignal::new(None),
+        }
+    }
+
+    /// Forgets every view's answer: a new text is being looked at.
+    pub fn clear(&self) {
+        self.attention.set(None);
+        self.from.set(None);
+        self.lens.set(None);
+        self.surprisal.set(None);
+        self.nearest.set(None);
+        self.projection.set(None);
+        self.verified.set(None);
+    }
+
+    /// Folds an answer in unless the same view already shows a newer one.
+    fn apply(&self, seq: u64, text: InsideText, result: InsideResult) {
+        let kind = match &result {
+            InsideResult::Attention { .. } => 0,
+            InsideResult::AttentionFrom { .. } => 1,
+            InsideResult::Lens { .. } => 2,
+            InsideResult::Surprisal { .. } => 3,
+            InsideResult::Nearest { .. } => 4,
+            InsideResult::Projection { .. } => 5,
+        };
+        if self.applied.get_untracked()[kind] > seq {
+            return;
+        }
+        self.applied.update(|a| a[kind] = seq);
+        if self.text.get_untracked().as_ref() != Some(&text) {
+            self.text.set(Some(text));
+        }
+        match result {
+            InsideResult::Attention { layer, heads } => self.attention.set(Some((layer, heads))),
+            InsideResult::AttentionFrom { query, layers } => self.from.set(Some((query, layers))),
+            InsideResult::Lens { cells } => self.lens.set(Some(cells)),
+            InsideResult::Surprisal { tokens, loss, perplexity } => {
+                self.surprisal.set(Some((tokens, loss, perplexity)))
+            }
+            InsideResult::Nearest { token, neighbours } => self.nearest.set(Some((token, neighbours))),
+            InsideResult::Projection { points, explained, source } => {
+                self.projection.set(Some((points, explained, source)))
+            }
+        }
+    }
+}
 
 /// Errors, notices and progress of one panel.
 #[derive(Clone, Copy)]
@@ -78,6 +167,8 @@ pub struct AppState {
     pub runs: RwSignal<Vec<RunSummary>>,
     /// Runs whose curves are overlaid on the chart.
     pub overlay: RwSignal<Vec<u64>>,
+    /// The inside views of the fill-mask and generate panels.
+    inside: [InsideSignals; 2],
 }
 
 impl AppState {
@@ -108,6 +199,7 @@ impl AppState {
             evals: RwSignal::new(Vec::new()),
             runs: RwSignal::new(Vec::new()),
             overlay: RwSignal::new(Vec::new()),
+            inside: [InsideSignals::new(), InsideSignals::new()],
         }
     }
 
@@ -118,6 +210,13 @@ impl AppState {
             Topic::FillMask => 2,
             Topic::Generate => 3,
             Topic::Pretrain => 4,
+        }]
+    }
+
+    pub fn inside(&self, slot: Slot) -> InsideSignals {
+        self.inside[match slot {
+            Slot::FillMask => 0,
+            Slot::Generate => 1,
         }]
     }
 
@@ -189,6 +288,14 @@ impl AppState {
             Event::Verified { slot, max_abs_diff, logits, backend } => {
                 self.topic(slot.into()).settle();
                 self.verified.set(Some((slot, max_abs_diff, logits, backend)));
+            }
+            Event::Inside { seq, slot, text, result } => {
+                self.topic(slot.into()).settle();
+                self.inside(slot).apply(seq, text, result);
+            }
+            Event::InsideVerified { slot, diffs, backend } => {
+                self.topic(slot.into()).settle();
+                self.inside(slot).verified.set(Some((diffs, backend)));
             }
             Event::CorpusLoaded(info) => {
                 self.topic(Topic::Pretrain).settle();

@@ -63,7 +63,7 @@ pub fn decode(tokenizer: &str, ids: &str) {
     }
 }
 
-fn loaded(slot: Slot) -> Option<Rc<LoadedModel>> {
+pub(super) fn loaded(slot: Slot) -> Option<Rc<LoadedModel>> {
     let model = state::model(slot);
     if model.is_none() {
         let what = match slot {
@@ -78,7 +78,10 @@ fn loaded(slot: Slot) -> Option<Rc<LoadedModel>> {
     model
 }
 
-fn candidates(tokenizer: &Tokenizer, ranked: impl IntoIterator<Item = (u32, f32)>) -> Vec<Candidate> {
+pub(super) fn candidates(
+    tokenizer: &Tokenizer,
+    ranked: impl IntoIterator<Item = (u32, f32)>,
+) -> Vec<Candidate> {
     ranked
         .into_iter()
         .map(|(id, prob)| Candidate { id, token: tokenizer.decode(&[id]).unwrap_or_default(), prob })

@@ -5,6 +5,7 @@
 mod device;
 mod fetch;
 mod infer;
+mod inside;
 mod models;
 mod run;
 mod state;
@@ -88,6 +89,8 @@ async fn handle(request: Request, extra: JsValue) {
             state::bump_generation();
         }
         Request::Verify { slot, text } => infer::verify(slot, &text).await,
+        Request::Inside { seq, slot, text, query } => inside::inside(seq, slot, &text, query).await,
+        Request::VerifyInside { slot, text } => inside::verify(slot, &text).await,
         Request::LoadCorpus { text_field } => training::load_corpus(extra, text_field).await,
         Request::LoadSample => training::load_sample().await,
         Request::RunsList => training::list_runs().await,

@@ -119,6 +119,7 @@ pub(super) fn eval_point(r: &EvalReport) -> EvalPoint {
         sample: r.sample.clone(),
         epoch: r.epoch,
         lr: r.lr,
+        probe: r.probe.clone(),
     }
 }
 
@@ -213,7 +214,9 @@ impl Run {
 
     /// The run's row in the runs table.
     pub(super) fn summary(&self) -> RunSummary {
-        let evals = self.evals.borrow().clone();
+        // The table draws curves; the probes (megabytes in a long run) stay with the run.
+        let evals: Vec<EvalPoint> =
+            self.evals.borrow().iter().map(|e| EvalPoint { probe: None, ..e.clone() }).collect();
         let last = evals.last();
         let seconds = self.train_seconds.get();
         RunSummary {

@@ -192,6 +192,7 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
     c.eval_batches = 4;
     c.sample_tokens = 32;
     c.seed = s.seed;
+    c.probe = s.probe.trim().to_string();
     if let Some(epochs) = c.epochs {
         TrainConfig::steps_for_epochs(epochs, 1, 1).map_err(|e| e.to_string())?;
     }
@@ -368,9 +369,9 @@ async fn drive(run: Rc<Run>) {
         if eval_due {
             match trainer.evaluate().await {
                 Ok(report) => {
-                    let point = eval_point(&report);
-                    run.evals.borrow_mut().push(point.clone());
-                    emit(&Event::TrainEval(point));
+                    // The trainer thins old probes out of a long run; the panel's copy follows.
+                    *run.evals.borrow_mut() = trainer.history().iter().map(eval_point).collect();
+                    emit(&Event::TrainEval(eval_point(&report)));
                 }
                 Err(e) => emit_error(TOPIC, format!("evaluation failed: {e}")),
             }

@@ -13,6 +13,7 @@ use self::distribution::Distribution;
 use self::output::GenerateOutput;
 use crate::protocol::{Request, Slot, Topic};
 use crate::ui::bridge::post;
+use crate::ui::inside::InsidePanel;
 use crate::ui::model_source::ModelSource;
 use crate::ui::state::AppState;
 use crate::ui::verify::Verify;
@@ -60,6 +61,7 @@ pub fn GeneratePanel() -> impl IntoView {
             <GenerateOutput />
             <Verify panel=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
             <Status topic=Topic::Generate testid="generate" />
+            <InsidePanel panel=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
         </section>
     }
 }

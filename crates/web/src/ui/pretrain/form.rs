@@ -230,6 +230,9 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
             <Field label="Learning rate" testid="train-lr" value=text_of(|s| s.lr.to_string()) set=numeric("lr") />
             <Field label="Evaluate every (0 = auto)" testid="train-eval-every" value=text_of(|s| s.eval_every.to_string()) set=numeric("eval") />
             <Field label="Seed" testid="train-seed" value=text_of(|s| s.seed.to_string()) set=numeric("seed") />
+            <Field label="Probe sentence (blank = start of the validation split)" testid="train-probe"
+                value=text_of(|s| s.probe.clone())
+                set=Callback::new(move |v: String| settings.update(|s| s.probe = v)) />
         </div>
         <details class="advanced" data-testid="train-advanced">
             <summary>"Advanced (blank = the recipe's default)"</summary>

@@ -7,6 +7,7 @@ mod controls;
 mod corpus;
 mod curves;
 mod form;
+mod probe;
 mod runs;
 
 use leptos::prelude::*;
@@ -15,6 +16,7 @@ use self::controls::{RunControls, RunProgress};
 use self::corpus::{CorpusDrop, CorpusStats};
 use self::curves::{LossCurves, Samples};
 use self::form::PretrainForm;
+use self::probe::ProbeReplay;
 use self::runs::RunsTable;
 use crate::protocol::{Topic, TrainSettings};
 use crate::ui::state::AppState;
@@ -46,6 +48,7 @@ pub fn PretrainPanel() -> impl IntoView {
             <RunProgress />
             <LossCurves />
             <Samples />
+            <ProbeReplay />
             <RunsTable />
             <Status topic=Topic::Pretrain testid="pretrain" />
         </section>

@@ -1,0 +1,223 @@
+//! Attention maps: one layer's heads as a heatmap (one head, the mean over heads, or all heads
+//! as small multiples), hover to read a weight, click a token to see where it attends in every
+//! layer.
+
+use leptos::prelude::*;
+
+use super::heatmap::{heatmap, label, Heatmap};
+use super::Ctx;
+use crate::protocol::InsideQuery;
+use crate::ui::state::AppState;
+
+/// Which heads the map shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Heads {
+    All,
+    Mean,
+    One(usize),
+}
+
+/// `[query][key]` of the chosen head, or the mean over heads.
+pub fn pick(heads: &[Vec<Vec<f32>>], choice: Heads) -> Vec<Vec<f32>> {
+    match choice {
+        Heads::One(h) if h < heads.len() => heads[h].clone(),
+        _ => {
+            let n = heads.len().max(1) as f32;
+            let Some(first) = heads.first() else { return Vec::new() };
+            (0..first.len())
+                .map(|q| {
+                    (0..first[q].len())
+                        .map(|k| {
+                            heads
+                                .iter()
+                                .map(|h| h.get(q).and_then(|r| r.get(k)).copied().unwrap_or(0.0))
+                                .sum::<f32>()
+                                / n
+                        })
+                        .collect()
+                })
+                .collect()
+        }
+    }
+}
+
+/// A select of `0..n` written as `label i`.
+pub fn numbered(n: usize, label: &'static str) -> impl IntoView {
+    (0..n).map(|i| view! { <option value=i.to_string()>{format!("{label} {i}")}</option> }).collect_view()
+}
+
+#[component]
+pub fn AttentionView(
+    ctx: Ctx,
+    layer: RwSignal<usize>,
+    pad: RwSignal<usize>,
+    causal: Signal<bool>,
+) -> impl IntoView {
+    let state = expect_context::<AppState>();
+    let inside = state.inside(ctx.slot);
+    let heads = RwSignal::new(Heads::Mean);
+    let hover = RwSignal::new(String::from(
+        "hover over a cell to read its weight; click a token on the left to follow it",
+    ));
+    let prefix = ctx.prefix;
+    let shape = move || inside.text.get().map_or((0, 0), |t| (t.layers, t.heads));
+    let follow = Callback::new(move |q: usize| ctx.ask(InsideQuery::AttentionFrom { query: q }));
+    let head_value = move || match heads.get() {
+        Heads::All => "all".to_string(),
+        Heads::Mean => "mean".to_string(),
+        Heads::One(h) => h.to_string(),
+    };
+    view! {
+        <div class="row">
+            <label>
+                "layer "
+                <select
+                    data-testid=format!("{prefix}-layer")
+                    prop:value=move || layer.get().to_string()
+                    on:change=move |ev| {
+                        layer.set(event_target_value(&ev).parse().unwrap_or(0));
+                        ctx.ask(InsideQuery::Attention { layer: layer.get_untracked(), pad: pad.get_untracked() });
+                    }
+                >
+                    {move || numbered(shape().0, "layer")}
+                </select>
+            </label>
+            <label>
+                "heads "
+                <select
+                    data-testid=format!("{prefix}-heads")
+                    prop:value=head_value
+                    on:change=move |ev| {
+                        heads.set(match event_target_value(&ev).as_str() {
+                            "all" => Heads::All,
+                            "mean" => Heads::Mean,
+                            h => Heads::One(h.parse().unwrap_or(0)),
+                        })
+                    }
+                >
+                    <option value="mean">"mean over heads"</option>
+                    <option value="all">"all heads (grid)"</option>
+                    {move || numbered(shape().1, "head")}
+                </select>
+            </label>
+            <label class:hidden=move || causal.get() title="BERT in a batch: shorter texts are padded, and the mask hides the padding">
+                "padding "
+                <input
+                    type="number"
+                    min="0"
+                    max="32"
+                    class="narrow"
+                    data-testid=format!("{prefix}-pad")
+                    prop:value=move || pad.get().to_string()
+                    on:change=move |ev| {
+                        pad.set(event_target_value(&ev).parse::<usize>().unwrap_or(0).min(32));
+                        ctx.ask(InsideQuery::Attention { layer: layer.get_untracked(), pad: pad.get_untracked() });
+                    }
+                />
+            </label>
+        </div>
+        <p class="readout" data-testid=format!("{prefix}-readout")>{move || hover.get()}</p>
+        {move || {
+            let text = inside.text.get()?;
+            let (l, weights) = inside.attention.get()?;
+            let tokens: Vec<String> = text.tokens.iter().map(|t| label(t)).collect();
+            let real = tokens.len() - text.padding;
+            let is_causal = causal.get();
+            let masked = move |q: usize, k: usize| (is_causal && k > q) || k >= real;
+            let caption = if is_causal {
+                "rows: the token that attends (query); columns: the tokens it reads (keys). Hatched: the causal mask — a token cannot see later tokens."
+            } else if text.padding > 0 {
+                "rows: queries; columns: keys. Hatched: [PAD] keys the attention mask hides (weight 0)."
+            } else {
+                "rows: queries; columns: keys. BERT reads in both directions."
+            };
+            Some(match heads.get() {
+                Heads::All => view! {
+                    <p class="muted">{format!("layer {l}, every head; click one to open it. ")}{caption}</p>
+                    <div class="multiples" data-testid=format!("{prefix}-multiples")>
+                        {weights
+                            .iter()
+                            .enumerate()
+                            .map(|(h, w)| {
+                                let map = Heatmap {
+                                    rows: tokens.clone(),
+                                    cols: tokens.clone(),
+                                    values: w.clone(),
+                                    masked: Box::new(masked),
+                                    max: 1.0,
+                                    axes: ("query", "key"),
+                                    testid: "head-map",
+                                };
+                                view! {
+                                    <figure class="small-multiple" on:click=move |_| heads.set(Heads::One(h))>
+                                        <figcaption>{format!("head {h}")}</figcaption>
+                                        {heatmap(map, hover, None)}
+                                    </figure>
+                                }
+                            })
+                            .collect_view()}
+                    </div>
+                }
+                .into_any(),
+                choice => {
+                    let which = match choice {
+                        Heads::One(h) => format!("layer {l}, head {h}"),
+                        _ => format!("layer {l}, mean over {} heads", weights.len()),
+                    };
+                    let map = Heatmap {
+                        rows: tokens.clone(),
+                        cols: tokens,
+                        values: pick(&weights, choice),
+                        masked: Box::new(masked),
+                        max: 1.0,
+                        axes: ("query", "key"),
+                        testid: "attention-map",
+                    };
+                    view! {
+                        <p class="muted">{which}". "{caption}</p>
+                        <div class="map-scroll">{heatmap(map, hover, Some(follow))}</div>
+                    }
+                    .into_any()
+                }
+            })
+        }}
+        {move || {
+            let text = inside.text.get()?;
+            let (q, layers) = inside.from.get()?;
+            let token = text.tokens.get(q)?.clone();
+            let choice = match heads.get() {
+                Heads::One(h) => Heads::One(h),
+                _ => Heads::Mean,
+            };
+            let values: Vec<Vec<f32>> = layers
+                .iter()
+                .map(|heads_of_layer| {
+                    // [head][key] → one row: the chosen head or the mean.
+                    let as_queries: Vec<Vec<Vec<f32>>> = heads_of_layer.iter().map(|k| vec![k.clone()]).collect();
+                    pick(&as_queries, choice).into_iter().next().unwrap_or_default()
+                })
+                .collect();
+            let is_causal = causal.get();
+            let real = text.tokens.len() - text.padding;
+            let which = match choice {
+                Heads::One(h) => format!("head {h}"),
+                _ => "mean over heads".to_string(),
+            };
+            let map = Heatmap {
+                rows: (0..layers.len()).map(|l| format!("layer {l}")).collect(),
+                cols: text.tokens.iter().map(|t| label(t)).collect(),
+                values,
+                masked: Box::new(move |_, k| (is_causal && k > q) || k >= real),
+                max: 1.0,
+                axes: ("layer", "key"),
+                testid: "attention-from-map",
+            };
+            Some(view! {
+                <h4 data-testid=format!("{prefix}-from-title")>
+                    {format!("Where “{}” (token {q}) attends, in every layer ({which})", label(&token))}
+                </h4>
+                <div class="map-scroll">{heatmap(map, hover, None)}</div>
+            })
+        }}
+    }
+}
