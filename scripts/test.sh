@@ -43,12 +43,16 @@ greedy="$target/greedy-gpt2-tiny.json"
 "$target/debug/hearth" generate --model tests/fixtures/cases/gpt2-tiny --prompt "Every effort moves you" \
     --max-new-tokens 20 --json > "$greedy"
 cat "$greedy"
+# A seeded top-k draw: the browser chooses on the GPU and must draw the same tokens.
+sampled="$target/sampled-gpt2-tiny.json"
+"$target/debug/hearth" generate --model tests/fixtures/cases/gpt2-tiny --prompt "Every effort moves you" \
+    --max-new-tokens 12 --temperature 0.8 --top-k 40 --seed 7 --json > "$sampled"
 # Per-token surprisal of the same prompt: the Surprisal view must show these losses.
 score="$target/score-gpt2-tiny.json"
 "$target/debug/hearth" score --model tests/fixtures/cases/gpt2-tiny --text "Every effort moves you" \
     --per-token --json > "$score"
 
 step "browser tests (headless Chromium, WebGPU)"
-HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SCORE="$score" node tests/browser/run.mjs
+HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SAMPLED="$sampled" HEARTH_EXPECTED_SCORE="$score" node tests/browser/run.mjs
 
 step "all checks passed"

@@ -5,7 +5,8 @@
 //   node tests/browser/run.mjs            (after `trunk build --release` and the native tests)
 //
 // Environment: HEARTH_DIST (default dist), HEARTH_EXPECTED_GREEDY (JSON from `hearth generate
-// --json` on the gpt2-tiny fixture), HEARTH_EXPECTED_SCORE (`hearth score --per-token --json`), HEARTH_SCREENSHOTS (default target/browser-screenshots),
+// --json` on the gpt2-tiny fixture), HEARTH_EXPECTED_SAMPLED (the same, top-k 40, temperature 0.8,
+// seed 7), HEARTH_EXPECTED_SCORE (`hearth score --per-token --json`), HEARTH_SCREENSHOTS (default target/browser-screenshots),
 // CHROMIUM (default /usr/bin/chromium).
 
 import { chromium } from 'playwright-core';
@@ -22,6 +23,7 @@ const fixtures = path.join(root, 'tests/fixtures/cases');
 const shots = path.resolve(root, process.env.HEARTH_SCREENSHOTS || 'target/browser-screenshots');
 const expectedGreedy = process.env.HEARTH_EXPECTED_GREEDY;
 const expectedScore = process.env.HEARTH_EXPECTED_SCORE;
+const expectedSampled = process.env.HEARTH_EXPECTED_SAMPLED;
 // The prompt scripts/test.sh gave `hearth generate`.
 const GREEDY_PROMPT = 'Every effort moves you';
 fs.mkdirSync(shots, { recursive: true });
@@ -313,10 +315,19 @@ await test('sliders: the distribution after temperature and top-k follows them',
   await waitFor('a next-token step', async () => (await page.locator('[data-testid=next-candidates] li').count()) > 1);
   await tid('temperature').fill('0.8');
   await tid('top-k').fill('40');
+  await tid('top-p').fill('1');
+  await tid('seed').fill('7');
+  await tid('seed').blur();
   await tid('generate-prompt').fill('Every effort moves you');
   await tid('max-tokens').fill('12');
   await tid('generate-run').click();
-  await waitFor('sampled tokens', async () => idsOf(await text('generate-ids')).length === 12);
+  const sampled = await waitFor('sampled tokens', async () => {
+    const ids = idsOf(await text('generate-ids'));
+    return ids.length === 12 && (await tid('generate-run').isEnabled()) ? ids : null;
+  });
+  // Top-k chosen on the GPU draws what the CLI draws from the whole row on the CPU.
+  assert(expectedSampled, 'HEARTH_EXPECTED_SAMPLED is not set (scripts/test.sh sets it)');
+  assertEqualIds(sampled, JSON.parse(fs.readFileSync(expectedSampled, 'utf8')).new_ids, 'seeded top-k ids vs hearth generate');
   await tid('generate-panel').screenshot({ path: path.join(shots, 'generate.png') });
 });
 
@@ -632,6 +643,8 @@ await test('two runs in the table, overlaid on the chart; the table survives a r
 await test('the device panel shows the adapter, its limits and what fits', async () => {
   await tab('device');
   assert((await text('limits')).includes('maxStorageBufferBindingSize'), 'limits listed');
+  // The CI adapter is SwiftShader, which does not call itself a fallback adapter.
+  assert((await text('device-type')).startsWith('software'), `adapter type: ${await text('device-type')}`);
   assert((await text('fits')).includes('gpt2'), 'fit table');
   await tid('stored-list').click();
   await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
@@ -650,6 +663,14 @@ await test('?backend=cpu runs everything on the CPU backend', async () => {
   await loadGpt2(cpu);
   const ids = await greedy(cpu, GREEDY_PROMPT, cli.new_ids.length);
   assertEqualIds(ids, cli.new_ids, 'cpu greedy ids vs hearth generate');
+  // The inside views on the CPU fallback: the attention map and the score.
+  const score = JSON.parse(fs.readFileSync(expectedScore, 'utf8'));
+  await tid('generate-prompt', cpu).fill(GREEDY_PROMPT);
+  await tid('generate-inside-look', cpu).click();
+  const t = score.ids.length;
+  await waitFor('the attention map on the CPU', async () => (await cellsOf('attention-map', cpu).count()) === t * t);
+  await tid('generate-inside-view-surprisal', cpu).click();
+  await waitFor('the score on the CPU', async () => (await text('generate-inside-score', cpu)).includes(`mean loss ${score.loss.toFixed(4)}`));
   await cpu.close();
 });
 

@@ -117,6 +117,10 @@ pub struct TrainArgs {
     /// [default: 100]
     #[arg(long)]
     sample_tokens: Option<usize>,
+    /// The sentence whose attention and logit lens every evaluation records in
+    /// trainer_state.json (default: the start of the validation split).
+    #[arg(long)]
+    probe: Option<String>,
     /// Checkpoint directory (written at every evaluation and at the end).
     #[arg(long)]
     out: PathBuf,
@@ -232,6 +236,7 @@ fn apply_recipe(args: &TrainArgs, mut c: TrainConfig) -> Result<TrainConfig, Str
     c.seed = args.seed.unwrap_or(c.seed);
     c.sample_prompt = args.sample_prompt.clone().unwrap_or_default();
     c.sample_tokens = args.sample_tokens.unwrap_or(c.sample_tokens);
+    c.probe = args.probe.clone().unwrap_or_default();
     if let Some(epochs) = c.epochs {
         // Checked now for the message; the steps are derived once the data is known.
         TrainConfig::steps_for_epochs(epochs, 1, 1).map_err(|e| e.to_string())?;
@@ -307,6 +312,7 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
     conflicts.extend(check("eval-batches", args.eval_batches.map(|v| text(&v)), text(&saved.eval_batches)));
     conflicts.extend(check("seed", args.seed.map(|v| text(&v)), text(&saved.seed)));
     conflicts.extend(check("sample-prompt", args.sample_prompt.clone(), saved.sample_prompt.clone()));
+    conflicts.extend(check("probe", args.probe.clone(), saved.probe.clone()));
     conflicts.extend(check(
         "sample-tokens",
         args.sample_tokens.map(|v| text(&v)),

@@ -123,3 +123,31 @@ fn draw_frequencies_follow_the_tempered_softmax() {
         }
     }
 }
+
+/// Choosing on the device (one index for greedy, `k` logits for top-k) draws exactly the tokens
+/// the host draws from the whole row with the same seed, on both CPU backends.
+#[test]
+fn tokens_chosen_on_the_device_equal_the_host_choice() {
+    for (label, device) in cpu_devices() {
+        let dir = case("gpt2-bytes-tiny-perturbed");
+        let config = Gpt2Config::from_json(&read(dir.join("config.json"))).unwrap();
+        let m = load_gpt2(&config, &read(dir.join("model.safetensors")), &device).unwrap();
+        for sampling in [
+            Sampling::ArgMax,
+            Sampling::new(0.8, Some(40), None).unwrap(),
+            Sampling::new(1.3, Some(5), Some(0.8)).unwrap(),
+            Sampling::new(1.0, None, Some(0.9)).unwrap(),
+        ] {
+            let mut device_side = Generator::new(&m, &prompt(), sampling, 11).unwrap();
+            let mut host_side = Generator::new(&m, &prompt(), sampling, 11).unwrap();
+            let mut rng = Rng::new(11);
+            for step in 0..25 {
+                let chosen = block_on(device_side.step()).unwrap();
+                let logits = block_on(host_side.next_logits()).unwrap();
+                let want = sampling.sample(&logits, &mut rng);
+                host_side.push(want).unwrap();
+                assert_eq!(chosen, want, "{label} {sampling:?} step {step}");
+            }
+        }
+    }
+}

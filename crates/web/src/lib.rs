@@ -3,6 +3,7 @@
 //! runs `hearth-lm`. Natively only the pure parts compile: the message protocol, the zip
 //! writer and the URL rules, with their tests.
 
+pub mod adapter;
 pub mod choices;
 pub mod hub;
 pub mod limits;
@@ -12,5 +13,5 @@ pub mod zip;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "worker"))]
 pub mod worker;

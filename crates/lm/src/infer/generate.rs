@@ -3,7 +3,9 @@
 //! no synchronous readback).
 
 use crate::error::{invalid, Result};
-use crate::infer::sampling::Sampling;
+use burn::tensor::Tensor;
+
+use crate::infer::sampling::{choose, Sampling};
 use crate::model::check_ids;
 use crate::model::gpt2::{Gpt2LMHeadModel, KvCache};
 use crate::rng::Rng;
@@ -49,8 +51,14 @@ impl<'m> Generator<'m> {
         self
     }
 
-    /// Logits for the next token, running the model on whatever it has not seen yet.
+    /// Logits for the next token, read back (the distribution charts).
     pub async fn next_logits(&mut self) -> Result<Vec<f32>> {
+        read_f32(self.next_logits_on_device()).await
+    }
+
+    /// Logits for the next token on the device, `[1, vocab]`, running the model on whatever it
+    /// has not seen yet.
+    fn next_logits_on_device(&mut self) -> Tensor<2> {
         let n = self.model.config().n_positions;
         if self.tokens.len() - self.window_start > n {
             // Positions are absolute in GPT-2, so moving the window invalidates the cache.
@@ -60,14 +68,13 @@ impl<'m> Generator<'m> {
             }
         }
         let device = self.model.device();
-        let logits = match &mut self.cache {
+        match &mut self.cache {
             Some(cache) => {
                 let fresh = &self.tokens[self.window_start + cache.len()..];
                 self.model.forward_last(ids_tensor(fresh, &device), Some(cache))
             }
             None => self.model.forward_last(ids_tensor(&self.tokens[self.window_start..], &device), None),
-        };
-        read_f32(logits).await
+        }
     }
 
     /// Appends a token chosen by the caller (the "next token" button picks from candidates).
@@ -77,10 +84,11 @@ impl<'m> Generator<'m> {
         Ok(())
     }
 
-    /// Generates one token with the configured sampling and returns it.
+    /// Generates one token with the configured sampling and returns it. The token is chosen on
+    /// the device ([`choose`]): greedy reads back one index, not the vocabulary.
     pub async fn step(&mut self) -> Result<u32> {
-        let logits = self.next_logits().await?;
-        let id = self.sampling.sample(&logits, &mut self.rng);
+        let logits = self.next_logits_on_device();
+        let id = choose(&self.sampling, logits, &mut self.rng).await?;
         self.tokens.push(id);
         Ok(id)
     }

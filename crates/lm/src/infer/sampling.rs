@@ -1,10 +1,13 @@
-//! Choosing the next token from a logits vector, on the CPU: ranking kernels (top-k, sort) are
-//! missing on WebGPU, and one vocabulary row is cheap to rank here on every backend.
+//! Choosing the next token from a logits vector. [`choose`] ranks on the device and reads back
+//! only what the rule needs (one index for greedy, `k` logits for top-k); the host functions
+//! rank a row already read (the distribution charts, and the draws themselves).
 
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{invalid, Result};
 use crate::rng::Rng;
+use crate::tensor::{check_float_ids, read_f32};
 
 /// How the next token is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,10 +47,21 @@ impl Sampling {
     pub fn distribution(&self, logits: &[f32]) -> Vec<(u32, f32)> {
         match *self {
             Sampling::ArgMax => vec![(argmax(logits), 1.0)],
-            Sampling::Sample { temperature, top_k, top_p } => {
+            Sampling::Sample { top_k, .. } => {
                 let k = top_k.unwrap_or(logits.len()).min(logits.len());
-                let ranked = top_k_logits(logits, k);
-                let max = ranked[0].1 as f64;
+                self.distribution_of_ranked(&top_k_logits(logits, k))
+            }
+        }
+    }
+
+    /// [`Sampling::distribution`] from the `top_k` largest logits, largest first (all of them
+    /// without a top-k): temperature, then the nucleus cut, renormalised.
+    fn distribution_of_ranked(&self, ranked: &[(u32, f32)]) -> Vec<(u32, f32)> {
+        match *self {
+            Sampling::ArgMax => ranked.first().map(|&(id, _)| vec![(id, 1.0)]).unwrap_or_default(),
+            Sampling::Sample { temperature, top_p, .. } => {
+                let Some(&(_, max)) = ranked.first() else { return Vec::new() };
+                let max = max as f64;
                 let t = temperature as f64;
                 let weights: Vec<f64> = ranked.iter().map(|&(_, l)| ((l as f64 - max) / t).exp()).collect();
                 let total: f64 = weights.iter().sum();
@@ -72,19 +86,43 @@ impl Sampling {
     pub fn sample(&self, logits: &[f32], rng: &mut Rng) -> u32 {
         match self {
             Sampling::ArgMax => argmax(logits),
-            Sampling::Sample { .. } => {
-                let dist = self.distribution(logits);
-                let u = rng.next_f64() as f32;
-                let mut acc = 0.0;
-                for &(id, p) in &dist {
-                    acc += p;
-                    if u < acc {
-                        return id;
-                    }
-                }
-                dist.last().map_or(0, |&(id, _)| id)
+            Sampling::Sample { .. } => Self::draw(&self.distribution(logits), rng),
+        }
+    }
+
+    /// One draw from `dist` (probabilities summing to 1, most probable first).
+    fn draw(dist: &[(u32, f32)], rng: &mut Rng) -> u32 {
+        let u = rng.next_f64() as f32;
+        let mut acc = 0.0;
+        for &(id, p) in dist {
+            acc += p;
+            if u < acc {
+                return id;
             }
         }
+        dist.last().map_or(0, |&(id, _)| id)
+    }
+}
+
+/// Chooses the next token from the logits on the device (`[1, vocab]`), reading back one index
+/// for greedy and `2k` numbers for top-k sampling; only temperature or top-p over the whole
+/// vocabulary read the row. The same draws as [`Sampling::sample`] on the row (ties between
+/// equal logits may be broken the other way).
+pub async fn choose(sampling: &Sampling, logits: Tensor<2>, rng: &mut Rng) -> Result<u32> {
+    let [_, vocab] = logits.dims();
+    check_float_ids(vocab)?;
+    match *sampling {
+        Sampling::ArgMax => {
+            let id = read_f32(logits.argmax(1).float()).await?;
+            Ok(id[0] as u32)
+        }
+        Sampling::Sample { top_k: Some(k), .. } if k < vocab => {
+            let (values, ids) = logits.topk_with_indices(k, 1);
+            let row = read_f32(Tensor::cat(vec![values, ids.float()], 1)).await?;
+            let ranked: Vec<(u32, f32)> = (0..k).map(|i| (row[k + i] as u32, row[i])).collect();
+            Ok(Sampling::draw(&sampling.distribution_of_ranked(&ranked), rng))
+        }
+        Sampling::Sample { .. } => Ok(sampling.sample(&read_f32(logits).await?, rng)),
     }
 }
 

@@ -83,7 +83,7 @@ pub fn DevicePanel() -> impl IntoView {
                                         <dt>"Adapter"</dt> <dd data-testid="adapter">{info.adapter.clone()}</dd>
                                         <dt>"Vendor"</dt> <dd>{info.vendor.clone()}</dd>
                                         <dt>"Architecture"</dt> <dd>{info.architecture.clone()}</dd>
-                                        <dt>"Type"</dt> <dd>{info.device_type.clone()}</dd>
+                                        <dt>"Type"</dt> <dd data-testid="device-type">{info.device_type.clone()}</dd>
                                     </dl>
                                     <table class="limits" data-testid="limits">
                                         <thead><tr><th>"Limit"</th><th>"Value"</th></tr></thead>

@@ -150,19 +150,19 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
     let limit = |name: &str| limits.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
     let description = text(&details, "description");
     let device = text(&details, "device");
+    let (vendor, architecture) = (text(&details, "vendor"), text(&details, "architecture"));
+    let fallback = get(&adapter, "isFallbackAdapter").as_bool() == Some(true)
+        || get(&details, "isFallbackAdapter").as_bool() == Some(true);
+    let device_type = crate::adapter::kind_label(fallback, &[&vendor, &architecture, &description, &device]);
     Ok(DeviceInfo {
         backend: "webgpu".into(),
         adapter: [description, device]
             .into_iter()
             .find(|s| !s.is_empty())
             .unwrap_or_else(|| "(unnamed)".into()),
-        vendor: text(&details, "vendor"),
-        architecture: text(&details, "architecture"),
-        device_type: if get(&adapter, "isFallbackAdapter").as_bool() == Some(true) {
-            "software (fallback adapter)".into()
-        } else {
-            "hardware".into()
-        },
+        vendor,
+        architecture,
+        device_type,
         max_binding: limit("maxStorageBufferBindingSize"),
         max_buffer: limit("maxBufferSize"),
         limits,

@@ -18,6 +18,10 @@ use crate::protocol::{Event, InsideQuery, InsideResult, InsideText, Placed, Slot
 
 /// The most a view lists or projects: what a person can read, and a bound on the work.
 const MAX_TOP_K: usize = 20;
+/// Tokens an attention map draws at most (a head is tokens² cells; 128² is already 16,384).
+const MAX_MAP_TOKENS: usize = 128;
+/// Positions the logit-lens grid shows at most.
+const MAX_LENS_TOKENS: usize = 256;
 const MAX_PROJECTED: usize = 1000;
 /// Bytes of the pretrain corpus tokenized to count token frequencies.
 const FREQUENCY_SAMPLE: usize = 1 << 20;
@@ -104,6 +108,20 @@ async fn view(
     let (layers, heads) = shape(model);
     let mut padding = 0;
     let err = |e: hearth_lm::Error| e.to_string();
+    let at_most = |max: usize, what: &str| {
+        if ids.len() > max {
+            Err(format!("the {what} shows at most {max} tokens; this text has {}: shorten it", ids.len()))
+        } else {
+            Ok(())
+        }
+    };
+    match query {
+        InsideQuery::Attention { .. } | InsideQuery::AttentionFrom { .. } => {
+            at_most(MAX_MAP_TOKENS, "attention map")?
+        }
+        InsideQuery::Lens { .. } => at_most(MAX_LENS_TOKENS, "logit lens")?,
+        _ => {}
+    }
     let result = match query {
         InsideQuery::Attention { layer, pad } => {
             let heads = match model {
@@ -235,7 +253,9 @@ pub async fn verify(slot: Slot, text: &str) {
     let Some(m) = loaded(slot) else { return };
     let Some(compute) = state::compute(topic) else { return };
     let result = async {
-        let (ids, _) = tokens_of(&m.model, &m.tokenizer, text)?;
+        let (mut ids, _) = tokens_of(&m.model, &m.tokenizer, text)?;
+        // Every layer's attention is L·H·T² numbers: the comparison reads what a map would show.
+        ids.truncate(MAX_MAP_TOKENS);
         let here = numbers(&m.model, &ids).await?;
         emit(&Event::Progress {
             topic,

@@ -31,7 +31,7 @@ impl View {
         match self {
             View::Attention => "Attention",
             View::Lens => "Logit lens",
-            View::Surprisal => "Surprisal",
+            View::Surprisal => "Score",
             View::Embeddings => "Embeddings",
         }
     }

@@ -1,12 +1,15 @@
-// Benchmark (not a test): time to compute and draw the inside views of GPT-2 124M-sized random
-// weights at 64 tokens in the browser, on its WebGPU adapter (or ?backend=cpu). Run by hand:
+// Benchmarks (not tests, never in CI) of GPT-2 124M-sized random weights in the browser, on its
+// WebGPU adapter (or ?backend=cpu): generation (prefill, then decode tokens/s, greedy — the token
+// chosen on the GPU, one number read back — against top-p over the whole vocabulary, which
+// reads all 50,257 logits per token), and the time to compute and draw the inside views at 64
+// tokens. Run by hand:
 //
 //   target/release/hearth train --corpus web/corpus/tiny_shakespeare_like.txt --preset gpt2 \
 //       --tokenizer gpt2 --context 64 --batch-size 1 --steps 1 --eval-every 1000 --out /tmp/hearth-bench-models/gpt2-124m
-//   trunk build --release && node tests/browser/bench_inside.mjs [--cpu]
+//   trunk build --release && node tests/browser/bench.mjs [--cpu]
 //
-// It serves /tmp/hearth-bench-models (HEARTH_BENCH_MODELS) as the hub and prints milliseconds
-// from the click to the drawn view, each view three times (the first includes shader compiles).
+// It serves /tmp/hearth-bench-models (HEARTH_BENCH_MODELS) as the hub; each job runs three
+// times (the first includes shader compiles).
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -108,6 +111,30 @@ await waitFor('the 124M model to load', async () => (await text('generate-model'
 console.log(`backend ${await text('backend')}; load ${Date.now() - start} ms`);
 // 64 GPT-2 tokens.
 const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season';
+// Generation: 6-token prompt, 32 new tokens; time to the first token (prefill + one step) and
+// the decode rate after it.
+async function generation(label, temperature, topP) {
+  await tid('generate-prompt').fill('Swimming at the beach is');
+  await tid('temperature').fill(String(temperature));
+  await tid('top-k').fill('0');
+  await tid('top-p').fill(String(topP));
+  await tid('max-tokens').fill('32');
+  for (let run = 0; run < 3; run++) {
+    await tid('generate-run').click();
+    const t0 = Date.now();
+    let first = null;
+    await waitFor('32 tokens', async () => {
+      const n = (await text('generate-ids')).split(',').filter((x) => x.trim()).length;
+      if (first === null && n >= 1 && n < 32) first = Date.now();
+      return n === 32 && (await tid('generate-run').isEnabled());
+    }, 600_000);
+    const end = Date.now();
+    console.log(`${label} run ${run}: first token ${first - t0} ms, decode ${(31 / ((end - first) / 1000)).toFixed(2)} tokens/s`);
+  }
+}
+await generation('greedy (argmax on the device)', 0, 1);
+await generation('temperature 1, top-p 0.95 (reads every logit)', 1, 0.95);
+
 await tid('generate-prompt').fill(prompt);
 // A view is drawn when an element with its test id exists that was not there before the click.
 const mark = (id) => page.evaluate((id) => document.querySelectorAll(`[data-testid=${id}]`).forEach((e) => { e.dataset.stale = '1'; }), id);
