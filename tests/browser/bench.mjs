@@ -100,6 +100,7 @@ async function waitFor(what, check, timeout = 60_000) {
   }
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
 }
+const text = async (id, p = page) => ((await tid(id, p).textContent()) || '').trim();
 
 const cpu = process.argv.includes('--cpu');
 await page.goto(origin + (cpu ? '/?backend=cpu#generate' : '/#generate'));
@@ -110,7 +111,7 @@ await tid('generate-load-url').click();
 await waitFor('the 124M model to load', async () => (await text('generate-model')).includes('parameters'), 600_000);
 console.log(`backend ${await text('backend')}; load ${Date.now() - start} ms`);
 // 64 GPT-2 tokens.
-const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season';
+const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season of Darkness, it was the spring of';
 // Generation: 6-token prompt, 32 new tokens; time to the first token (prefill + one step) and
 // the decode rate after it.
 async function generation(label, temperature, topP) {
@@ -119,7 +120,7 @@ async function generation(label, temperature, topP) {
   await tid('top-k').fill('0');
   await tid('top-p').fill(String(topP));
   await tid('max-tokens').fill('32');
-  for (let run = 0; run < 3; run++) {
+  for (let run = 0; run < runs; run++) {
     await tid('generate-run').click();
     const t0 = Date.now();
     let first = null;
@@ -132,15 +133,20 @@ async function generation(label, temperature, topP) {
     console.log(`${label} run ${run}: first token ${first - t0} ms, decode ${(31 / ((end - first) / 1000)).toFixed(2)} tokens/s`);
   }
 }
-await generation('greedy (argmax on the device)', 0, 1);
-await generation('temperature 1, top-p 0.95 (reads every logit)', 1, 0.95);
+// `--only inside` / `--only generate`: one part (on SwiftShader each takes many minutes).
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
+const runs = Number(process.env.HEARTH_BENCH_RUNS || 3);
+if (only !== 'inside') {
+  await generation('greedy (argmax on the device)', 0, 1);
+  await generation('temperature 1, top-p 0.95 (reads every logit)', 1, 0.95);
+}
 
 await tid('generate-prompt').fill(prompt);
 // A view is drawn when an element with its test id exists that was not there before the click.
 const mark = (id) => page.evaluate((id) => document.querySelectorAll(`[data-testid=${id}]`).forEach((e) => { e.dataset.stale = '1'; }), id);
 const fresh = (id) => page.locator(`[data-testid=${id}]:not([data-stale])`);
 const results = {};
-for (let run = 0; run < 3; run++) {
+for (let run = 0; run < (only === 'generate' ? 0 : runs); run++) {
   await tid('generate-inside-view-attention').click();
   await mark('attention-map');
   start = Date.now();
