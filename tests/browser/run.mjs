@@ -490,6 +490,12 @@ await test('the trained model generates in the generate panel', async () => {
   await waitFor('the trained model', async () => (await text('generate-model')).includes('trained here'));
   const ids = await greedy(page, 'ROMEO:', 10);
   assert(ids.length === 10, 'ten tokens');
+  // The embedding table of the model trained here, on its corpus's most frequent tokens.
+  await tid('generate-inside-look').click();
+  await tid('generate-inside-view-embeddings').click();
+  await waitFor('the corpus projection', async () => (await page.locator('[data-testid=generate-inside-projection] circle').count()) >= 30);
+  assert((await tid('generate-inside').textContent()).includes('(sample)'), 'projected from the corpus');
+  await shot('generate-inside', 'inside-embeddings-trained.png');
 });
 
 await test('a reload resumes the run from the checkpoint in browser storage', async () => {

@@ -88,8 +88,13 @@ fn frequent_tokens(tokenizer: &Tokenizer, text_ids: &[u32], count: usize) -> (Ve
             ids.extend(tokenizer.encode_ids(&doc[..end]).unwrap_or_default());
         }
         if ids.len() >= 3 {
-            let what = format!("the {count} most frequent tokens of {}", corpus.name);
-            return (most_frequent(ids, count), what);
+            let frequent = most_frequent(ids, count);
+            let what = if frequent.len() < count {
+                format!("every distinct token of {} (the most frequent first)", corpus.name)
+            } else {
+                format!("the {count} most frequent tokens of {}", corpus.name)
+            };
+            return (frequent, what);
         }
     }
     (
