@@ -86,7 +86,11 @@ pub async fn attentions(model: &AnyModel, ids: &[u32]) -> Result<Attentions> {
 
 /// One layer's attention weights, `[head][query][key]`: what the heatmap of a layer shows.
 pub async fn attention_layer(model: &AnyModel, ids: &[u32], layer: usize) -> Result<Vec<Vec<Vec<f32>>>> {
-    let mut layers = layer_probs(model, ids)?;
+    read_layer(layer_probs(model, ids)?, layer).await
+}
+
+/// Reads back layer `layer` of `layers` as `[head][query][key]`.
+async fn read_layer(mut layers: Vec<Tensor<4>>, layer: usize) -> Result<Vec<Vec<Vec<f32>>>> {
     if layer >= layers.len() {
         return Err(invalid!("layer {layer} does not exist: the model has {} layers", layers.len()));
     }
@@ -139,14 +143,7 @@ pub async fn bert_attention_padded(
     if t > max {
         return Err(invalid!("the text and its padding are {t} tokens; the model sees at most {max}"));
     }
-    let mut layers = bert_padded(model, &[ids.to_vec()], t)?;
-    if layer >= layers.len() {
-        return Err(invalid!("layer {layer} does not exist: the model has {} layers", layers.len()));
-    }
-    let probs = layers.swap_remove(layer);
-    let [_, nh, _, _] = probs.dims();
-    let values = read_f32(probs).await?;
-    Ok(nest4(&values, [1, nh, t, t]).remove(0))
+    read_layer(bert_padded(model, &[ids.to_vec()], t)?, layer).await
 }
 
 /// Every layer's attention tensors for `rows` padded to `t` tokens.

@@ -251,6 +251,16 @@ async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
     }
 }
 
+/// The same weights on the CPU backend, to compare a device's results with.
+pub(super) async fn on_cpu(model: &AnyModel) -> Result<AnyModel, String> {
+    let files = match model {
+        AnyModel::Gpt2(model) => export_gpt2(model, None).await,
+        AnyModel::Bert(model) => export_bert(model, None).await,
+    }
+    .map_err(|e| e.to_string())?;
+    load_model(&files.config_json, &files.model_safetensors, &cpu_device()).map_err(|e| e.to_string())
+}
+
 /// The slot's model on the current device and on the CPU backend: the largest logit difference.
 pub async fn verify(slot: Slot, text: &str) {
     let topic = Topic::from(slot);
@@ -268,13 +278,7 @@ pub async fn verify(slot: Slot, text: &str) {
             done: 0,
             total: 0,
         });
-        let files = match &m.model {
-            AnyModel::Gpt2(model) => export_gpt2(model, None).await,
-            AnyModel::Bert(model) => export_bert(model, None).await,
-        }
-        .map_err(|e| e.to_string())?;
-        let cpu = load_model(&files.config_json, &files.model_safetensors, &cpu_device())
-            .map_err(|e| e.to_string())?;
+        let cpu = on_cpu(&m.model).await?;
         let there = all_logits(&cpu, &ids).await?;
         if here.len() != there.len() {
             return Err(format!("the backends returned {} and {} logits", here.len(), there.len()));

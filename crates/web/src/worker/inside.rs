@@ -7,11 +7,9 @@ use hearth_lm::infer::inside::{
     attention_from, attention_layer, attentions, bert_attention_padded, logit_lens, max_tokens, shape,
 };
 use hearth_lm::infer::surprisal::surprisal;
-use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
 use hearth_lm::{AnyModel, Tokenizer};
 
-use super::device::cpu_device;
-use super::infer::{candidates, loaded};
+use super::infer::{candidates, loaded, on_cpu};
 use super::state::LoadedModel;
 use super::{emit, emit_error, state};
 use crate::protocol::{Event, InsideQuery, InsideResult, InsideText, Placed, Slot, TokenScore, Topic};
@@ -268,13 +266,7 @@ pub async fn verify(slot: Slot, text: &str) {
             done: 0,
             total: 0,
         });
-        let files = match &m.model {
-            AnyModel::Gpt2(model) => export_gpt2(model, None).await,
-            AnyModel::Bert(model) => export_bert(model, None).await,
-        }
-        .map_err(|e| e.to_string())?;
-        let cpu = load_model(&files.config_json, &files.model_safetensors, &cpu_device())
-            .map_err(|e| e.to_string())?;
+        let cpu = on_cpu(&m.model).await?;
         let there = numbers(&cpu, &ids).await?;
         Ok::<_, String>(
             here.into_iter().zip(there).map(|((name, a), (_, b))| (name, max_diff(&a, &b))).collect(),
