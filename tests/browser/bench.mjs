@@ -162,4 +162,5 @@ for (let run = 0; run < (only === 'generate' ? 0 : runs); run++) {
   console.log(`run ${run}: ${n} tokens`, JSON.stringify(results));
 }
 await browser.close();
+fs.rmSync(profile, { recursive: true, force: true });
 server.close();

@@ -690,6 +690,8 @@ for (const f of fs.readdirSync(dist)) {
 }
 await browser.close();
 server.close();
+// The profile holds the page's storage (checkpoints, a GPT-2-sized model): hundreds of MB a run.
+fs.rmSync(profile, { recursive: true, force: true });
 
 // The crash test makes the worker trap on purpose; its panic and trap are expected.
 const unexpected = pageErrors.filter((e) => !/Failed to load resource|hearth test crash|RuntimeError: unreachable/.test(e));

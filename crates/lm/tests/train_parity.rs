@@ -59,7 +59,7 @@ fn run_on(device: Device) {
             let got = block_on(gradient_tensors(&model, &grads, Layout::Gpt2)).unwrap();
             compare("step-0 gradients", &got, &safetensors(train.join("grads_step0.safetensors")));
         }
-        model = optim.step(model, grads, 1e-3, 1.0);
+        model = block_on(optim.step(model, grads, 1e-3, 1.0)).unwrap();
         let checkpoint = match step + 1 {
             1 => Some("params_after_step1.safetensors"),
             20 => Some("params_after_step20.safetensors"),

@@ -3,9 +3,9 @@
 //! `torch.optim.AdamW` step for step and its state is keyed by Hugging Face parameter names,
 //! which survive a save to safetensors and a reload.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -34,9 +34,21 @@ impl Default for AdamWConfig {
 
 /// First and second moments of one parameter, flattened.
 #[derive(Debug, Clone)]
-struct Moments {
-    exp_avg: Tensor<1>,
-    exp_avg_sq: Tensor<1>,
+enum Moments {
+    /// On the device (WebGPU): the update is a dozen tensor ops, each one dispatch. Boxed: a
+    /// tensor handle is 256 bytes.
+    Device(Box<(Tensor<1>, Tensor<1>)>),
+    /// In host memory, on CPU backends: one loop reads the gradient and both moments and writes
+    /// the moments and the step, where the tensor ops made a dozen passes over memory
+    /// (1.3–1.6 s of a GPT-2 124M step, against PyTorch's 0.6 s).
+    Host { exp_avg: Vec<f32>, exp_avg_sq: Vec<f32> },
+}
+
+/// Whether `device` is a CPU backend, whose tensors the host reads and writes without a copy.
+/// Burn's `Device` names its backend only in its `Debug` form.
+pub(crate) fn is_host(device: &Device) -> bool {
+    let name = format!("{:?}", device.clone().inner());
+    name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
 }
 
 /// The optimizer and its state.
@@ -52,6 +64,8 @@ pub struct AdamW {
 struct Update<'a> {
     optim: &'a mut AdamW,
     grads: &'a mut GradientsParams,
+    /// The step of each parameter already computed on the host (CPU backends).
+    deltas: HashMap<ParamId, Tensor<1>>,
     lr: f64,
     grad_scale: f64,
     path: ParamPath,
@@ -68,12 +82,15 @@ impl ModuleMapper for Update<'_> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
         let (id, tensor, mapper) = param.consume();
-        let Some(grad) = self.grads.remove::<D>(id) else {
+        let require_grad = tensor.is_require_grad();
+        let updated = if let Some(delta) = self.deltas.remove(&id) {
+            self.optim.apply_delta(tensor.inner(), delta, self.lr)
+        } else if let Some(grad) = self.grads.remove::<D>(id) {
+            let key = self.path.key(self.optim.layout);
+            self.optim.update(&key, tensor.inner(), grad * self.grad_scale, self.lr)
+        } else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let require_grad = tensor.is_require_grad();
-        let key = self.path.key(self.optim.layout);
-        let updated = self.optim.update(&key, tensor.inner(), grad * self.grad_scale, self.lr);
         let updated = Tensor::from_inner(updated);
         let updated = if require_grad { updated.require_grad() } else { updated };
         Param::from_mapped_value(id, updated, mapper)
@@ -96,56 +113,114 @@ impl AdamW {
 
     /// One update of every parameter that has a gradient. `grad_scale` multiplies the
     /// gradients first (global-norm clipping).
-    pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams, lr: f64, grad_scale: f64) -> M {
+    pub async fn step<M: Module>(
+        &mut self,
+        model: M,
+        mut grads: GradientsParams,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<M> {
         self.step += 1;
+        let deltas = match model.devices().first() {
+            Some(device) if is_host(device) => self.host_deltas(&model, &mut grads, lr, grad_scale).await?,
+            _ => HashMap::new(),
+        };
         let mut update =
-            Update { optim: self, grads: &mut grads, lr, grad_scale, path: ParamPath::default() };
-        model.map(&mut update)
+            Update { optim: self, grads: &mut grads, deltas, lr, grad_scale, path: ParamPath::default() };
+        Ok(model.map(&mut update))
+    }
+
+    /// `lr / (1 − β₁ᵗ)` and `1 / √(1 − β₂ᵗ)` for the current step.
+    fn bias_corrections(&self, lr: f64) -> (f64, f64) {
+        let c = &self.config;
+        // powi takes an i32; past 2³¹ steps β^t is 0 in f64 anyway.
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
+        let step_size = lr / (1.0 - c.beta1.powi(t));
+        let inv_bias_correction2_sqrt = 1.0 / (1.0 - c.beta2.powi(t)).sqrt();
+        (step_size, inv_bias_correction2_sqrt)
+    }
+
+    /// Decoupled weight decay, then the step: what both paths do to the parameter itself.
+    fn apply_delta<const D: usize>(&self, param: Tensor<D>, delta: Tensor<1>, lr: f64) -> Tensor<D> {
+        let c = &self.config;
+        let shape = param.dims();
+        let decays = c.decay_all || D >= 2;
+        let param = if decays && c.weight_decay != 0.0 { param * (1.0 - lr * c.weight_decay) } else { param };
+        param - delta.reshape(shape)
     }
 
     /// `torch.optim.adamw._single_tensor_adamw` for one parameter, on the inner backend. The
-    /// moments are taken out of the map so each update owns them and CPU backends can work in
-    /// place.
+    /// moments are taken out of the map so each update owns them.
     fn update<const D: usize>(&mut self, key: &str, param: Tensor<D>, grad: Tensor<D>, lr: f64) -> Tensor<D> {
-        let c = &self.config;
-        let shape = param.dims();
-        let n: usize = shape.iter().product();
+        let c = self.config.clone();
+        let n: usize = param.dims().iter().product();
         let device = param.device();
-        let Moments { exp_avg, exp_avg_sq } = self.state.remove(key).unwrap_or_else(|| Moments {
-            exp_avg: Tensor::zeros([n], &device),
-            exp_avg_sq: Tensor::zeros([n], &device),
-        });
+        let (exp_avg, exp_avg_sq) = match self.state.remove(key) {
+            Some(Moments::Device(pair)) => *pair,
+            Some(Moments::Host { exp_avg, exp_avg_sq }) => {
+                (host_tensor(exp_avg, &device), host_tensor(exp_avg_sq, &device))
+            }
+            None => (Tensor::zeros([n], &device), Tensor::zeros([n], &device)),
+        };
         let g = grad.reshape([n]);
         let exp_avg = exp_avg * c.beta1 + g.clone() * (1.0 - c.beta1);
         let exp_avg_sq = exp_avg_sq * c.beta2 + g.clone() * g * (1.0 - c.beta2);
-
-        let decays = c.decay_all || D >= 2;
-        let param = if decays && c.weight_decay != 0.0 { param * (1.0 - lr * c.weight_decay) } else { param };
-        // powi takes an i32; past 2³¹ steps β^t is 0 in f64 anyway.
-        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
-        let bias_correction1 = 1.0 - c.beta1.powi(t);
-        let bias_correction2_sqrt = (1.0 - c.beta2.powi(t)).sqrt();
-        let step_size = lr / bias_correction1;
-        let denom = exp_avg_sq.clone().sqrt() * (1.0 / bias_correction2_sqrt) + c.eps;
+        let (step_size, inv_bias_correction2_sqrt) = self.bias_corrections(lr);
+        let denom = exp_avg_sq.clone().sqrt() * inv_bias_correction2_sqrt + c.eps;
         let delta = exp_avg.clone() * step_size / denom;
-        self.state.insert(key.to_string(), Moments { exp_avg, exp_avg_sq });
-        param - delta.reshape(shape)
+        self.state.insert(key.to_string(), Moments::Device(Box::new((exp_avg, exp_avg_sq))));
+        self.apply_delta(param, delta, lr)
+    }
+
+    /// The same update on CPU backends: every gradient is read (its buffer, not a copy) and
+    /// [`fused_adamw`] turns it into the step in place while updating the moments.
+    async fn host_deltas<M: Module>(
+        &mut self,
+        model: &M,
+        grads: &mut GradientsParams,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<HashMap<ParamId, Tensor<1>>> {
+        let mut taker = GradTaker { grads, layout: self.layout, path: ParamPath::default(), out: Vec::new() };
+        model.visit(&mut taker);
+        let (step_size, inv_bc2) = self.bias_corrections(lr);
+        let c = &self.config;
+        let hyper = FusedAdamW {
+            beta1: c.beta1 as f32,
+            beta2: c.beta2 as f32,
+            eps: c.eps as f32,
+            grad_scale: grad_scale as f32,
+            step_size: step_size as f32,
+            inv_bias_correction2_sqrt: inv_bc2 as f32,
+        };
+        let mut deltas = HashMap::with_capacity(taker.out.len());
+        for (id, key, grad) in taker.out {
+            let device = grad.device();
+            let n = grad.dims()[0];
+            let mut data = grad.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+            let (mut exp_avg, mut exp_avg_sq) = match self.state.remove(&key) {
+                Some(Moments::Host { exp_avg, exp_avg_sq }) => (exp_avg, exp_avg_sq),
+                Some(Moments::Device(pair)) => (read_f32(pair.0).await?, read_f32(pair.1).await?),
+                None => (vec![0.0; n], vec![0.0; n]),
+            };
+            let g = data.as_mut_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+            fused_adamw(&hyper, g, &mut exp_avg, &mut exp_avg_sq);
+            self.state.insert(key, Moments::Host { exp_avg, exp_avg_sq });
+            deltas.insert(id, Tensor::<1>::from_data(data, &device));
+        }
+        Ok(deltas)
     }
 
     /// The moments as `exp_avg.<key>` / `exp_avg_sq.<key>` tensors, for a checkpoint.
     pub async fn export_state(&self) -> Result<Vec<NamedTensor>> {
         let mut out = Vec::with_capacity(2 * self.state.len());
         for (key, m) in &self.state {
-            out.push((
-                format!("exp_avg.{key}"),
-                m.exp_avg.dims().to_vec(),
-                read_f32(m.exp_avg.clone()).await?,
-            ));
-            out.push((
-                format!("exp_avg_sq.{key}"),
-                m.exp_avg_sq.dims().to_vec(),
-                read_f32(m.exp_avg_sq.clone()).await?,
-            ));
+            let (avg, sq) = match m {
+                Moments::Device(pair) => (read_f32(pair.0.clone()).await?, read_f32(pair.1.clone()).await?),
+                Moments::Host { exp_avg, exp_avg_sq } => (exp_avg.clone(), exp_avg_sq.clone()),
+            };
+            out.push((format!("exp_avg.{key}"), vec![avg.len()], avg));
+            out.push((format!("exp_avg_sq.{key}"), vec![sq.len()], sq));
         }
         Ok(out)
     }
@@ -201,17 +276,96 @@ impl AdamW {
         if avg.len() != sq.len() {
             return Err(bad("first and second moments do not pair up".into()));
         }
-        let tensor = |values: Vec<f32>| {
-            let n = values.len();
-            Tensor::<1>::from_data(TensorData::new(values, [n]), device)
-        };
+        let host = is_host(device);
         self.state.clear();
         for (key, exp_avg) in avg {
             let exp_avg_sq = sq.remove(&key).ok_or_else(|| bad(format!("`exp_avg_sq.{key}` is missing")))?;
-            self.state.insert(key, Moments { exp_avg: tensor(exp_avg), exp_avg_sq: tensor(exp_avg_sq) });
+            let moments = if host {
+                Moments::Host { exp_avg, exp_avg_sq }
+            } else {
+                Moments::Device(Box::new((host_tensor(exp_avg, device), host_tensor(exp_avg_sq, device))))
+            };
+            self.state.insert(key, moments);
         }
         self.step = steps;
         Ok(())
+    }
+}
+
+/// A flat `[n]` tensor of host values.
+fn host_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    let n = values.len();
+    Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+/// Takes every gradient out, flattened, with its parameter's id and Hugging Face key.
+struct GradTaker<'a> {
+    grads: &'a mut GradientsParams,
+    layout: Layout,
+    path: ParamPath,
+    out: Vec<(ParamId, String, Tensor<1>)>,
+}
+
+impl ModuleVisitor for GradTaker<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if let Some(g) = self.grads.remove::<D>(param.id) {
+            let n = g.dims().iter().product::<usize>();
+            self.out.push((param.id, self.path.key(self.layout), g.reshape([n])));
+        }
+    }
+}
+
+/// AdamW's scalars for one step, in the precision the loop computes in.
+struct FusedAdamW {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    grad_scale: f32,
+    step_size: f32,
+    inv_bias_correction2_sqrt: f32,
+}
+
+/// Below this many values a second thread costs more than it saves.
+#[cfg(not(target_arch = "wasm32"))]
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// One pass over a parameter: the moments are updated in place and `grad` becomes the step
+/// (`step_size · m / (√v / √(1 − β₂ᵗ) + ε)`), the same arithmetic as the tensor path. Split
+/// across the cores natively; wasm has no threads.
+fn fused_adamw(h: &FusedAdamW, grad: &mut [f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > 1 && grad.len() >= PARALLEL_MIN {
+            let chunk = grad.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let parts =
+                    grad.chunks_mut(chunk).zip(exp_avg.chunks_mut(chunk)).zip(exp_avg_sq.chunks_mut(chunk));
+                for ((g, m), v) in parts {
+                    scope.spawn(move || fused_adamw_serial(h, g, m, v));
+                }
+            });
+            return;
+        }
+    }
+    fused_adamw_serial(h, grad, exp_avg, exp_avg_sq);
+}
+
+fn fused_adamw_serial(h: &FusedAdamW, grad: &mut [f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
+    let (one_minus_beta1, one_minus_beta2) = (1.0 - h.beta1, 1.0 - h.beta2);
+    for ((g, m), v) in grad.iter_mut().zip(exp_avg.iter_mut()).zip(exp_avg_sq.iter_mut()) {
+        let gs = *g * h.grad_scale;
+        *m = *m * h.beta1 + gs * one_minus_beta1;
+        *v = *v * h.beta2 + gs * gs * one_minus_beta2;
+        *g = *m * h.step_size / (v.sqrt() * h.inv_bias_correction2_sqrt + h.eps);
     }
 }
 
@@ -357,6 +511,43 @@ impl LrSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fused loop, split across threads, against torch's `_single_tensor_adamw` in f64 over
+    /// three steps (moments carried), on more values than the parallel threshold.
+    #[test]
+    fn fused_update_matches_torch_formula() {
+        let (beta1, beta2, eps, lr, scale) = (0.9f64, 0.95f64, 1e-8f64, 3e-4f64, 0.5f64);
+        let n = (1 << 16) + 123;
+        let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
+        let (mut m64, mut v64) = (vec![0f64; n], vec![0f64; n]);
+        for t in 1..=3i32 {
+            let grads: Vec<f32> =
+                (0..n).map(|i| ((i * 7 + t as usize * 13) % 101) as f32 / 50.0 - 1.0).collect();
+            let step_size = lr / (1.0 - beta1.powi(t));
+            let inv_bc2 = 1.0 / (1.0 - beta2.powi(t)).sqrt();
+            let h = FusedAdamW {
+                beta1: beta1 as f32,
+                beta2: beta2 as f32,
+                eps: eps as f32,
+                grad_scale: scale as f32,
+                step_size: step_size as f32,
+                inv_bias_correction2_sqrt: inv_bc2 as f32,
+            };
+            let mut delta = grads.clone();
+            fused_adamw(&h, &mut delta, &mut m, &mut v);
+            for i in 0..n {
+                let g = grads[i] as f64 * scale;
+                m64[i] += (g - m64[i]) * (1.0 - beta1);
+                v64[i] = v64[i] * beta2 + g * g * (1.0 - beta2);
+                let want = step_size * m64[i] / (v64[i].sqrt() * inv_bc2 + eps);
+                let got = delta[i] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-6 * want.abs().max(1e-4),
+                    "step {t}, value {i}: {got} vs {want}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn schedule_warms_up_then_decays_to_min() {

@@ -337,7 +337,11 @@ impl Trainer {
         let batch = batcher.next_batch(&self.data, self.config.batch_size, self.config.causal());
         let mut mask_rng = self.mask_rng;
         self.device.seed(step_seed(self.config.seed, self.step));
-        let model = self.model.take().expect("model present between steps");
+        let Some(model) = self.model.take() else {
+            return Err(invalid!(
+                "the last step failed while updating the weights; resume from the last checkpoint"
+            ));
+        };
         let inner = self.device.clone().inner();
         let loss = match self.batch_loss(&model, &batch, &mut mask_rng) {
             Ok(Some((loss, _))) => loss,
@@ -378,9 +382,11 @@ impl Trainer {
         }
         let lr = self.config.schedule().at(self.step);
         let scale = clip_factor(grad_norm, self.config.grad_clip);
+        // The update cannot fail on a backend that got this far (the loss and norm were read);
+        // if it ever does, the run stops with the error and its last checkpoint.
         let model = match model {
-            AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(self.optim.step(*m, grads, lr, scale))),
-            AnyModel::Bert(m) => AnyModel::Bert(Box::new(self.optim.step(*m, grads, lr, scale))),
+            AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
+            AnyModel::Bert(m) => AnyModel::Bert(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
         };
         self.model = Some(model);
         self.batcher = batcher;
