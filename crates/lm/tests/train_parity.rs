@@ -4,7 +4,6 @@
 
 mod common;
 
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;
 use hearth_lm::io::weights::{export_tensors, Layout, NamedTensor, SafetensorsFile};
@@ -54,7 +53,7 @@ fn run_on(device: Device) {
         let loss = cross_entropy(logits, y);
         let value = block_on(read_f32(loss.clone())).unwrap()[0] as f64;
         assert!((value - want_loss).abs() < TOL as f64, "step {step}: loss {value} vs {want_loss}");
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = block_on(optim.gradients(&model, loss.backward())).unwrap();
         if step == 0 {
             let got = block_on(gradient_tensors(&model, &grads, Layout::Gpt2)).unwrap();
             compare("step-0 gradients", &got, &safetensors(train.join("grads_step0.safetensors")));

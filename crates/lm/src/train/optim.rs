@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -111,22 +111,47 @@ impl AdamW {
         self.step
     }
 
+    /// A step's gradients, keyed by parameter. On CPU backends each is read into host memory
+    /// (its buffer, not a copy) and its squares summed in the same pass, so the clipping norm
+    /// costs no tensor of squares; on a GPU they stay on the device.
+    pub async fn gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
+        let mut params = GradientsParams::from_grads(grads, model);
+        let host = model.devices().first().is_some_and(is_host);
+        if !host {
+            return Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None });
+        }
+        let mut taker = GradTaker {
+            grads: &mut params,
+            layout: self.layout,
+            path: ParamPath::default(),
+            out: Vec::new(),
+        };
+        model.visit(&mut taker);
+        let mut out = Vec::with_capacity(taker.out.len());
+        let mut sum_sq = 0.0;
+        for (id, key, shape, grad) in taker.out {
+            let device = grad.device();
+            let data = grad.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+            sum_sq += sum_squares(data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
+            out.push(HostGrad { id, key, shape, data, device });
+        }
+        Ok(StepGrads { params, host: out, host_sum_sq: Some(sum_sq) })
+    }
+
     /// One update of every parameter that has a gradient. `grad_scale` multiplies the
     /// gradients first (global-norm clipping).
     pub async fn step<M: Module>(
         &mut self,
         model: M,
-        mut grads: GradientsParams,
+        grads: StepGrads,
         lr: f64,
         grad_scale: f64,
     ) -> Result<M> {
         self.step += 1;
-        let deltas = match model.devices().first() {
-            Some(device) if is_host(device) => self.host_deltas(&model, &mut grads, lr, grad_scale).await?,
-            _ => HashMap::new(),
-        };
+        let StepGrads { mut params, host, .. } = grads;
+        let deltas = self.host_deltas(host, lr, grad_scale)?;
         let mut update =
-            Update { optim: self, grads: &mut grads, deltas, lr, grad_scale, path: ParamPath::default() };
+            Update { optim: self, grads: &mut params, deltas, lr, grad_scale, path: ParamPath::default() };
         Ok(model.map(&mut update))
     }
 
@@ -172,17 +197,14 @@ impl AdamW {
         self.apply_delta(param, delta, lr)
     }
 
-    /// The same update on CPU backends: every gradient is read (its buffer, not a copy) and
-    /// [`fused_adamw`] turns it into the step in place while updating the moments.
-    async fn host_deltas<M: Module>(
+    /// The same update on CPU backends: [`fused_adamw`] turns each gradient read by
+    /// [`AdamW::gradients`] into the step, in place, while updating the moments.
+    fn host_deltas(
         &mut self,
-        model: &M,
-        grads: &mut GradientsParams,
+        grads: Vec<HostGrad>,
         lr: f64,
         grad_scale: f64,
     ) -> Result<HashMap<ParamId, Tensor<1>>> {
-        let mut taker = GradTaker { grads, layout: self.layout, path: ParamPath::default(), out: Vec::new() };
-        model.visit(&mut taker);
         let (step_size, inv_bc2) = self.bias_corrections(lr);
         let c = &self.config;
         let hyper = FusedAdamW {
@@ -193,17 +215,16 @@ impl AdamW {
             step_size: step_size as f32,
             inv_bias_correction2_sqrt: inv_bc2 as f32,
         };
-        let mut deltas = HashMap::with_capacity(taker.out.len());
-        for (id, key, grad) in taker.out {
-            let device = grad.device();
-            let n = grad.dims()[0];
-            let mut data = grad.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+        let mut deltas = HashMap::with_capacity(grads.len());
+        for HostGrad { id, key, mut data, device, .. } in grads {
+            let g = data.as_mut_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+            let n = g.len();
             let (mut exp_avg, mut exp_avg_sq) = match self.state.remove(&key) {
                 Some(Moments::Host { exp_avg, exp_avg_sq }) => (exp_avg, exp_avg_sq),
-                Some(Moments::Device(pair)) => (read_f32(pair.0).await?, read_f32(pair.1).await?),
+                // Moments restored for a GPU and now stepped on the CPU: read once.
+                Some(Moments::Device(pair)) => (host_values(pair.0)?, host_values(pair.1)?),
                 None => (vec![0.0; n], vec![0.0; n]),
             };
-            let g = data.as_mut_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
             fused_adamw(&hyper, g, &mut exp_avg, &mut exp_avg_sq);
             self.state.insert(key, Moments::Host { exp_avg, exp_avg_sq });
             deltas.insert(id, Tensor::<1>::from_data(data, &device));
@@ -292,10 +313,71 @@ impl AdamW {
     }
 }
 
+/// A CPU backend's tensor as values (the backend reads synchronously).
+fn host_values(t: Tensor<1>) -> Result<Vec<f32>> {
+    let data = t.try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
+    data.try_into_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))
+}
+
 /// A flat `[n]` tensor of host values.
 fn host_tensor(values: Vec<f32>, device: &Device) -> Tensor<1> {
     let n = values.len();
     Tensor::from_data(TensorData::new(values, [n]), device)
+}
+
+/// One gradient in host memory.
+struct HostGrad {
+    id: ParamId,
+    key: String,
+    /// The parameter's shape (the data is flat).
+    shape: Vec<usize>,
+    data: TensorData,
+    device: Device,
+}
+
+/// A step's gradients: in Burn's container (GPU), or read into host memory with the sum of
+/// their squares (CPU backends).
+pub struct StepGrads {
+    params: GradientsParams,
+    host: Vec<HostGrad>,
+    host_sum_sq: Option<f64>,
+}
+
+impl StepGrads {
+    /// The global L2 norm: already known on the host, or a `[1]` tensor on the device to read
+    /// together with the loss (one round trip per step).
+    pub fn norm<M: Module>(&self, model: &M, device: &Device) -> GradNorm {
+        match self.host_sum_sq {
+            Some(s) => GradNorm::Host(s.sqrt()),
+            None => GradNorm::Device(Box::new(global_grad_norm(model, &self.params, device))),
+        }
+    }
+}
+
+/// Where a step's gradient norm is.
+pub enum GradNorm {
+    Host(f64),
+    Device(Box<Tensor<1>>),
+}
+
+/// Σx², accumulated in f64, split across the cores natively.
+fn sum_squares(values: &[f32]) -> f64 {
+    fn serial(values: &[f32]) -> f64 {
+        // f32 partial sums of 256 keep the loop vectorisable; f64 across them keeps the total exact enough.
+        values.chunks(256).map(|c| c.iter().map(|v| v * v).sum::<f32>() as f64).sum()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > 1 && values.len() >= PARALLEL_MIN {
+            let chunk = values.len().div_ceil(threads);
+            return std::thread::scope(|scope| {
+                let parts: Vec<_> = values.chunks(chunk).map(|c| scope.spawn(move || serial(c))).collect();
+                parts.into_iter().map(|p| p.join().unwrap_or(f64::NAN)).sum()
+            });
+        }
+    }
+    serial(values)
 }
 
 /// Takes every gradient out, flattened, with its parameter's id and Hugging Face key.
@@ -303,7 +385,7 @@ struct GradTaker<'a> {
     grads: &'a mut GradientsParams,
     layout: Layout,
     path: ParamPath,
-    out: Vec<(ParamId, String, Tensor<1>)>,
+    out: Vec<(ParamId, String, Vec<usize>, Tensor<1>)>,
 }
 
 impl ModuleVisitor for GradTaker<'_> {
@@ -317,8 +399,9 @@ impl ModuleVisitor for GradTaker<'_> {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.remove::<D>(param.id) {
-            let n = g.dims().iter().product::<usize>();
-            self.out.push((param.id, self.path.key(self.layout), g.reshape([n])));
+            let shape = g.dims().to_vec();
+            let n = shape.iter().product::<usize>();
+            self.out.push((param.id, self.path.key(self.layout), shape, g.reshape([n])));
         }
     }
 }
@@ -398,14 +481,19 @@ impl ModuleVisitor for GradCollector<'_> {
 /// Every gradient under its Hugging Face key, in Burn's orientation (for inspection and tests).
 pub async fn gradient_tensors<M: Module>(
     model: &M,
-    grads: &GradientsParams,
+    grads: &StepGrads,
     layout: Layout,
 ) -> Result<Vec<NamedTensor>> {
-    let mut collector = GradCollector { grads, layout, path: ParamPath::default(), out: Vec::new() };
+    let mut collector =
+        GradCollector { grads: &grads.params, layout, path: ParamPath::default(), out: Vec::new() };
     model.visit(&mut collector);
-    let mut out = Vec::with_capacity(collector.out.len());
+    let mut out = Vec::with_capacity(collector.out.len() + grads.host.len());
     for (key, shape, t) in collector.out {
         out.push((key, shape, read_f32(t).await?));
+    }
+    for g in &grads.host {
+        let values = g.data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+        out.push((g.key.clone(), g.shape.clone(), values));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)

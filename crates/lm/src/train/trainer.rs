@@ -3,15 +3,14 @@
 //! between steps. Backend-generic; no clocks (the caller times), reads only asynchronously.
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Gradients, Tensor};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::batcher::{eval_batches, Batch, Batcher};
 use super::config::{Arch, TrainConfig};
 use super::corpus::{document_separator, encode_corpus, encode_documents, Corpus};
 use super::masking::{mask_tokens, mlm_token_ids};
-use super::optim::{clip_factor, global_grad_norm, AdamW};
+use super::optim::{clip_factor, AdamW, GradNorm};
 use super::probe::{self, Probe};
 use super::tokenizers::build_tokenizer;
 use super::windows::{Dataset, DatasetStats, Split};
@@ -84,13 +83,6 @@ pub struct Trainer {
     pub(crate) corpus_fingerprint: u64,
     /// Seconds spent stepping, as the caller timed them (the trainer has no clock).
     pub(crate) train_seconds: f64,
-}
-
-/// Gradients by parameter and their global norm (`[1]`, on `device`).
-fn grads_and_norm<M: Module>(grads: Gradients, model: &M, device: &Device) -> (GradientsParams, Tensor<1>) {
-    let grads = GradientsParams::from_grads(grads, model);
-    let norm = global_grad_norm(model, &grads, device);
-    (grads, norm)
 }
 
 /// Forces every lazily initialised parameter to take its value.
@@ -359,19 +351,34 @@ impl Trainer {
             }
         };
         let grads = loss.backward();
-        let (grads, norm) = match &model {
-            AnyModel::Gpt2(m) => grads_and_norm(grads, m.as_ref(), &inner),
-            AnyModel::Bert(m) => grads_and_norm(grads, m.as_ref(), &inner),
+        let grads = match &model {
+            AnyModel::Gpt2(m) => self.optim.gradients(m.as_ref(), grads).await,
+            AnyModel::Bert(m) => self.optim.gradients(m.as_ref(), grads).await,
         };
-        let values = read_f32(Tensor::cat(vec![loss.inner(), norm], 0)).await;
-        let values = match values {
+        let grads = match grads {
+            Ok(g) => g,
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
+        let norm = match &model {
+            AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &inner),
+            AnyModel::Bert(m) => grads.norm(m.as_ref(), &inner),
+        };
+        let values = match norm {
+            GradNorm::Device(norm) => {
+                read_f32(Tensor::cat(vec![loss.inner(), *norm], 0)).await.map(|v| (v[0] as f64, v[1] as f64))
+            }
+            GradNorm::Host(norm) => read_f32(loss.inner()).await.map(|v| (v[0] as f64, norm)),
+        };
+        let (loss, grad_norm) = match values {
             Ok(v) => v,
             Err(e) => {
                 self.model = Some(model);
                 return Err(e);
             }
         };
-        let (loss, grad_norm) = (values[0] as f64, values[1] as f64);
         if !loss.is_finite() || !grad_norm.is_finite() {
             self.model = Some(model);
             return Err(Error::InvalidInput(format!(
