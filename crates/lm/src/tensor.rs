@@ -7,6 +7,14 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{invalid, Error, Result};
 
+/// Whether `device` is a CPU backend (flex or ndarray): its tensors live in host memory, the
+/// host reads and writes them without a copy, and IEEE infinities are exact. Burn's `Device`
+/// names its backend only in its `Debug` form.
+pub fn is_cpu(device: &Device) -> bool {
+    let name = format!("{:?}", device.clone().inner());
+    name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
+}
+
 /// Reads a float tensor back to the host.
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;

@@ -80,3 +80,13 @@ fn twenty_adamw_steps_match_pytorch_on_ndarray() {
 fn twenty_adamw_steps_match_pytorch_on_flex() {
     run_on(Device::flex());
 }
+
+/// The CPU-only paths (the fused AdamW, `-inf` attention masks) recognise both CPU backends,
+/// with and without autodiff.
+#[test]
+fn cpu_backends_are_recognised() {
+    use hearth_lm::tensor::is_cpu;
+    assert!(is_cpu(&burn::tensor::Device::flex()));
+    assert!(is_cpu(&ndarray()));
+    assert!(is_cpu(&burn::tensor::Device::flex().autodiff()));
+}

@@ -5,9 +5,20 @@ use burn::nn::Dropout;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
 
-/// Large negative score for masked keys: `exp` of it underflows to exactly 0, and unlike
-/// `-inf` it cannot turn a fully masked row into NaN.
+/// Score for masked keys on a GPU: `exp` of it underflows to exactly 0, and a shader need not
+/// honour infinities (WGSL lets an implementation assume there are none).
 const MASKED: f32 = -1.0e30;
+
+/// The masked score on the CPU: `-inf`, whose `exp` libm returns as 0 at once, where a finite
+/// underflow takes its slow error path (a tenth of the baby GPT's training step). Every row of
+/// our masks keeps at least one key (the diagonal; `[CLS]`), so no row becomes NaN.
+fn masked_score(device: &burn::tensor::Device) -> f32 {
+    if crate::tensor::is_cpu(device) {
+        f32::NEG_INFINITY
+    } else {
+        MASKED
+    }
+}
 
 /// `[b, t, d]` → `[b, n_head, t, d / n_head]`.
 pub fn split_heads(x: Tensor<3>, n_head: usize) -> Tensor<4> {
@@ -46,7 +57,10 @@ pub fn attention_probs(q: Tensor<4>, k: Tensor<4>, mask: Option<Tensor<4, Bool>>
     let hd = q.dims()[3];
     let scores = q.matmul(k.swap_dims(2, 3)) * (1.0 / (hd as f64).sqrt());
     let scores = match mask {
-        Some(mask) => scores.mask_fill(mask, MASKED),
+        Some(mask) => {
+            let value = masked_score(&scores.device());
+            scores.mask_fill(mask, value)
+        }
         None => scores,
     };
     softmax(scores, 3)

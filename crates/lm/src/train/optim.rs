@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::weights::{Layout, NamedTensor, ParamPath};
-use crate::tensor::read_f32;
+use crate::tensor::{is_cpu, read_f32};
 
 /// AdamW hyper-parameters (PyTorch names and defaults, nanoGPT's choice of what decays).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,13 +42,6 @@ enum Moments {
     /// the moments and the step, where the tensor ops made a dozen passes over memory
     /// (1.3–1.6 s of a GPT-2 124M step, against PyTorch's 0.6 s).
     Host { exp_avg: Vec<f32>, exp_avg_sq: Vec<f32> },
-}
-
-/// Whether `device` is a CPU backend, whose tensors the host reads and writes without a copy.
-/// Burn's `Device` names its backend only in its `Debug` form.
-pub(crate) fn is_host(device: &Device) -> bool {
-    let name = format!("{:?}", device.clone().inner());
-    name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
 }
 
 /// The optimizer and its state.
@@ -116,7 +109,7 @@ impl AdamW {
     /// costs no tensor of squares; on a GPU they stay on the device.
     pub async fn gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
         let mut params = GradientsParams::from_grads(grads, model);
-        let host = model.devices().first().is_some_and(is_host);
+        let host = model.devices().first().is_some_and(is_cpu);
         if !host {
             return Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None });
         }
@@ -297,7 +290,7 @@ impl AdamW {
         if avg.len() != sq.len() {
             return Err(bad("first and second moments do not pair up".into()));
         }
-        let host = is_host(device);
+        let host = is_cpu(device);
         self.state.clear();
         for (key, exp_avg) in avg {
             let exp_avg_sq = sq.remove(&key).ok_or_else(|| bad(format!("`exp_avg_sq.{key}` is missing")))?;
