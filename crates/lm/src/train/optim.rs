@@ -39,8 +39,8 @@ enum Moments {
     /// tensor handle is 256 bytes.
     Device(Box<(Tensor<1>, Tensor<1>)>),
     /// In host memory, on CPU backends: one loop reads the gradient and both moments and writes
-    /// the moments and the step, where the tensor ops made a dozen passes over memory
-    /// (1.3–1.6 s of a GPT-2 124M step, against PyTorch's 0.6 s).
+    /// the moments and the step, where the tensor ops made a dozen passes over memory (GPT-2
+    /// 124M training went from 111 to 126 tokens/s with this alone).
     Host { exp_avg: Vec<f32>, exp_avg_sq: Vec<f32> },
 }
 
