@@ -113,16 +113,10 @@ impl AdamW {
         if !host {
             return Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None });
         }
-        let mut taker = GradTaker {
-            grads: &mut params,
-            layout: self.layout,
-            path: ParamPath::default(),
-            out: Vec::new(),
-        };
-        model.visit(&mut taker);
-        let mut out = Vec::with_capacity(taker.out.len());
+        let taken = KeyedGrads::collect(model, GradSource::Take(&mut params), self.layout);
+        let mut out = Vec::with_capacity(taken.len());
         let mut sum_sq = 0.0;
-        for (id, key, shape, grad) in taker.out {
+        for (id, key, shape, grad) in taken {
             let device = grad.device();
             let data = grad.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
             sum_sq += sum_squares(data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
@@ -373,15 +367,34 @@ fn sum_squares(values: &[f32]) -> f64 {
     serial(values)
 }
 
-/// Takes every gradient out, flattened, with its parameter's id and Hugging Face key.
-struct GradTaker<'a> {
-    grads: &'a mut GradientsParams,
+/// Where [`KeyedGrads`] gets each gradient: taken out of the container (so a CPU backend hands
+/// over its buffer without a copy), or shared with it.
+enum GradSource<'a> {
+    Take(&'a mut GradientsParams),
+    Share(&'a GradientsParams),
+}
+
+/// Every gradient, flattened, with its parameter's id, Hugging Face key and shape.
+struct KeyedGrads<'a> {
+    grads: GradSource<'a>,
     layout: Layout,
     path: ParamPath,
     out: Vec<(ParamId, String, Vec<usize>, Tensor<1>)>,
 }
 
-impl ModuleVisitor for GradTaker<'_> {
+impl<'a> KeyedGrads<'a> {
+    fn collect<M: Module>(
+        model: &M,
+        grads: GradSource<'a>,
+        layout: Layout,
+    ) -> Vec<(ParamId, String, Vec<usize>, Tensor<1>)> {
+        let mut visitor = Self { grads, layout, path: ParamPath::default(), out: Vec::new() };
+        model.visit(&mut visitor);
+        visitor.out
+    }
+}
+
+impl ModuleVisitor for KeyedGrads<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.enter(name, container_type);
     }
@@ -391,7 +404,11 @@ impl ModuleVisitor for GradTaker<'_> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.remove::<D>(param.id) {
+        let grad = match &mut self.grads {
+            GradSource::Take(grads) => grads.remove::<D>(param.id),
+            GradSource::Share(grads) => grads.get::<D>(param.id),
+        };
+        if let Some(g) = grad {
             let shape = g.dims().to_vec();
             let n = shape.iter().product::<usize>();
             self.out.push((param.id, self.path.key(self.layout), shape, g.reshape([n])));
@@ -445,43 +462,15 @@ fn fused_adamw_serial(h: &FusedAdamW, grad: &mut [f32], exp_avg: &mut [f32], exp
     }
 }
 
-/// Collects gradients under Hugging Face keys.
-struct GradCollector<'a> {
-    grads: &'a GradientsParams,
-    layout: Layout,
-    path: ParamPath,
-    out: Vec<(String, Vec<usize>, Tensor<1>)>,
-}
-
-impl ModuleVisitor for GradCollector<'_> {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.exit();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if let Some(g) = self.grads.get::<D>(param.id) {
-            let shape = g.dims().to_vec();
-            let n = shape.iter().product::<usize>();
-            self.out.push((self.path.key(self.layout), shape, g.reshape([n])));
-        }
-    }
-}
-
 /// Every gradient under its Hugging Face key, in Burn's orientation (for inspection and tests).
 pub async fn gradient_tensors<M: Module>(
     model: &M,
     grads: &StepGrads,
     layout: Layout,
 ) -> Result<Vec<NamedTensor>> {
-    let mut collector =
-        GradCollector { grads: &grads.params, layout, path: ParamPath::default(), out: Vec::new() };
-    model.visit(&mut collector);
-    let mut out = Vec::with_capacity(collector.out.len() + grads.host.len());
-    for (key, shape, t) in collector.out {
+    let device_grads = KeyedGrads::collect(model, GradSource::Share(&grads.params), layout);
+    let mut out = Vec::with_capacity(device_grads.len() + grads.host.len());
+    for (_, key, shape, t) in device_grads {
         out.push((key, shape, read_f32(t).await?));
     }
     for g in &grads.host {
