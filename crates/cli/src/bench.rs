@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// one layer's attention, all layers', the logit lens, surprisal, neighbours, projection.
     #[arg(long)]
     inside: bool,
+    /// Threads a training step's batch is split across (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    batch_threads: Option<u16>,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -113,17 +116,23 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
 }
 
 /// Tokens/s of `steps` optimizer steps (after two warm-up steps) of one configuration.
-fn train_rate(config: TrainConfig, corpus: &Corpus, steps: usize, device: &Device) -> Result<f64, String> {
+fn train_rate(
+    config: TrainConfig,
+    corpus: &Corpus,
+    args: &BenchArgs,
+    steps: usize,
+    device: &Device,
+) -> Result<f64, String> {
     let mut config = config;
     config.steps = steps + 2;
     config.eval_every = usize::MAX;
     let trainer = Trainer::new(config, corpus, device).map_err(|e| e.to_string())?;
-    timed_steps(trainer, steps)
+    timed_steps(trainer, args, steps)
 }
 
 /// Tokens/s of fine-tuning GPT-2 124M-sized random weights (as if loaded from a directory) with
 /// `TrainConfig::fine_tune`'s recipe, context 128, batch 2, dropout 0 as bench_torch.py.
-fn fine_tune_rate(corpus: &Corpus, steps: usize, device: &Device) -> Result<f64, String> {
+fn fine_tune_rate(corpus: &Corpus, args: &BenchArgs, steps: usize, device: &Device) -> Result<f64, String> {
     let model = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
     let files =
         pollster::block_on(hearth_lm::io::hf::export_gpt2(&model, None)).map_err(|e| e.to_string())?;
@@ -135,10 +144,13 @@ fn fine_tune_rate(corpus: &Corpus, steps: usize, device: &Device) -> Result<f64,
     let trainer =
         Trainer::fine_tune_within(config, &files.model_safetensors, tokenizer, corpus, device, u64::MAX)
             .map_err(|e| e.to_string())?;
-    timed_steps(trainer, steps)
+    timed_steps(trainer, args, steps)
 }
 
-fn timed_steps(mut trainer: Trainer, steps: usize) -> Result<f64, String> {
+fn timed_steps(mut trainer: Trainer, args: &BenchArgs, steps: usize) -> Result<f64, String> {
+    if let Some(threads) = args.batch_threads {
+        trainer.set_threads(threads.into());
+    }
     for _ in 0..2 {
         pollster::block_on(trainer.step()).map_err(|e| e.to_string())?;
     }
@@ -165,18 +177,18 @@ fn train(args: &BenchArgs, device: &Device) -> CliResult {
     gpt2.data.stride = 128;
     gpt2.batch_size = 2;
     gpt2.dropout = 0.0;
-    let baby_rate = train_rate(baby, &corpus, args.steps, device)?;
+    let baby_rate = train_rate(baby, &corpus, args, args.steps, device)?;
     if !args.json {
         println!("train baby GPT (6L/6H/384, ctx 256, batch 8, chars): {baby_rate:.0} tokens/s");
     }
-    let gpt2_rate = train_rate(gpt2, &corpus, args.steps.min(5), device)?;
+    let gpt2_rate = train_rate(gpt2, &corpus, args, args.steps.min(5), device)?;
     if !args.json {
         println!(
             "train GPT-2 124M (ctx 128, batch 2): {gpt2_rate:.0} tokens/s ({:.2} s/step)",
             256.0 / gpt2_rate
         );
     }
-    let tune_rate = fine_tune_rate(&corpus, args.steps.min(5), device)?;
+    let tune_rate = fine_tune_rate(&corpus, args, args.steps.min(5), device)?;
     if args.json {
         print_json(&json!({
             "train_baby_gpt": { "tokens_per_s": baby_rate },

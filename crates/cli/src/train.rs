@@ -133,6 +133,11 @@ pub struct TrainArgs {
     /// Memory the run may use, e.g. 6G (default: what the machine has available).
     #[arg(long)]
     max_memory: Option<String>,
+    /// Threads each step's batch is split across, each running the forward and backward
+    /// of its rows (default: one per core; 1 keeps a step on one thread). Runs with dropout
+    /// always step on one thread.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    batch_threads: Option<u16>,
     /// One JSON object per line instead of a progress bar.
     #[arg(long)]
     json: bool,
@@ -435,6 +440,9 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
                 .map_err(|e| e.to_string())?,
         },
     };
+    if let Some(threads) = args.batch_threads {
+        trainer.set_threads(threads.into());
+    }
     let stats = trainer.stats();
     if args.json {
         print_json(

@@ -268,3 +268,60 @@ fn nan_loss_stops_without_losing_state() {
     assert_eq!(broken.step_count(), 2);
     assert!(weights(&broken) == before, "a failed step must not change the weights");
 }
+
+/// Every tensor of a `model.safetensors` as f32 values, by name.
+fn tensors(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let st = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values =
+                view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            (name, values)
+        })
+        .collect()
+}
+
+/// A step whose batch is split across threads (4 rows on 3 threads: shards of 1, 1 and 2 rows,
+/// so the weighting by predictions matters) is the step the whole batch takes on one thread,
+/// up to float rounding: same losses, gradient norms and weights, on both CPU backends and
+/// both kinds of model.
+#[test]
+fn threaded_steps_match_one_thread() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    for (name, device) in cpu_devices() {
+        for arch in [Arch::Gpt2, Arch::Bert] {
+            let mut config = small(arch, 6);
+            config.dropout = 0.0;
+            let mut one = Trainer::new(config.clone(), &corpus, &device).unwrap();
+            one.set_threads(1);
+            let mut three = Trainer::new(config, &corpus, &device).unwrap();
+            three.set_threads(3);
+            for _ in 0..6 {
+                let a = block_on(one.step()).unwrap();
+                let b = block_on(three.step()).unwrap();
+                assert_eq!((a.threads, b.threads), (1, 3), "{name} {arch:?}");
+                assert!((a.loss - b.loss).abs() < 1e-5, "{name} {arch:?}: loss {} vs {}", a.loss, b.loss);
+                let norm = (a.grad_norm - b.grad_norm).abs() / a.grad_norm;
+                assert!(norm < 1e-4, "{name} {arch:?}: gradient norm {} vs {}", a.grad_norm, b.grad_norm);
+            }
+            let (wa, wb) = (tensors(&weights(&one)), tensors(&weights(&three)));
+            assert_eq!(wa.keys().collect::<Vec<_>>(), wb.keys().collect::<Vec<_>>());
+            for (key, a) in &wa {
+                let d = max_abs_diff(a, &wb[key]);
+                assert!(d < 1e-5, "{name} {arch:?}: `{key}` differs by {d}");
+            }
+        }
+    }
+}
+
+/// With dropout a step stays on one thread (its masks come from one random stream).
+#[test]
+fn dropout_keeps_a_step_on_one_thread() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    let mut trainer = Trainer::new(small(Arch::Gpt2, 2), &corpus, &Device::flex()).unwrap();
+    trainer.set_threads(4);
+    assert_eq!(block_on(trainer.step()).unwrap().threads, 1);
+}

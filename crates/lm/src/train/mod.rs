@@ -2,8 +2,8 @@
 //! ([`tokenizers`]), cut into [`windows`], drawn as seeded [`batcher`] batches (corrupted by
 //! [`masking`] for a masked LM), and fed to the [`Trainer`], which steps [`optim`]'s AdamW.
 //!
-//! Pure on purpose: bytes in, no file IO, clocks or threads of its own, so the browser trains on
-//! the same code as the CLI.
+//! Pure on purpose: bytes in, no file IO or clocks, so the browser trains on the same code as
+//! the CLI; natively, CPU backends spread a step over the cores ([`parallel`], the fused AdamW).
 
 pub mod batcher;
 pub mod config;
@@ -12,6 +12,7 @@ pub mod documents;
 pub mod eval;
 pub mod masking;
 pub mod optim;
+mod parallel;
 pub mod probe;
 pub mod tokenizers;
 pub mod trainer;

@@ -108,17 +108,23 @@ impl AdamW {
     /// (its buffer, not a copy) and its squares summed in the same pass, so the clipping norm
     /// costs no tensor of squares; on a GPU they stay on the device.
     pub async fn gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
-        let mut params = GradientsParams::from_grads(grads, model);
-        let host = model.devices().first().is_some_and(is_cpu);
-        if !host {
-            return Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None });
+        if model.devices().first().is_some_and(is_cpu) {
+            return self.host_gradients(model, grads);
         }
+        let params = GradientsParams::from_grads(grads, model);
+        Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None })
+    }
+
+    /// [`AdamW::gradients`] on a CPU backend, synchronously (its reads are), so a shard's
+    /// thread can take them ([`super::parallel`]).
+    pub(crate) fn host_gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
+        let mut params = GradientsParams::from_grads(grads, model);
         let taken = KeyedGrads::collect(model, GradSource::Take(&mut params), self.layout);
         let mut out = Vec::with_capacity(taken.len());
         let mut sum_sq = 0.0;
         for (id, key, shape, grad) in taken {
             let device = grad.device();
-            let data = grad.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+            let data = grad.try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
             sum_sq += sum_squares(data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
             out.push(HostGrad { id, key, shape, data, device });
         }
@@ -331,6 +337,41 @@ pub struct StepGrads {
 }
 
 impl StepGrads {
+    /// The weighted sum `Σ wᵢ gᵢ` of shards' host gradients (each shard's mean-loss gradient
+    /// weighted by its share of the batch's predictions): the whole batch's gradient.
+    pub(crate) fn weighted_sum(parts: Vec<(StepGrads, f32)>) -> Result<StepGrads> {
+        let mut parts = parts.into_iter();
+        let Some((mut total, w0)) = parts.next() else {
+            return Err(Error::Backend("a step with no shard".into()));
+        };
+        if total.host_sum_sq.is_none() {
+            return Err(Error::Backend("shards' gradients must be in host memory".into()));
+        }
+        let mut first = true;
+        for (part, w) in parts {
+            if part.host.len() != total.host.len() {
+                return Err(Error::Backend("shards' replicas have different parameters".into()));
+            }
+            for (acc, g) in total.host.iter_mut().zip(&part.host) {
+                let (a, b) = (acc.data.as_mut_slice::<f32>(), g.data.as_slice::<f32>());
+                let (Ok(a), Ok(b)) = (a, b) else {
+                    return Err(Error::Backend("a gradient is not f32".into()));
+                };
+                if acc.id != g.id || a.len() != b.len() {
+                    return Err(Error::Backend(format!("shards disagree on `{}`", acc.key)));
+                }
+                axpby(a, if first { w0 } else { 1.0 }, b, w);
+            }
+            first = false;
+        }
+        let mut sum_sq = 0.0;
+        for g in &total.host {
+            sum_sq += sum_squares(g.data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
+        }
+        total.host_sum_sq = Some(sum_sq);
+        Ok(total)
+    }
+
     /// The global L2 norm: already known on the host, or a `[1]` tensor on the device to read
     /// together with the loss (one round trip per step).
     pub fn norm<M: Module>(&self, model: &M, device: &Device) -> GradNorm {
@@ -365,6 +406,29 @@ fn sum_squares(values: &[f32]) -> f64 {
         }
     }
     serial(values)
+}
+
+/// `a ← α·a + β·b`, split across the cores natively.
+fn axpby(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
+    fn serial(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x = *x * alpha + y * beta;
+        }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads > 1 && a.len() >= PARALLEL_MIN {
+            let chunk = a.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                for (x, y) in a.chunks_mut(chunk).zip(b.chunks(chunk)) {
+                    scope.spawn(move || serial(x, alpha, y, beta));
+                }
+            });
+            return;
+        }
+    }
+    serial(a, alpha, b, beta);
 }
 
 /// Where [`KeyedGrads`] gets each gradient: taken out of the container (so a CPU backend hands

@@ -10,7 +10,8 @@ use super::batcher::{eval_batches, Batch, Batcher};
 use super::config::{Arch, TrainConfig};
 use super::corpus::{document_separator, encode_corpus, encode_documents, Corpus};
 use super::masking::{mask_tokens, mlm_token_ids};
-use super::optim::{clip_factor, AdamW, GradNorm};
+use super::optim::{clip_factor, AdamW, GradNorm, StepGrads};
+use super::parallel::{self, Prepared};
 use super::probe::{self, Probe};
 use super::tokenizers::build_tokenizer;
 use super::windows::{Dataset, DatasetStats, Split};
@@ -19,10 +20,9 @@ use crate::infer::sampling::Sampling;
 use crate::io::hf::load_model;
 use crate::io::tokenizer::Tokenizer;
 use crate::io::weights::Layout;
-use crate::model::bert::masked_lm_loss;
 use crate::model::AnyModel;
 use crate::rng::Rng;
-use crate::tensor::{cross_entropy, int_tensor, read_f32};
+use crate::tensor::read_f32;
 
 /// One evaluation: a point on the loss curves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +63,13 @@ pub struct StepReport {
     pub tokens: usize,
     /// Passes over the train rows so far.
     pub epoch: f64,
+    /// Threads the step's batch was split across ([`Trainer::set_threads`]).
+    #[serde(default = "one")]
+    pub threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// A run in progress.
@@ -83,6 +90,8 @@ pub struct Trainer {
     pub(crate) corpus_fingerprint: u64,
     /// Seconds spent stepping, as the caller timed them (the trainer has no clock).
     pub(crate) train_seconds: f64,
+    /// Most threads a step's batch is split across on a CPU backend ([`super::parallel`]).
+    pub(crate) max_shards: usize,
 }
 
 /// Forces every lazily initialised parameter to take its value.
@@ -204,6 +213,7 @@ impl Trainer {
             device,
             corpus_fingerprint: corpus.fingerprint(),
             train_seconds: 0.0,
+            max_shards: parallel::default_shards(),
         })
     }
 
@@ -234,6 +244,12 @@ impl Trainer {
         if seconds.is_finite() && seconds > 0.0 {
             self.train_seconds += seconds;
         }
+    }
+
+    /// Splits each step's batch across at most `threads` threads on a CPU backend (default:
+    /// one per core). The step is the same up to float rounding; 1 keeps it on one thread.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.max_shards = threads.max(1);
     }
 
     /// Seconds spent stepping, across resumes.
@@ -285,6 +301,21 @@ impl Trainer {
         self.step.is_multiple_of(self.config.eval_every) || self.is_done()
     }
 
+    /// A batch ready for the loss: a masked LM's corruption is drawn here from `rng`. `None`
+    /// when a masked batch drew no position to predict.
+    fn prepare(&self, model: &AnyModel, batch: &Batch, rng: &mut Rng) -> Result<Option<Prepared>> {
+        let (rows, context) = (batch.batch_size, batch.context);
+        if self.config.causal() {
+            let (inputs, targets) = (batch.inputs.clone(), batch.targets.clone());
+            return Ok(Some(Prepared::Causal { inputs, targets, rows, context }));
+        }
+        let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
+        let (inputs, labels) =
+            mask_tokens(&batch.inputs, context, model.vocab_size(), mask_id, &specials, rng);
+        let prepared = Prepared::Masked { inputs, labels, rows, context };
+        Ok((prepared.predictions() > 0).then_some(prepared))
+    }
+
     /// Mean loss of a batch on `model` (autodiff or not), and the number of predictions it
     /// averages (every position for the causal LM, the corrupted ones for the masked LM; `None`
     /// when a masked batch drew no position to predict).
@@ -294,29 +325,115 @@ impl Trainer {
         batch: &Batch,
         rng: &mut Rng,
     ) -> Result<Option<(Tensor<1>, usize)>> {
-        let device = &model.device();
-        let (b, t) = (batch.batch_size, batch.context);
-        match model {
-            AnyModel::Gpt2(m) => {
-                let logits = m.forward(int_tensor(&batch.inputs, [b, t], device), None);
-                let vocab = m.config().vocab_size;
-                let loss = cross_entropy(
-                    logits.reshape([b * t, vocab]),
-                    int_tensor(&batch.targets, [b * t], device),
-                );
-                Ok(Some((loss, b * t)))
+        match self.prepare(model, batch, rng)? {
+            Some(p) => Ok(Some((p.loss(model)?, p.predictions()))),
+            None => Ok(None),
+        }
+    }
+
+    /// The loss and gradients of a step on one thread: the loss stays a tensor so a GPU reads
+    /// it together with the gradient norm.
+    async fn loss_and_grads(&self, model: &AnyModel, batch: &Prepared) -> Result<(Tensor<1>, StepGrads)> {
+        let loss = batch.loss(model)?;
+        let grads = loss.backward();
+        let grads = match model {
+            AnyModel::Gpt2(m) => self.optim.gradients(m.as_ref(), grads).await?,
+            AnyModel::Bert(m) => self.optim.gradients(m.as_ref(), grads).await?,
+        };
+        Ok((loss, grads))
+    }
+
+    /// The loss (read) and gradients of a step cut into `shards` on as many threads
+    /// ([`super::parallel`]); CPU backends only.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn sharded_loss_and_grads(
+        &self,
+        model: &AnyModel,
+        batch: &Prepared,
+        shards: usize,
+    ) -> Result<(f64, StepGrads, usize)> {
+        let shards = batch.split(shards);
+        let total = batch.predictions() as f64;
+        let replicas: Vec<Option<AnyModel>> =
+            (0..shards.len()).map(|i| (i > 0).then(|| parallel::replica(model))).collect();
+        let run = |shard: &Prepared, m: &AnyModel| -> Result<(f64, StepGrads)> {
+            let loss = shard.loss(m)?;
+            let value = loss.clone().inner().try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
+            let value = value.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0];
+            let grads = loss.backward();
+            let grads = match m {
+                AnyModel::Gpt2(m) => self.optim.host_gradients(m.as_ref(), grads)?,
+                AnyModel::Bert(m) => self.optim.host_gradients(m.as_ref(), grads)?,
+            };
+            Ok((value as f64, grads))
+        };
+        let mut results: Vec<Option<Result<(f64, StepGrads)>>> = (0..shards.len()).map(|_| None).collect();
+        rayon::scope(|scope| {
+            for ((shard, replica), slot) in shards.iter().zip(&replicas).zip(results.iter_mut()) {
+                let m = replica.as_ref().unwrap_or(model);
+                let run = &run;
+                // A panic in a backend op becomes this step's error, as on one thread.
+                scope.spawn(move |_| {
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shard, m)));
+                    *slot = Some(
+                        result.unwrap_or_else(|_| Err(Error::Backend("a training thread panicked".into()))),
+                    );
+                });
             }
-            AnyModel::Bert(m) => {
-                let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
-                let vocab = m.config().vocab_size;
-                let (inputs, labels) = mask_tokens(&batch.inputs, t, vocab, mask_id, &specials, rng);
-                let predicted = labels.iter().flatten().count();
-                if predicted == 0 {
-                    return Ok(None);
-                }
-                Ok(Some((masked_lm_loss(m, &inputs, &labels, [b, t])?, predicted)))
+        });
+        let results: Vec<Result<(f64, StepGrads)>> = results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::Backend("a training shard did not run".into()))))
+            .collect();
+        let mut loss = 0.0;
+        let mut parts = Vec::with_capacity(results.len());
+        for (shard, result) in shards.iter().zip(results) {
+            let (value, grads) = result?;
+            let weight = shard.predictions() as f64 / total;
+            loss += weight * value;
+            parts.push((grads, weight as f32));
+        }
+        let used = parts.len();
+        Ok((loss, StepGrads::weighted_sum(parts)?, used))
+    }
+
+    /// Loss (read back) and gradients of the step's batch: sharded across the cores on a CPU
+    /// backend, in one piece elsewhere.
+    async fn step_loss_and_grads(
+        &self,
+        model: &AnyModel,
+        batch: &Prepared,
+    ) -> Result<(f64, StepGrads, f64, usize)> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let shards =
+                parallel::shard_count(&self.device, batch.rows(), self.config.dropout, self.max_shards);
+            if shards > 1 {
+                let (loss, grads, shards) = self.sharded_loss_and_grads(model, batch, shards)?;
+                let norm = match model {
+                    AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &self.device),
+                    AnyModel::Bert(m) => grads.norm(m.as_ref(), &self.device),
+                };
+                let GradNorm::Host(norm) = norm else {
+                    return Err(Error::Backend("sharded gradients must be in host memory".into()));
+                };
+                return Ok((loss, grads, norm, shards));
             }
         }
+        let (loss, grads) = self.loss_and_grads(model, batch).await?;
+        let inner = self.device.clone().inner();
+        let norm = match model {
+            AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &inner),
+            AnyModel::Bert(m) => grads.norm(m.as_ref(), &inner),
+        };
+        let (loss, norm) = match norm {
+            GradNorm::Device(norm) => {
+                let v = read_f32(Tensor::cat(vec![loss.inner(), *norm], 0)).await?;
+                (v[0] as f64, v[1] as f64)
+            }
+            GradNorm::Host(norm) => (read_f32(loss.inner()).await?[0] as f64, norm),
+        };
+        Ok((loss, grads, norm, 1))
     }
 
     /// One optimizer step. A NaN or infinite loss (or gradient) is an error and leaves the
@@ -334,9 +451,8 @@ impl Trainer {
                 "the last step failed while updating the weights; resume from the last checkpoint"
             ));
         };
-        let inner = self.device.clone().inner();
-        let loss = match self.batch_loss(&model, &batch, &mut mask_rng) {
-            Ok(Some((loss, _))) => loss,
+        let prepared = match self.prepare(&model, &batch, &mut mask_rng) {
+            Ok(Some(p)) => p,
             Ok(None) => {
                 self.model = Some(model);
                 return Err(invalid!(
@@ -350,29 +466,7 @@ impl Trainer {
                 return Err(e);
             }
         };
-        let grads = loss.backward();
-        let grads = match &model {
-            AnyModel::Gpt2(m) => self.optim.gradients(m.as_ref(), grads).await,
-            AnyModel::Bert(m) => self.optim.gradients(m.as_ref(), grads).await,
-        };
-        let grads = match grads {
-            Ok(g) => g,
-            Err(e) => {
-                self.model = Some(model);
-                return Err(e);
-            }
-        };
-        let norm = match &model {
-            AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &inner),
-            AnyModel::Bert(m) => grads.norm(m.as_ref(), &inner),
-        };
-        let values = match norm {
-            GradNorm::Device(norm) => {
-                read_f32(Tensor::cat(vec![loss.inner(), *norm], 0)).await.map(|v| (v[0] as f64, v[1] as f64))
-            }
-            GradNorm::Host(norm) => read_f32(loss.inner()).await.map(|v| (v[0] as f64, norm)),
-        };
-        let (loss, grad_norm) = match values {
+        let (loss, grads, grad_norm, threads) = match self.step_loss_and_grads(&model, &prepared).await {
             Ok(v) => v,
             Err(e) => {
                 self.model = Some(model);
@@ -401,7 +495,7 @@ impl Trainer {
         self.step += 1;
         let tokens = batch.batch_size * batch.context;
         self.tokens_seen += tokens as u64;
-        Ok(StepReport { step: self.step, loss, grad_norm, lr, tokens, epoch: self.epoch() })
+        Ok(StepReport { step: self.step, loss, grad_norm, lr, tokens, epoch: self.epoch(), threads })
     }
 
     /// Loss per prediction over the evaluation batches of a split, without gradients or dropout
