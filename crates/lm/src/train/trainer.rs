@@ -316,19 +316,31 @@ impl Trainer {
         Ok((prepared.predictions() > 0).then_some(prepared))
     }
 
-    /// Mean loss of a batch on `model` (autodiff or not), and the number of predictions it
-    /// averages (every position for the causal LM, the corrupted ones for the masked LM; `None`
-    /// when a masked batch drew no position to predict).
-    fn batch_loss(
-        &self,
-        model: &AnyModel,
-        batch: &Batch,
-        rng: &mut Rng,
-    ) -> Result<Option<(Tensor<1>, usize)>> {
-        match self.prepare(model, batch, rng)? {
-            Some(p) => Ok(Some((p.loss(model)?, p.predictions()))),
-            None => Ok(None),
+    /// Each batch's mean loss on `model` (evaluation mode): on a CPU backend the batches are
+    /// spread over the cores natively, as a step's shards are.
+    async fn batch_losses(&self, model: &AnyModel, batches: &[Prepared]) -> Result<Vec<f64>> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if self.max_shards > 1 && crate::tensor::is_cpu(&model.device()) {
+            use rayon::prelude::*;
+            let losses: Vec<Result<f64>> = batches
+                .par_iter()
+                .map(|batch| {
+                    let read = || -> Result<f64> {
+                        let data = batch.loss(model)?.try_into_data();
+                        let data = data.map_err(|e| Error::Backend(format!("{e:?}")))?;
+                        Ok(data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0] as f64)
+                    };
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
+                        .unwrap_or_else(|_| Err(Error::Backend("an evaluation thread panicked".into())))
+                })
+                .collect();
+            return losses.into_iter().collect();
         }
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(read_f32(batch.loss(model)?).await?[0] as f64);
+        }
+        Ok(out)
     }
 
     /// The loss and gradients of a step on one thread: the loss stays a tensor so a GPU reads
@@ -505,12 +517,15 @@ impl Trainer {
         let batches = eval_batches(&self.data, split, c.batch_size, c.eval_batches, c.causal());
         // A fixed masking seed so every evaluation corrupts the same positions.
         let mut rng = Rng::new(c.seed ^ 0x4556_414C);
-        let (mut total, mut count) = (0.0, 0usize);
+        let mut prepared = Vec::with_capacity(batches.len());
         for batch in &batches {
-            if let Some((loss, predicted)) = self.batch_loss(model, batch, &mut rng)? {
-                total += read_f32(loss).await?[0] as f64 * predicted as f64;
-                count += predicted;
-            }
+            prepared.extend(self.prepare(model, batch, &mut rng)?);
+        }
+        let losses = self.batch_losses(model, &prepared).await?;
+        let (mut total, mut count) = (0.0, 0usize);
+        for (batch, loss) in prepared.iter().zip(losses) {
+            total += loss * batch.predictions() as f64;
+            count += batch.predictions();
         }
         if count == 0 {
             return Err(invalid!("the {split:?} split has nothing to predict"));
