@@ -485,6 +485,7 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     let first_step = trainer.step_count();
     let mut tokens_since_eval = 0usize;
     let mut eval_clock = Instant::now();
+    let mut threads = 1;
     while !trainer.is_done() {
         let step_clock = Instant::now();
         let report = pollster::block_on(trainer.step());
@@ -499,6 +500,10 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             }
         };
         tokens_since_eval += report.tokens;
+        threads = report.threads;
+        if report.step == first_step + 1 && !args.json && threads > 1 {
+            eprintln!("each step's batch is split across {threads} threads (--batch-threads)");
+        }
         let tokens_per_s = tokens_since_eval as f64 / eval_clock.elapsed().as_secs_f64().max(1e-9);
         if !args.json {
             let line = progress_bar(
@@ -530,6 +535,7 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             "seconds": elapsed,
             "train_seconds": trainer.train_seconds(),
             "tokens_per_s": trainer.tokens_seen() as f64 / trainer.train_seconds().max(1e-9),
+            "threads": threads,
             "checkpoint": args.out,
         }));
     } else {

@@ -260,13 +260,15 @@ fn train_writes_a_usable_checkpoint_and_resumes() {
     assert!(v["loss"].as_f64().unwrap() > 0.0 && v["tokens"].as_u64().unwrap() > 1000);
 
     let mut args = base.to_vec();
-    args.extend(["--steps", "15", "--resume", &out_s]);
+    // Resumed with its batch split across two threads (the thread count is not part of a run).
+    args.extend(["--steps", "15", "--resume", &out_s, "--batch-threads", "2"]);
     let run = hearth(&args);
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let last: Value =
         serde_json::from_str(String::from_utf8(run.stdout).unwrap().lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "done");
     assert_eq!(last["step"], 15);
+    assert_eq!(last["threads"], 2);
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_file(&corpus).unwrap();
 }
