@@ -339,6 +339,7 @@ pub struct StepGrads {
 impl StepGrads {
     /// The weighted sum `Σ wᵢ gᵢ` of shards' host gradients (each shard's mean-loss gradient
     /// weighted by its share of the batch's predictions): the whole batch's gradient.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn weighted_sum(parts: Vec<(StepGrads, f32)>) -> Result<StepGrads> {
         let mut parts = parts.into_iter();
         let Some((mut total, w0)) = parts.next() else {
@@ -408,25 +409,23 @@ fn sum_squares(values: &[f32]) -> f64 {
     serial(values)
 }
 
-/// `a ← α·a + β·b`, split across the cores natively.
+/// `a ← α·a + β·b`, split across the cores.
+#[cfg(not(target_arch = "wasm32"))]
 fn axpby(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
     fn serial(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
         for (x, y) in a.iter_mut().zip(b) {
             *x = *x * alpha + y * beta;
         }
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads > 1 && a.len() >= PARALLEL_MIN {
-            let chunk = a.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                for (x, y) in a.chunks_mut(chunk).zip(b.chunks(chunk)) {
-                    scope.spawn(move || serial(x, alpha, y, beta));
-                }
-            });
-            return;
-        }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads > 1 && a.len() >= PARALLEL_MIN {
+        let chunk = a.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            for (x, y) in a.chunks_mut(chunk).zip(b.chunks(chunk)) {
+                scope.spawn(move || serial(x, alpha, y, beta));
+            }
+        });
+        return;
     }
     serial(a, alpha, b, beta);
 }

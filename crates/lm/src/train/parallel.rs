@@ -11,13 +11,18 @@
 //! autodiff merges every graph that touches a common leaf into one mutex-guarded graph, which
 //! would run the backward passes one after the other.
 
+#[cfg(not(target_arch = "wasm32"))]
 use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Tensor};
+#[cfg(not(target_arch = "wasm32"))]
+use burn::tensor::Device;
+use burn::tensor::Tensor;
 
 use crate::error::{invalid, Result};
 use crate::model::bert::masked_lm_loss;
 use crate::model::AnyModel;
-use crate::tensor::{cross_entropy, int_tensor, is_cpu};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::tensor::is_cpu;
+use crate::tensor::{cross_entropy, int_tensor};
 
 /// A batch ready for the loss: the causal LM's inputs and targets, or the masked LM's
 /// corrupted inputs and labels (masking happens once, for the whole batch, so a sharded step
@@ -37,6 +42,7 @@ impl Prepared {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn rows(&self) -> usize {
         match self {
             Prepared::Causal { rows, .. } | Prepared::Masked { rows, .. } => *rows,
@@ -62,6 +68,7 @@ impl Prepared {
 
     /// The batch cut into `parts` runs of whole rows, as even as the rows allow; shards with
     /// nothing to predict (a masked LM's rows of special tokens) are left out.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn split(&self, parts: usize) -> Vec<Prepared> {
         let rows = self.rows();
         let parts = parts.clamp(1, rows.max(1));
@@ -109,6 +116,7 @@ pub(crate) fn default_shards() -> usize {
 /// of the batch. Dropout keeps a step in one piece, because its masks come from the device's
 /// one random stream, which threads would draw from in no fixed order (a resumed run must
 /// repeat them exactly).
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn shard_count(device: &Device, rows: usize, dropout: f64, max: usize) -> usize {
     if dropout != 0.0 || !is_cpu(device) {
         return 1;
@@ -118,6 +126,7 @@ pub(crate) fn shard_count(device: &Device, rows: usize, dropout: f64, max: usize
 
 /// A replica of `model` for another thread's graph: the same weights (no copy) and parameter
 /// ids, new autodiff leaves.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn replica(model: &AnyModel) -> AnyModel {
     struct Fresh;
     impl ModuleMapper for Fresh {
