@@ -3,9 +3,10 @@
 //! the gradients are averaged (weighted by the predictions each shard holds) before the one
 //! optimizer update — mathematically the step the whole batch takes on one thread.
 //!
-//! Why: Burn's CPU backends run a small model's ops on one core (its GEMMs are too small to
-//! split and its elementwise ops are serial), so nanoGPT's CPU recipe kept one of this
-//! machine's two cores idle where PyTorch uses both.
+//! Why: Burn's CPU backend splits only its larger GEMMs and reductions across threads; a small
+//! model's elementwise ops, softmaxes and most of its backward ran on one core (nanoGPT's CPU
+//! recipe used 114 % of this machine's two cores), where PyTorch splits every op. Evaluation
+//! batches are spread the same way. Native only: wasm has no threads.
 //!
 //! Each replica's parameters share the weights' buffers but are fresh autodiff leaves: Burn's
 //! autodiff merges every graph that touches a common leaf into one mutex-guarded graph, which
@@ -17,6 +18,10 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Device;
 use burn::tensor::Tensor;
 
+#[cfg(not(target_arch = "wasm32"))]
+use super::optim::{AdamW, StepGrads};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::error::Error;
 use crate::error::{invalid, Result};
 use crate::model::bert::masked_lm_loss;
 use crate::model::AnyModel;
@@ -144,6 +149,79 @@ pub(crate) fn replica(model: &AnyModel) -> AnyModel {
         AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.as_ref().clone().map(&mut Fresh))),
         AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.as_ref().clone().map(&mut Fresh))),
     }
+}
+
+/// A CPU backend's scalar, read synchronously on the thread that computed it.
+#[cfg(not(target_arch = "wasm32"))]
+fn read_scalar(t: Tensor<1>) -> Result<f64> {
+    let data = t.try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
+    Ok(data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0] as f64)
+}
+
+/// Runs `f` on rayon's pool for every item, each result in its item's place; a panic in a
+/// backend op becomes that item's error, as it would be on one thread.
+#[cfg(not(target_arch = "wasm32"))]
+fn on_pool<T: Sync, R: Send>(items: &[T], f: impl Fn(&T, usize) -> Result<R> + Sync) -> Vec<Result<R>> {
+    let mut results: Vec<Option<Result<R>>> = (0..items.len()).map(|_| None).collect();
+    rayon::scope(|scope| {
+        for (i, (item, slot)) in items.iter().zip(results.iter_mut()).enumerate() {
+            let f = &f;
+            scope.spawn(move |_| {
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item, i)));
+                *slot =
+                    Some(result.unwrap_or_else(|_| Err(Error::Backend("a compute thread panicked".into()))));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::Backend("a compute thread did not run".into()))))
+        .collect()
+}
+
+/// The loss (read) and gradients of a step cut into `shards`, each shard's forward and backward
+/// on its own thread against its own replica; the gradients are summed weighted by each shard's
+/// share of the predictions. Also returns how many shards ran.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn loss_and_grads(
+    optim: &AdamW,
+    model: &AnyModel,
+    batch: &Prepared,
+    shards: usize,
+) -> Result<(f64, StepGrads, usize)> {
+    let shards = batch.split(shards);
+    let total = batch.predictions() as f64;
+    // Shard 0 uses the model itself; replicas are made here, before any thread starts.
+    let replicas: Vec<Option<AnyModel>> =
+        (0..shards.len()).map(|i| (i > 0).then(|| replica(model))).collect();
+    let results = on_pool(&shards, |shard, i| {
+        let m = replicas[i].as_ref().unwrap_or(model);
+        let loss = shard.loss(m)?;
+        let value = read_scalar(loss.clone().inner())?;
+        let grads = loss.backward();
+        let grads = match m {
+            AnyModel::Gpt2(m) => optim.host_gradients(m.as_ref(), grads)?,
+            AnyModel::Bert(m) => optim.host_gradients(m.as_ref(), grads)?,
+        };
+        Ok((value, grads))
+    });
+    let mut loss = 0.0;
+    let mut parts = Vec::with_capacity(results.len());
+    for (shard, result) in shards.iter().zip(results) {
+        let (value, grads) = result?;
+        let weight = shard.predictions() as f64 / total;
+        loss += weight * value;
+        parts.push((grads, weight as f32));
+    }
+    let used = parts.len();
+    Ok((loss, StepGrads::weighted_sum(parts)?, used))
+}
+
+/// Each batch's mean loss on `model` (evaluation mode, no graph), the batches spread over the
+/// cores.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn losses(model: &AnyModel, batches: &[Prepared]) -> Result<Vec<f64>> {
+    on_pool(batches, |batch, _| read_scalar(batch.loss(model)?)).into_iter().collect()
 }
 
 #[cfg(test)]

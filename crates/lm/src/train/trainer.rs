@@ -321,20 +321,7 @@ impl Trainer {
     async fn batch_losses(&self, model: &AnyModel, batches: &[Prepared]) -> Result<Vec<f64>> {
         #[cfg(not(target_arch = "wasm32"))]
         if self.max_shards > 1 && crate::tensor::is_cpu(&model.device()) {
-            use rayon::prelude::*;
-            let losses: Vec<Result<f64>> = batches
-                .par_iter()
-                .map(|batch| {
-                    let read = || -> Result<f64> {
-                        let data = batch.loss(model)?.try_into_data();
-                        let data = data.map_err(|e| Error::Backend(format!("{e:?}")))?;
-                        Ok(data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0] as f64)
-                    };
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read))
-                        .unwrap_or_else(|_| Err(Error::Backend("an evaluation thread panicked".into())))
-                })
-                .collect();
-            return losses.into_iter().collect();
+            return parallel::losses(model, batches);
         }
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
@@ -355,60 +342,6 @@ impl Trainer {
         Ok((loss, grads))
     }
 
-    /// The loss (read) and gradients of a step cut into `shards` on as many threads
-    /// ([`super::parallel`]); CPU backends only.
-    #[cfg(not(target_arch = "wasm32"))]
-    fn sharded_loss_and_grads(
-        &self,
-        model: &AnyModel,
-        batch: &Prepared,
-        shards: usize,
-    ) -> Result<(f64, StepGrads, usize)> {
-        let shards = batch.split(shards);
-        let total = batch.predictions() as f64;
-        let replicas: Vec<Option<AnyModel>> =
-            (0..shards.len()).map(|i| (i > 0).then(|| parallel::replica(model))).collect();
-        let run = |shard: &Prepared, m: &AnyModel| -> Result<(f64, StepGrads)> {
-            let loss = shard.loss(m)?;
-            let value = loss.clone().inner().try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
-            let value = value.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?[0];
-            let grads = loss.backward();
-            let grads = match m {
-                AnyModel::Gpt2(m) => self.optim.host_gradients(m.as_ref(), grads)?,
-                AnyModel::Bert(m) => self.optim.host_gradients(m.as_ref(), grads)?,
-            };
-            Ok((value as f64, grads))
-        };
-        let mut results: Vec<Option<Result<(f64, StepGrads)>>> = (0..shards.len()).map(|_| None).collect();
-        rayon::scope(|scope| {
-            for ((shard, replica), slot) in shards.iter().zip(&replicas).zip(results.iter_mut()) {
-                let m = replica.as_ref().unwrap_or(model);
-                let run = &run;
-                // A panic in a backend op becomes this step's error, as on one thread.
-                scope.spawn(move |_| {
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(shard, m)));
-                    *slot = Some(
-                        result.unwrap_or_else(|_| Err(Error::Backend("a training thread panicked".into()))),
-                    );
-                });
-            }
-        });
-        let results: Vec<Result<(f64, StepGrads)>> = results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Backend("a training shard did not run".into()))))
-            .collect();
-        let mut loss = 0.0;
-        let mut parts = Vec::with_capacity(results.len());
-        for (shard, result) in shards.iter().zip(results) {
-            let (value, grads) = result?;
-            let weight = shard.predictions() as f64 / total;
-            loss += weight * value;
-            parts.push((grads, weight as f32));
-        }
-        let used = parts.len();
-        Ok((loss, StepGrads::weighted_sum(parts)?, used))
-    }
-
     /// Loss (read back) and gradients of the step's batch: sharded across the cores on a CPU
     /// backend, in one piece elsewhere.
     async fn step_loss_and_grads(
@@ -421,7 +354,7 @@ impl Trainer {
             let shards =
                 parallel::shard_count(&self.device, batch.rows(), self.config.dropout, self.max_shards);
             if shards > 1 {
-                let (loss, grads, shards) = self.sharded_loss_and_grads(model, batch, shards)?;
+                let (loss, grads, shards) = parallel::loss_and_grads(&self.optim, model, batch, shards)?;
                 let norm = match model {
                     AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &self.device),
                     AnyModel::Bert(m) => grads.norm(m.as_ref(), &self.device),
