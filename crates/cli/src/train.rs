@@ -134,8 +134,9 @@ pub struct TrainArgs {
     #[arg(long)]
     max_memory: Option<String>,
     /// Threads each step's batch is split across, each running the forward and backward
-    /// of its rows (default: one per core; 1 keeps a step on one thread). Runs with dropout
-    /// always step on one thread.
+    /// of its rows (default: one per core; 1 keeps a step on one thread). Each thread past the
+    /// first holds another set of gradients, so fewer run when the memory budget has no room;
+    /// runs with dropout always step on one thread.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     batch_threads: Option<u16>,
     /// One JSON object per line instead of a progress bar.

@@ -325,3 +325,22 @@ fn dropout_keeps_a_step_on_one_thread() {
     trainer.set_threads(4);
     assert_eq!(block_on(trainer.step()).unwrap().threads, 1);
 }
+
+/// Each shard past the first holds another set of gradients: a budget with no room for one keeps
+/// the step on one thread, room for one more set allows two.
+#[test]
+fn memory_budget_limits_the_threads() {
+    let _serial = serial();
+    let corpus = shakespeare(20_000);
+    let mut config = small(Arch::Gpt2, 2);
+    config.dropout = 0.0;
+    let first = Trainer::new(config.clone(), &corpus, &Device::flex()).unwrap();
+    let need = config.check_memory(first.tokenizer(), u64::MAX).unwrap();
+    drop(first);
+    for (budget, threads) in [(need.total(), 1), (need.total() + need.gradients, 2)] {
+        let mut trainer =
+            Trainer::new_within(config.clone(), &corpus, &Device::flex(), budget as u64).unwrap();
+        trainer.set_threads(4);
+        assert_eq!(block_on(trainer.step()).unwrap().threads, threads, "budget {budget}");
+    }
+}

@@ -142,7 +142,7 @@ impl Trainer {
         if ModelConfig::from_json(config_json)? != config.model_config(&tokenizer) {
             return Err(invalid!("config.json does not match trainer_state.json"));
         }
-        config.check_memory(&tokenizer, budget)?;
+        let need = config.check_memory(&tokenizer, budget)?;
         let model = load_model(config_json, weights, &device)?;
         let mut trainer = Trainer::assemble(config.clone(), tokenizer, corpus, model, device.clone())?;
         let optimizer = SafetensorsFile::parse(checkpoint.require("optimizer.safetensors")?)?;
@@ -161,6 +161,7 @@ impl Trainer {
         trainer.mask_rng = state.mask_rng;
         trainer.history = state.history;
         trainer.train_seconds = state.train_seconds;
+        trainer.fit_shards_to(&need, budget);
         Ok(trainer)
     }
 }

@@ -20,6 +20,7 @@ use crate::infer::sampling::Sampling;
 use crate::io::hf::load_model;
 use crate::io::tokenizer::Tokenizer;
 use crate::io::weights::Layout;
+use crate::model::memory::Footprint;
 use crate::model::AnyModel;
 use crate::rng::Rng;
 use crate::tensor::read_f32;
@@ -92,6 +93,9 @@ pub struct Trainer {
     pub(crate) train_seconds: f64,
     /// Most threads a step's batch is split across on a CPU backend ([`super::parallel`]).
     pub(crate) max_shards: usize,
+    /// Most shards the memory budget allows: each shard holds a whole set of gradients until
+    /// they are summed.
+    pub(crate) memory_shards: usize,
 }
 
 /// Forces every lazily initialised parameter to take its value.
@@ -127,7 +131,7 @@ impl Trainer {
     pub fn new_within(config: TrainConfig, corpus: &Corpus, device: &Device, budget: u64) -> Result<Self> {
         config.validate()?;
         let tokenizer = build_tokenizer(&config.tokenizer, corpus, config.arch == Arch::Bert)?;
-        config.check_memory(&tokenizer, budget)?;
+        let need = config.check_memory(&tokenizer, budget)?;
         let device = device.clone().autodiff();
         // Parameters initialise lazily; draw them now, right after seeding, so the seed alone
         // decides them.
@@ -136,7 +140,17 @@ impl Trainer {
             Arch::Gpt2 => AnyModel::Gpt2(Box::new(materialize(config.gpt2_config(&tokenizer).init(&device)))),
             Arch::Bert => AnyModel::Bert(Box::new(materialize(config.bert_config(&tokenizer).init(&device)))),
         };
-        Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()
+        let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
+        trainer.fit_shards_to(&need, budget);
+        Ok(trainer)
+    }
+
+    /// Limits a step's shards to what `budget` holds beyond the run's `need`: each shard past
+    /// the first holds another set of gradients.
+    pub(crate) fn fit_shards_to(&mut self, need: &Footprint, budget: u64) {
+        let spare = (budget as u128).saturating_sub(need.total());
+        let extra = spare / need.gradients.max(1);
+        self.memory_shards = usize::try_from(extra).unwrap_or(usize::MAX).saturating_add(1);
     }
 
     /// A new run given in epochs gets its steps now that its rows are known (a resumed run
@@ -171,12 +185,14 @@ impl Trainer {
                 tokenizer.id_bound()
             ));
         }
-        config.check_memory(&tokenizer, budget)?;
+        let need = config.check_memory(&tokenizer, budget)?;
         let device = device.clone().autodiff();
         device.seed(config.seed);
         let model_json = config.model_config(&tokenizer).to_json();
         let model = load_model(model_json.as_bytes(), weights, &device)?;
-        Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()
+        let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
+        trainer.fit_shards_to(&need, budget);
+        Ok(trainer)
     }
 
     /// Builds the run around an existing model (fresh or from a checkpoint).
@@ -214,6 +230,7 @@ impl Trainer {
             corpus_fingerprint: corpus.fingerprint(),
             train_seconds: 0.0,
             max_shards: parallel::default_shards(),
+            memory_shards: usize::MAX,
         })
     }
 
@@ -351,8 +368,12 @@ impl Trainer {
     ) -> Result<(f64, StepGrads, f64, usize)> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let shards =
-                parallel::shard_count(&self.device, batch.rows(), self.config.dropout, self.max_shards);
+            let shards = parallel::shard_count(
+                &self.device,
+                batch.rows(),
+                self.config.dropout,
+                self.max_shards.min(self.memory_shards),
+            );
             if shards > 1 {
                 let (loss, grads, shards) = parallel::loss_and_grads(&self.optim, model, batch, shards)?;
                 let norm = match model {
