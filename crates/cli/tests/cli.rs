@@ -533,6 +533,7 @@ fn fine_tune_starts_at_the_models_eval_loss_and_exports() {
         &["train", "--resume", &out, "--init-from", &model, "--corpus", &corpus, "--out", &out],
         "--init-from",
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -622,6 +623,7 @@ fn several_files_jsonl_and_csv_are_documents() {
         &["train", "--corpus", &paths[0], "--epochs=0", "--out", &out2],
         "--epochs must be a positive number",
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
