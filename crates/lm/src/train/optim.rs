@@ -109,26 +109,24 @@ impl AdamW {
     /// costs no tensor of squares; on a GPU they stay on the device.
     pub async fn gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
         if model.devices().first().is_some_and(is_cpu) {
-            return self.host_gradients(model, grads);
+            return self.host_gradients(model, grads)?.into_step();
         }
         let params = GradientsParams::from_grads(grads, model);
         Ok(StepGrads { params, host: Vec::new(), host_sum_sq: None })
     }
 
-    /// [`AdamW::gradients`] on a CPU backend, synchronously (its reads are), so a shard's
-    /// thread can take them ([`super::parallel`]).
-    pub(crate) fn host_gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<StepGrads> {
+    /// A CPU backend's gradients in host memory (each tensor's buffer, not a copy), read
+    /// synchronously (its reads are) so a shard's thread can take them ([`super::parallel`]).
+    pub(crate) fn host_gradients<M: Module>(&self, model: &M, grads: Gradients) -> Result<HostGrads> {
         let mut params = GradientsParams::from_grads(grads, model);
         let taken = KeyedGrads::collect(model, GradSource::Take(&mut params), self.layout);
-        let mut out = Vec::with_capacity(taken.len());
-        let mut sum_sq = 0.0;
+        let mut host = Vec::with_capacity(taken.len());
         for (id, key, shape, grad) in taken {
             let device = grad.device();
             let data = grad.try_into_data().map_err(|e| Error::Backend(format!("{e:?}")))?;
-            sum_sq += sum_squares(data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
-            out.push(HostGrad { id, key, shape, data, device });
+            host.push(HostGrad { id, key, shape, data, device });
         }
-        Ok(StepGrads { params, host: out, host_sum_sq: Some(sum_sq) })
+        Ok(HostGrads { params, host })
     }
 
     /// One update of every parameter that has a gradient. `grad_scale` multiplies the
@@ -336,18 +334,22 @@ pub struct StepGrads {
     host_sum_sq: Option<f64>,
 }
 
-impl StepGrads {
-    /// The weighted sum `Σ wᵢ gᵢ` of shards' host gradients (each shard's mean-loss gradient
+/// A CPU backend's gradients in host memory, before their norm is taken: one shard's, or
+/// the whole batch's.
+pub(crate) struct HostGrads {
+    params: GradientsParams,
+    host: Vec<HostGrad>,
+}
+
+impl HostGrads {
+    /// The weighted sum `Σ wᵢ gᵢ` of shards' gradients (each shard's mean-loss gradient
     /// weighted by its share of the batch's predictions): the whole batch's gradient.
     #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn weighted_sum(parts: Vec<(StepGrads, f32)>) -> Result<StepGrads> {
+    pub(crate) fn weighted_sum(parts: Vec<(HostGrads, f32)>) -> Result<HostGrads> {
         let mut parts = parts.into_iter();
         let Some((mut total, w0)) = parts.next() else {
             return Err(Error::Backend("a step with no shard".into()));
         };
-        if total.host_sum_sq.is_none() {
-            return Err(Error::Backend("shards' gradients must be in host memory".into()));
-        }
         let mut first = true;
         for (part, w) in parts {
             if part.host.len() != total.host.len() {
@@ -365,12 +367,24 @@ impl StepGrads {
             }
             first = false;
         }
+        Ok(total)
+    }
+
+    /// The step's gradients, with the sum of their squares (the clipping norm) taken in one pass.
+    pub(crate) fn into_step(self) -> Result<StepGrads> {
         let mut sum_sq = 0.0;
-        for g in &total.host {
+        for g in &self.host {
             sum_sq += sum_squares(g.data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?);
         }
-        total.host_sum_sq = Some(sum_sq);
-        Ok(total)
+        Ok(StepGrads { params: self.params, host: self.host, host_sum_sq: Some(sum_sq) })
+    }
+}
+
+impl StepGrads {
+    /// The global L2 norm when it is already known on the host (CPU backends).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn host_norm(&self) -> Option<f64> {
+        self.host_sum_sq.map(f64::sqrt)
     }
 
     /// The global L2 norm: already known on the host, or a `[1]` tensor on the device to read

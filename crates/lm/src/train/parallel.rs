@@ -19,7 +19,7 @@ use burn::tensor::Device;
 use burn::tensor::Tensor;
 
 #[cfg(not(target_arch = "wasm32"))]
-use super::optim::{AdamW, StepGrads};
+use super::optim::{AdamW, HostGrads, StepGrads};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::error::Error;
 use crate::error::{invalid, Result};
@@ -214,7 +214,7 @@ pub(crate) fn loss_and_grads(
         parts.push((grads, weight as f32));
     }
     let used = parts.len();
-    Ok((loss, StepGrads::weighted_sum(parts)?, used))
+    Ok((loss, HostGrads::weighted_sum(parts)?.into_step()?, used))
 }
 
 /// Each batch's mean loss on `model` (evaluation mode, no graph), the batches spread over the

@@ -320,10 +320,10 @@ impl Trainer {
 
     /// A batch ready for the loss: a masked LM's corruption is drawn here from `rng`. `None`
     /// when a masked batch drew no position to predict.
-    fn prepare(&self, model: &AnyModel, batch: &Batch, rng: &mut Rng) -> Result<Option<Prepared>> {
+    fn prepare(&self, model: &AnyModel, batch: Batch, rng: &mut Rng) -> Result<Option<Prepared>> {
         let (rows, context) = (batch.batch_size, batch.context);
         if self.config.causal() {
-            let (inputs, targets) = (batch.inputs.clone(), batch.targets.clone());
+            let (inputs, targets) = (batch.inputs, batch.targets);
             return Ok(Some(Prepared::Causal { inputs, targets, rows, context }));
         }
         let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
@@ -376,13 +376,9 @@ impl Trainer {
             );
             if shards > 1 {
                 let (loss, grads, shards) = parallel::loss_and_grads(&self.optim, model, batch, shards)?;
-                let norm = match model {
-                    AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &self.device),
-                    AnyModel::Bert(m) => grads.norm(m.as_ref(), &self.device),
-                };
-                let GradNorm::Host(norm) = norm else {
-                    return Err(Error::Backend("sharded gradients must be in host memory".into()));
-                };
+                let norm = grads
+                    .host_norm()
+                    .ok_or_else(|| Error::Backend("sharded gradients must be in host memory".into()))?;
                 return Ok((loss, grads, norm, shards));
             }
         }
@@ -417,7 +413,8 @@ impl Trainer {
                 "the last step failed while updating the weights; resume from the last checkpoint"
             ));
         };
-        let prepared = match self.prepare(&model, &batch, &mut mask_rng) {
+        let tokens = batch.batch_size * batch.context;
+        let prepared = match self.prepare(&model, batch, &mut mask_rng) {
             Ok(Some(p)) => p,
             Ok(None) => {
                 self.model = Some(model);
@@ -459,7 +456,6 @@ impl Trainer {
         self.batcher = batcher;
         self.mask_rng = mask_rng;
         self.step += 1;
-        let tokens = batch.batch_size * batch.context;
         self.tokens_seen += tokens as u64;
         Ok(StepReport { step: self.step, loss, grad_norm, lr, tokens, epoch: self.epoch(), threads })
     }
@@ -472,7 +468,7 @@ impl Trainer {
         // A fixed masking seed so every evaluation corrupts the same positions.
         let mut rng = Rng::new(c.seed ^ 0x4556_414C);
         let mut prepared = Vec::with_capacity(batches.len());
-        for batch in &batches {
+        for batch in batches {
             prepared.extend(self.prepare(model, batch, &mut rng)?);
         }
         let losses = self.batch_losses(model, &prepared).await?;
