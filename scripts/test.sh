@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check, the same one CI runs: formatting, lints, native tests (parity on the ndarray and
-# flex backends), the web app's build, and the browser tests in headless Chromium on WebGPU.
+# flex backends, and --device wgpu on Vulkan against them), the web app's build, and the browser
+# tests in headless Chromium on WebGPU.
 # Run from anywhere: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,10 @@ clippy() {
 step "toolchain"
 rustup show active-toolchain >/dev/null
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+# Before the background setup: both use apt, which allows one install at a time.
+step "a Vulkan driver for the --device wgpu tests (Mesa's lavapipe where the machine has none)"
+bash ./scripts/vulkan.sh
 
 step "setup in the background: trunk, wasm-bindgen-cli, chromium, playwright-core"
 bash ./scripts/setup.sh --browser > "$target/setup.log" 2>&1 &

@@ -1,20 +1,137 @@
-//! Backend choice for the native binary.
+//! Backend choice for the native binary: the CPU backends, or a GPU through wgpu (Vulkan, Metal,
+//! DX12) running the same WGSL kernels as the browser's WebGPU.
 
-use burn::tensor::Device;
+use std::sync::OnceLock;
+
+use burn::tensor::wgpu::wgpu;
+use burn::tensor::{Device, Tensor};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Backend {
     Flex,
     Ndarray,
+    Wgpu,
+}
+
+/// What the process's GPU is, when it runs on one: what a command checks its buffers against
+/// and what `bench` reports. Set once, when the device starts (Burn's wgpu runtime is global to
+/// the process too).
+#[derive(Debug, Clone)]
+pub struct Gpu {
+    /// The adapter's name and graphics API, e.g. "llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan)".
+    pub adapter: String,
+    /// A CPU emulating a GPU (lavapipe, SwiftShader, WARP): correct, but slower than the CPU backends.
+    pub software: bool,
+    /// The largest buffer one kernel can bind (`maxStorageBufferBindingSize`, capped by
+    /// `maxBufferSize`): the logits or attention scores of a step must fit in it.
+    pub max_binding: u64,
+}
+
+static GPU: OnceLock<Gpu> = OnceLock::new();
+
+/// The GPU this process computes on, if `--device wgpu` started one.
+pub fn gpu() -> Option<&'static Gpu> {
+    GPU.get()
 }
 
 impl Backend {
+    /// Starts the backend. Only wgpu can fail: no adapter (no driver, no GPU), or one that
+    /// computes wrong results.
     // NdArray is deprecated in Burn 0.22 (Flex replaces it) but still a supported choice.
     #[allow(deprecated)]
-    pub fn device(self) -> Device {
+    pub fn device(self) -> Result<Device, String> {
         match self {
-            Backend::Flex => Device::flex(),
-            Backend::Ndarray => Device::ndarray(),
+            Backend::Flex => Ok(Device::flex()),
+            Backend::Ndarray => Ok(Device::ndarray()),
+            Backend::Wgpu => start_wgpu(),
         }
+    }
+}
+
+fn start_wgpu() -> Result<Device, String> {
+    // Mesa's Vulkan drivers load libwayland for window-system support, which prints
+    // "error: XDG_RUNTIME_DIR is invalid or not set" on stderr once per probe when the variable
+    // is unset (a headless machine, CI). A compute-only process shows no window: point it at the
+    // temporary directory, where there is no compositor to find, and the probe fails quietly.
+    // (Edition 2021: `set_var` is safe; this runs before any other thread exists.)
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    // Burn's runtime requests the adapter's own limits, so the device's limits are the adapter's.
+    let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| {
+        format!(
+            "--device wgpu: no GPU adapter started ({e}); install the GPU's Vulkan driver \
+             (Debian: mesa-vulkan-drivers), or use --device flex"
+        )
+    })?;
+    smoke_test(&device)?;
+    let info = setup.adapter.get_info();
+    let limits = setup.device.limits();
+    let gpu = Gpu {
+        adapter: format!("{} ({:?})", info.name, info.backend),
+        software: info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name),
+        max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+    };
+    // On stderr: stdout stays the command's own output (one JSON object with --json).
+    if gpu.software {
+        eprintln!(
+            "device: {} — a software adapter (a CPU emulating a GPU): correct, but slower than --device flex",
+            gpu.adapter
+        );
+    } else {
+        eprintln!("device: {}", gpu.adapter);
+    }
+    let _ = GPU.set(gpu);
+    Ok(device)
+}
+
+/// Software Vulkan/D3D implementations name themselves; not every one reports a CPU device type.
+fn is_software_name(name: &str) -> bool {
+    let name = name.to_lowercase();
+    ["llvmpipe", "lavapipe", "swiftshader", "softpipe", "microsoft basic render"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// A shader that fails validation can hand back stale memory without an error: check one
+/// result before trusting the device with a run.
+fn smoke_test(device: &Device) -> Result<(), String> {
+    let x = Tensor::<1>::from_floats([1.0, 2.0, 3.0, 4.0], device);
+    let value = (x.clone() * x)
+        .sum()
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| format!("--device wgpu: the GPU returned no result ({e:?})"))?;
+    if value.first() == Some(&30.0) {
+        Ok(())
+    } else {
+        Err(format!("--device wgpu: the GPU computed 1²+2²+3²+4² as {value:?}; use --device flex"))
+    }
+}
+
+/// Refuses a buffer the GPU cannot bind in one kernel, naming what to change. CPU backends have
+/// no such limit.
+pub fn check_buffer(bytes: u128, what: &str, advice: impl FnOnce(u64) -> String) -> Result<(), String> {
+    match gpu() {
+        Some(gpu) if bytes > u128::from(gpu.max_binding) => Err(format!(
+            "{what} needs a {} buffer, and this GPU binds at most {} in one kernel \
+             (maxStorageBufferBindingSize); {}",
+            hearth_lm::model::memory::human_bytes(bytes),
+            hearth_lm::model::memory::human_bytes(u128::from(gpu.max_binding)),
+            advice(gpu.max_binding)
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn software_adapters_are_recognised_by_name() {
+        assert!(is_software_name("llvmpipe (LLVM 15.0.7, 256 bits)"));
+        assert!(is_software_name("SwiftShader Device (Subzero)"));
+        assert!(!is_software_name("NVIDIA H200"));
     }
 }

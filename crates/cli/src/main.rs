@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "hearth", version, about)]
 struct Cli {
-    /// Compute backend: `flex` (pure-Rust CPU, multi-threaded) or `ndarray`.
+    /// Compute backend: `flex` (pure-Rust CPU, multi-threaded), `ndarray`, or `wgpu` (a GPU through
+    /// Vulkan, Metal or DX12, running the browser's WebGPU kernels).
     #[arg(long, global = true, default_value = "flex")]
     device: device::Backend,
     #[command(subcommand)]
@@ -77,7 +78,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let device = cli.device.device();
     // A panic is a bug, but the user still gets one line and exit code 1, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
         let what = info
@@ -92,20 +92,30 @@ fn main() {
     let result = match cli.command {
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Decode(a) => tokenize::decode(a),
-        Command::FillMask(a) => predict::fill_mask(a, &device),
-        Command::Generate(a) => generate::run(a, &device),
-        Command::Score(a) => predict::score(a, &device),
-        Command::Train(a) => train::train(*a, &device),
-        Command::Eval(a) => train::eval(a, &device),
-        Command::Inspect(a) => inspect::run(a, &device),
-        Command::Attention(a) => inside::attention(a, &device),
-        Command::Lens(a) => inside::lens(a, &device),
-        Command::Embed(a) => inside::embed(a, &device),
-        Command::Bench(a) => bench::run(a, &device),
+        // Only commands that compute start a device (a GPU takes a moment, and may be absent).
+        command => cli.device.device().and_then(|device| run_on(command, &device)),
     };
     if let Err(message) = result {
         eprintln!("error: {message}");
         std::process::exit(1);
+    }
+}
+
+/// Runs a command on a started device (tokenizing needs none, but is run the same way here).
+fn run_on(command: Command, device: &burn::tensor::Device) -> CliResult {
+    match command {
+        Command::Tokenize(a) => tokenize::tokenize(a),
+        Command::Decode(a) => tokenize::decode(a),
+        Command::FillMask(a) => predict::fill_mask(a, device),
+        Command::Generate(a) => generate::run(a, device),
+        Command::Score(a) => predict::score(a, device),
+        Command::Train(a) => train::train(*a, device),
+        Command::Eval(a) => train::eval(a, device),
+        Command::Inspect(a) => inspect::run(a, device),
+        Command::Attention(a) => inside::attention(a, device),
+        Command::Lens(a) => inside::lens(a, device),
+        Command::Embed(a) => inside::embed(a, device),
+        Command::Bench(a) => bench::run(a, device),
     }
 }
 

@@ -444,6 +444,16 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     if let Some(threads) = args.batch_threads {
         trainer.set_threads(threads.into());
     }
+    // Before the first step allocates its activations: on a GPU each must fit one buffer.
+    let batch = trainer.config().batch_size;
+    let largest = trainer.config().largest_buffer(trainer.tokenizer());
+    crate::device::check_buffer(largest, &format!("a training step of batch {batch}"), |limit| {
+        let per_row = largest / batch.max(1) as u128;
+        match u128::from(limit).checked_div(per_row).unwrap_or(0) {
+            0 => "even batch 1 does not fit: use a shorter --context or a smaller vocabulary".into(),
+            fits => format!("at most --batch-size {fits} fits"),
+        }
+    })?;
     let stats = trainer.stats();
     if args.json {
         print_json(

@@ -117,16 +117,43 @@ pub async fn choose(sampling: &Sampling, logits: Tensor<2>, rng: &mut Rng) -> Re
             Ok(id[0] as u32)
         }
         Sampling::Sample { top_k: Some(k), .. } if k < vocab => {
-            let (values, ids) = logits.topk_with_indices(k, 1);
+            let (values, ids) = logits.clone().topk_with_indices(k, 1);
             let row = read_f32(Tensor::cat(vec![values, ids.float()], 1)).await?;
-            let ranked: Vec<(u32, f32)> = (0..k).map(|i| (row[k + i] as u32, row[i])).collect();
-            Ok(Sampling::draw(&sampling.distribution_of_ranked(&ranked), rng))
+            match ranked_from_device(&row, k, vocab) {
+                Some(ranked) => Ok(Sampling::draw(&sampling.distribution_of_ranked(&ranked), rng)),
+                // Burn's top-k kernel returns one candidate padded with -f32::MAX and id -1 on
+                // Mesa's lavapipe (Vulkan): a kernel that misbehaves on some adapter must not
+                // choose the token, so the row is read and ranked on the host instead.
+                None => Ok(sampling.sample(&read_f32(logits).await?, rng)),
+            }
         }
         Sampling::Sample { .. } => Ok(sampling.sample(&read_f32(logits).await?, rng)),
     }
 }
 
 /// Index of the largest logit; the first one on ties. NaN never wins.
+/// The `k` candidates of a device top-k row (`k` values, then `k` ids), if they are a ranking:
+/// distinct ids inside the vocabulary, values not increasing. `None` when the kernel's output
+/// is not one (a broken kernel on some adapter).
+fn ranked_from_device(row: &[f32], k: usize, vocab: usize) -> Option<Vec<(u32, f32)>> {
+    if row.len() != 2 * k {
+        return None;
+    }
+    let (values, ids) = row.split_at(k);
+    let mut seen = std::collections::HashSet::with_capacity(k);
+    let mut ranked = Vec::with_capacity(k);
+    for (i, (&value, &id)) in values.iter().zip(ids).enumerate() {
+        let valid_id = id >= 0.0 && id.fract() == 0.0 && (id as usize) < vocab && seen.insert(id as u32);
+        // NaN fails both comparisons; -f32::MAX is the kernel's padding, never a real logit here.
+        let ordered = value > -f32::MAX && (i == 0 || value <= values[i - 1]);
+        if !(valid_id && ordered) {
+            return None;
+        }
+        ranked.push((id as u32, value));
+    }
+    Some(ranked)
+}
+
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &l) in logits.iter().enumerate() {
@@ -175,6 +202,24 @@ mod tests {
     fn temperature_zero_and_top_k_one_are_greedy() {
         assert_eq!(Sampling::new(0.0, None, None).unwrap(), Sampling::ArgMax);
         assert_eq!(Sampling::new(0.8, Some(1), None).unwrap(), Sampling::ArgMax);
+    }
+
+    #[test]
+    fn a_device_top_k_row_is_used_only_if_it_is_a_ranking() {
+        let good = [3.0, 2.5, 2.5, 7.0, 1.0, 4.0];
+        assert_eq!(ranked_from_device(&good, 3, 10), Some(vec![(7, 3.0), (1, 2.5), (4, 2.5)]));
+        // What lavapipe's kernel returned: one candidate, the rest padding.
+        let padded = [3.0, -f32::MAX, -f32::MAX, 7.0, -1.0, -1.0];
+        assert_eq!(ranked_from_device(&padded, 3, 10), None);
+        for bad in [
+            [3.0, 2.5, 2.6, 7.0, 1.0, 4.0],      // values increase
+            [3.0, 2.5, 2.0, 7.0, 7.0, 4.0],      // an id twice
+            [3.0, 2.5, 2.0, 7.0, 1.0, 10.0],     // an id outside the vocabulary
+            [3.0, f32::NAN, 2.0, 7.0, 1.0, 4.0], // NaN
+        ] {
+            assert_eq!(ranked_from_device(&bad, 3, 10), None, "{bad:?}");
+        }
+        assert_eq!(ranked_from_device(&good[..5], 3, 10), None);
     }
 
     #[test]
