@@ -10,9 +10,10 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::{embeddings, inside, surprisal};
+use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
-use hearth_lm::{BertConfig, Generator, Gpt2Config, Sampling, Tokenizer};
+use hearth_lm::{BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
 use serde_json::json;
 
 use crate::{print_json, CliResult};
@@ -62,7 +63,7 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     }
     let gpt2_tok = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
     let prompt = gpt2_tok.encode_ids("Swimming at the beach is").map_err(|e| e.to_string())?;
-    let gpt2 = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+    let gpt2 = gpt2_124m()?.init(device);
 
     let mut rates = Vec::new();
     let mut prefills = Vec::new();
@@ -87,7 +88,9 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     }
 
     let bert_tok = Tokenizer::builtin("bert-base-uncased").map_err(|e| e.to_string())?;
-    let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?.init(device);
+    let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?;
+    crate::device::check_model(&ModelConfig::Bert(bert.clone()))?;
+    let bert = bert.init(device);
     let text = "Life is like a [MASK] of chocolates.";
     let mut latencies = Vec::new();
     for run in 0..=args.runs.max(5) {
@@ -126,14 +129,15 @@ fn train_rate(
     let mut config = config;
     config.steps = steps + 2;
     config.eval_every = usize::MAX;
-    let trainer = Trainer::new(config, corpus, device).map_err(|e| e.to_string())?;
+    let budget = Budget { bytes: u64::MAX, max_buffer: crate::device::gpu().map(|gpu| gpu.max_binding) };
+    let trainer = Trainer::new_within(config, corpus, device, budget).map_err(|e| e.to_string())?;
     timed_steps(trainer, args, steps)
 }
 
 /// Tokens/s of fine-tuning GPT-2 124M-sized random weights (as if loaded from a directory) with
 /// `TrainConfig::fine_tune`'s recipe, context 128, batch 2, dropout 0 as bench_torch.py.
 fn fine_tune_rate(corpus: &Corpus, args: &BenchArgs, steps: usize, device: &Device) -> Result<f64, String> {
-    let model = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+    let model = gpt2_124m()?.init(device);
     let files =
         pollster::block_on(hearth_lm::io::hf::export_gpt2(&model, None)).map_err(|e| e.to_string())?;
     drop(model);
@@ -210,7 +214,7 @@ type Job<'a> = &'a dyn Fn() -> Result<(), String>;
 /// Milliseconds of each view of the inside of GPT-2 124M (random weights) on a 64-token text,
 /// read back included: the median of `--runs` after one warm-up.
 fn inside(args: &BenchArgs, device: &Device) -> CliResult {
-    let gpt2 = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?.init(device);
+    let gpt2 = gpt2_124m()?.init(device);
     let model = hearth_lm::AnyModel::Gpt2(Box::new(gpt2));
     let hearth_lm::AnyModel::Gpt2(gpt2) = &model else { unreachable!() };
     let ids: Vec<u32> = (0..64).map(|i| (i * 677 % 50000) as u32).collect();
@@ -254,4 +258,11 @@ fn inside(args: &BenchArgs, device: &Device) -> CliResult {
         print_json(&serde_json::Value::Object(out));
     }
     Ok(())
+}
+
+/// GPT-2 124M's config, refused up front where the GPU cannot bind its token embedding.
+fn gpt2_124m() -> Result<Gpt2Config, String> {
+    let config = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?;
+    crate::device::check_model(&ModelConfig::Gpt2(config.clone()))?;
+    Ok(config)
 }

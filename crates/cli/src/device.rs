@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
+use hearth_lm::model::memory::human_bytes;
+use hearth_lm::ModelConfig;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Backend {
@@ -109,16 +111,16 @@ fn smoke_test(device: &Device) -> Result<(), String> {
     }
 }
 
-/// Refuses a buffer the GPU cannot bind in one kernel, naming what to change. CPU backends have
-/// no such limit.
-pub fn check_buffer(bytes: u128, what: &str, advice: impl FnOnce(u64) -> String) -> Result<(), String> {
+/// Refuses a model whose largest tensor (the token embedding, for any real vocabulary) the GPU
+/// cannot bind in one kernel. The CPU backends have no such limit.
+pub fn check_model(config: &ModelConfig) -> Result<(), String> {
+    let bytes = (config.largest_tensor() as u128).saturating_mul(4);
     match gpu() {
         Some(gpu) if bytes > u128::from(gpu.max_binding) => Err(format!(
-            "{what} needs a {} buffer, and this GPU binds at most {} in one kernel \
-             (maxStorageBufferBindingSize); {}",
-            hearth_lm::model::memory::human_bytes(bytes),
-            hearth_lm::model::memory::human_bytes(u128::from(gpu.max_binding)),
-            advice(gpu.max_binding)
+            "the model does not fit this GPU: its largest tensor needs a {} buffer, and this GPU binds at \
+             most {} in one kernel (maxStorageBufferBindingSize); use --device flex",
+            human_bytes(bytes),
+            human_bytes(u128::from(gpu.max_binding)),
         )),
         _ => Ok(()),
     }

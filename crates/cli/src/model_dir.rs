@@ -48,6 +48,9 @@ pub fn load_gpt2(dir: &Path, device: &Device, command: &str) -> Result<(Gpt2LMHe
 /// The model alone, with the directory's files (for commands that need no tokenizer).
 pub fn load_model_only(dir: &Path, device: &Device) -> Result<(AnyModel, HfFiles), String> {
     let files = read_dir(dir)?;
+    let config = hearth_lm::ModelConfig::from_json(&files.config_json)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::device::check_model(&config).map_err(|e| format!("{}: {e}", dir.display()))?;
     let model = load_model(&files.config_json, &files.model_safetensors, device)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((model, files))

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
+use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{corpus_of_files, size_preset, Arch, EvalReport, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, Decay, Packing, TokenizerChoice};
 use hearth_lm::ModelConfig;
@@ -394,7 +395,11 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
 
 pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     check_out(&args)?;
-    let budget = crate::memory::budget(args.max_memory.as_deref())?;
+    // On a GPU every tensor of a step must also fit one buffer a kernel can bind.
+    let budget = Budget {
+        bytes: crate::memory::budget(args.max_memory.as_deref())?,
+        max_buffer: crate::device::gpu().map(|gpu| gpu.max_binding),
+    };
     let corpus = read_corpora(&args.corpus, args.text_field.as_deref())?;
     let mut trainer = match &args.resume {
         Some(dir) => {
@@ -422,6 +427,7 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
                 let files = crate::model_dir::read_dir(dir)?;
                 let model = ModelConfig::from_json(&files.config_json)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
+                crate::device::check_model(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
                 // The model's own tokenizer (or its architecture's built-in one), checked
                 // against its vocabulary before any weight is read.
                 let tokenizer = hearth_lm::io::hf::tokenizer_for_config(&files, &model)
@@ -444,16 +450,6 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     if let Some(threads) = args.batch_threads {
         trainer.set_threads(threads.into());
     }
-    // Before the first step allocates its activations: on a GPU each must fit one buffer.
-    let batch = trainer.config().batch_size;
-    let largest = trainer.config().largest_buffer(trainer.tokenizer());
-    crate::device::check_buffer(largest, &format!("a training step of batch {batch}"), |limit| {
-        let per_row = largest / batch.max(1) as u128;
-        match u128::from(limit).checked_div(per_row).unwrap_or(0) {
-            0 => "even batch 1 does not fit: use a shorter --context or a smaller vocabulary".into(),
-            fits => format!("at most --batch-size {fits} fits"),
-        }
-    })?;
     let stats = trainer.stats();
     if args.json {
         print_json(

@@ -10,6 +10,7 @@ use super::tokenizer::Tokenizer;
 use super::weights::{parameter_sizes, to_safetensors, Layout, SafetensorsFile};
 use crate::error::{invalid, Result};
 use crate::model::config::ModelConfig;
+use crate::model::memory::Budget;
 use crate::model::AnyModel;
 use crate::rng::Rng;
 use crate::train::trainer::{EvalReport, Trainer};
@@ -122,8 +123,9 @@ impl Trainer {
         checkpoint: &Checkpoint,
         corpus: &Corpus,
         device: &burn::tensor::Device,
-        budget: u64,
+        budget: impl Into<Budget>,
     ) -> Result<Self> {
+        let budget = budget.into();
         let state: TrainerState = serde_json::from_slice(checkpoint.require("trainer_state.json")?)
             .map_err(|e| invalid!("trainer_state.json is corrupt: {e}"))?;
         if state.format != FORMAT {

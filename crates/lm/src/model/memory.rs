@@ -162,6 +162,21 @@ impl ModelConfig {
     }
 }
 
+/// What a training run may use: `bytes` in all, and on a GPU `max_buffer` bytes in any one
+/// buffer (`maxStorageBufferBindingSize`: a kernel binds each tensor whole). A plain byte count
+/// is a budget without a buffer limit (the CPU backends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub bytes: u64,
+    pub max_buffer: Option<u64>,
+}
+
+impl From<u64> for Budget {
+    fn from(bytes: u64) -> Self {
+        Self { bytes, max_buffer: None }
+    }
+}
+
 /// Bytes as a person reads them: "512 MB", "1.2 GB".
 pub fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 6] = ["bytes", "KB", "MB", "GB", "TB", "PB"];
@@ -212,6 +227,27 @@ pub fn check_training_fits(
         human_bytes(need.optimizer),
         human_bytes(need.activations),
         human_bytes(budget as u128),
+    ))
+}
+
+/// Refuses a training step whose largest buffer (`largest` bytes at `batch` rows: the logits,
+/// one layer's attention scores, or the largest weight) is over `max_buffer`, saying which batch
+/// would fit.
+pub fn check_training_buffer(largest: u128, batch: usize, max_buffer: u64) -> Result<()> {
+    if largest <= max_buffer as u128 {
+        return Ok(());
+    }
+    let per_row = largest / batch.max(1) as u128;
+    let advice = match (max_buffer as u128).checked_div(per_row).unwrap_or(0) {
+        0 => "even batch 1 does not fit: use a shorter context, a smaller vocabulary or a narrower model"
+            .into(),
+        fits => format!("at most batch {fits} fits"),
+    };
+    Err(invalid!(
+        "a training step of batch {batch} needs a {} buffer (the logits, attention scores or largest \
+         weight), and this GPU binds at most {} in one kernel (maxStorageBufferBindingSize); {advice}",
+        human_bytes(largest),
+        human_bytes(max_buffer as u128),
     ))
 }
 
@@ -298,5 +334,16 @@ mod tests {
         let c = ModelConfig::Gpt2(g);
         assert_eq!(c.training_footprint(usize::MAX, usize::MAX).total(), u128::MAX);
         assert!(check_training_fits(&c, 1, 2, u64::MAX).is_err());
+    }
+
+    #[test]
+    fn a_step_over_the_gpu_buffer_limit_says_which_batch_fits() {
+        assert!(check_training_buffer(1000, 10, 1000).is_ok());
+        let e = check_training_buffer(1000, 10, 250).unwrap_err().to_string();
+        assert!(e.contains("at most batch 2 fits") && e.contains("maxStorageBufferBindingSize"), "{e}");
+        let e = check_training_buffer(1000, 10, 50).unwrap_err().to_string();
+        assert!(e.contains("even batch 1 does not fit"), "{e}");
+        // A plain byte count is a budget without a buffer limit.
+        assert_eq!(Budget::from(7), Budget { bytes: 7, max_buffer: None });
     }
 }

@@ -9,7 +9,7 @@ use super::windows::{DataConfig, Packing};
 use crate::error::{invalid, Error, Result};
 use crate::io::tokenizer::Tokenizer;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
-use crate::model::memory::{check_training_fits, Footprint};
+use crate::model::memory::{check_training_buffer, check_training_fits, Budget, Footprint};
 
 /// The two pretraining objectives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,11 +278,18 @@ impl TrainConfig {
         }
     }
 
-    /// Refuses a run whose model, gradients, AdamW state and activations would not fit in
-    /// `budget` bytes, before anything is allocated, saying what batch or context would.
-    pub fn check_memory(&self, tokenizer: &Tokenizer, budget: u64) -> Result<Footprint> {
+    /// Refuses a run whose model, gradients, AdamW state and activations would not fit in the
+    /// budget's bytes, or whose largest buffer is over its per-buffer limit, before anything is
+    /// allocated, saying what batch or context would.
+    pub fn check_memory(&self, tokenizer: &Tokenizer, budget: impl Into<Budget>) -> Result<Footprint> {
+        let budget = budget.into();
         let context = self.data.inputs_len(self.causal());
-        check_training_fits(&self.model_config(tokenizer), self.batch_size, context, budget)
+        let need =
+            check_training_fits(&self.model_config(tokenizer), self.batch_size, context, budget.bytes)?;
+        if let Some(max_buffer) = budget.max_buffer {
+            check_training_buffer(self.largest_buffer(tokenizer), self.batch_size, max_buffer)?;
+        }
+        Ok(need)
     }
 
     /// Bytes of the largest buffer a training step allocates (see

@@ -20,7 +20,7 @@ use crate::infer::sampling::Sampling;
 use crate::io::hf::load_model;
 use crate::io::tokenizer::Tokenizer;
 use crate::io::weights::Layout;
-use crate::model::memory::Footprint;
+use crate::model::memory::{Budget, Footprint};
 use crate::model::AnyModel;
 use crate::rng::Rng;
 use crate::tensor::read_f32;
@@ -128,7 +128,13 @@ impl Trainer {
 
     /// [`Trainer::new`], refused before allocating when the run needs more than `budget`
     /// bytes ([`TrainConfig::check_memory`]).
-    pub fn new_within(config: TrainConfig, corpus: &Corpus, device: &Device, budget: u64) -> Result<Self> {
+    pub fn new_within(
+        config: TrainConfig,
+        corpus: &Corpus,
+        device: &Device,
+        budget: impl Into<Budget>,
+    ) -> Result<Self> {
+        let budget = budget.into();
         config.validate()?;
         let tokenizer = build_tokenizer(&config.tokenizer, corpus, config.arch == Arch::Bert)?;
         let need = config.check_memory(&tokenizer, budget)?;
@@ -147,8 +153,8 @@ impl Trainer {
 
     /// Limits a step's shards to what `budget` holds beyond the run's `need`: each shard past
     /// the first holds another set of gradients.
-    pub(crate) fn fit_shards_to(&mut self, need: &Footprint, budget: u64) {
-        let spare = (budget as u128).saturating_sub(need.total());
+    pub(crate) fn fit_shards_to(&mut self, need: &Footprint, budget: Budget) {
+        let spare = (budget.bytes as u128).saturating_sub(need.total());
         let extra = spare / need.gradients.max(1);
         self.memory_shards = usize::try_from(extra).unwrap_or(usize::MAX).saturating_add(1);
     }
@@ -172,8 +178,9 @@ impl Trainer {
         tokenizer: Tokenizer,
         corpus: &Corpus,
         device: &Device,
-        budget: u64,
+        budget: impl Into<Budget>,
     ) -> Result<Self> {
+        let budget = budget.into();
         config.validate()?;
         let Some(init) = &config.init_from else {
             return Err(invalid!("a fine-tuning run needs the model it starts from"));
