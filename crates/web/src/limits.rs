@@ -1,6 +1,8 @@
 //! Whether a model fits the device: shared by the worker, which refuses to load what does not
 //! fit, and the device panel, which says so in advance.
 
+use hearth_lm::model::memory::Budget;
+
 use crate::protocol::DeviceInfo;
 use crate::units::human_bytes;
 
@@ -14,26 +16,15 @@ pub const MODEL_FILE_LIMIT: u64 = 1536 << 20;
 /// refused before anything is allocated, with the batch or context that would fit.
 pub const TRAINING_BUDGET: u64 = 3 << 30;
 
-/// Refuses a training step whose largest buffer (`largest` bytes, at `batch` rows: the logits or
-/// the attention scores) is over what this adapter binds in one storage buffer, saying which
-/// batch would fit. The CPU backend has no such limit.
-pub fn check_training_buffer(info: &DeviceInfo, largest: u128, batch: usize) -> Result<(), String> {
-    let limit = info.max_binding.min(info.max_buffer) as u128;
-    if info.backend != "webgpu" || largest <= limit {
-        return Ok(());
+/// What a training run in the tab may use: [`TRAINING_BUDGET`] bytes, and on WebGPU what the
+/// adapter binds in one storage buffer, so a step whose logits or attention scores (or a model
+/// whose embedding) exceed it is refused, with the batch that fits, before anything is
+/// allocated. The CPU backend has no per-buffer limit.
+pub fn training_budget(info: &DeviceInfo) -> Budget {
+    Budget {
+        bytes: TRAINING_BUDGET,
+        max_buffer: (info.backend == "webgpu").then(|| info.max_binding.min(info.max_buffer)),
     }
-    let per_row = largest / batch.max(1) as u128;
-    let fits = limit.checked_div(per_row).unwrap_or(0);
-    let advice = if fits >= 1 {
-        format!("at most batch {fits} fits")
-    } else {
-        "even batch 1 does not fit: use a shorter context or a smaller vocabulary".into()
-    };
-    Err(format!(
-        "a training step needs a {} buffer (the logits or attention scores of batch {batch}), and this adapter binds at most {} (maxStorageBufferBindingSize); {advice}",
-        human_bytes(u64::try_from(largest).unwrap_or(u64::MAX)),
-        human_bytes(u64::try_from(limit).unwrap_or(u64::MAX))
-    ))
 }
 
 /// Refuses a model the device cannot hold, naming the limit it breaks.
@@ -84,14 +75,10 @@ mod tests {
     }
 
     #[test]
-    fn a_training_buffer_over_the_binding_limit_says_which_batch_fits() {
-        let info = gpu(128 << 20);
-        // GPT-2's vocabulary: 64 rows × 128 tokens × 50257 × 4 bytes ≈ 1.6 GB of logits.
-        let largest = 64u128 * 128 * 50257 * 4;
-        let err = check_training_buffer(&info, largest, 64).unwrap_err();
-        assert!(err.contains("at most batch 5 fits"), "{err}");
-        assert!(check_training_buffer(&info, 1 << 20, 1).is_ok());
+    fn a_training_budget_on_webgpu_carries_the_binding_limit() {
+        let budget = training_budget(&gpu(128 << 20));
+        assert_eq!(budget, Budget { bytes: TRAINING_BUDGET, max_buffer: Some(128 << 20) });
         let cpu = DeviceInfo { backend: "cpu".into(), ..DeviceInfo::default() };
-        assert!(check_training_buffer(&cpu, largest, 64).is_ok());
+        assert_eq!(training_budget(&cpu).max_buffer, None);
     }
 }

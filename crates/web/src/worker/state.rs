@@ -5,8 +5,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use burn::tensor::Device;
-
 use hearth_lm::{AnyModel, Tokenizer};
 
 use super::device::{self, Compute};
@@ -48,10 +46,6 @@ pub fn compute(topic: Topic) -> Option<Compute> {
         emit_error(topic, "the compute device is still starting; try again in a moment");
     }
     compute
-}
-
-pub fn device(topic: Topic) -> Option<Device> {
-    compute(topic).map(|c| c.device)
 }
 
 pub fn model(slot: Slot) -> Option<Rc<LoadedModel>> {

@@ -14,7 +14,7 @@ use wasm_bindgen::{JsCast, JsValue};
 
 use super::run::{eval_point, CorpusFile, Run};
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
-use crate::limits::{check_training_buffer, TRAINING_BUDGET};
+use crate::limits::training_budget;
 use crate::protocol::{
     CorpusInfo, Event, LossPoint, RunState, RunSummary, Slot, StartFrom, Topic, TrainAction, TrainArch,
     TrainSettings,
@@ -209,7 +209,8 @@ pub async fn start(settings: TrainSettings) {
     let Some(corpus) = state::corpus() else {
         return emit_error(TOPIC, "load a corpus first (a file, or the sample)");
     };
-    let Some(device) = state::device(TOPIC) else { return };
+    let Some(compute) = state::compute(TOPIC) else { return };
+    let (device, budget) = (compute.device.clone(), training_budget(&compute.info));
     emit(&Event::Progress {
         topic: TOPIC,
         label: "tokenizing the corpus and building the model".into(),
@@ -233,12 +234,12 @@ pub async fn start(settings: TrainSettings) {
                 source.tokenizer,
                 &corpus.corpus,
                 &device,
-                TRAINING_BUDGET,
+                budget,
             )
             .map_err(|e| e.to_string())
         } else {
             let config = train_config(&settings, None)?;
-            Trainer::new_within(config, &corpus.corpus, &device, TRAINING_BUDGET).map_err(|e| e.to_string())
+            Trainer::new_within(config, &corpus.corpus, &device, budget).map_err(|e| e.to_string())
         }
     }
     .await;
@@ -246,13 +247,6 @@ pub async fn start(settings: TrainSettings) {
         Ok(t) => t,
         Err(e) => return emit_error(TOPIC, e),
     };
-    // Before the first step allocates its activations: each must fit one GPU buffer.
-    if let Some(compute) = state::compute(TOPIC) {
-        let largest = trainer.config().largest_buffer(trainer.tokenizer());
-        if let Err(e) = check_training_buffer(&compute.info, largest, trainer.config().batch_size) {
-            return emit_error(TOPIC, e);
-        }
-    }
     let stats = trainer.stats();
     emit(&Event::Notice {
         topic: TOPIC,
@@ -537,9 +531,14 @@ pub async fn restore_saved() {
         let bytes = storage::get(&meta.corpus()).await?.ok_or("the saved run's corpus is missing")?;
         let file = CorpusFile::stored(meta.corpus_name.clone(), bytes, meta.corpus_jsonl)?;
         let checkpoint = read_checkpoint(&meta).await?;
-        let device = state::device(TOPIC).ok_or("no device")?;
-        let trainer = Trainer::resume_within(&checkpoint, &file.corpus, &device, TRAINING_BUDGET)
-            .map_err(|e| e.to_string())?;
+        let compute = state::compute(TOPIC).ok_or("no device")?;
+        let trainer = Trainer::resume_within(
+            &checkpoint,
+            &file.corpus,
+            &compute.device,
+            training_budget(&compute.info),
+        )
+        .map_err(|e| e.to_string())?;
         let file = Rc::new(file);
         emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
         state::set_corpus(file.clone());
