@@ -430,8 +430,15 @@ await test('pretraining 30 steps on the sample: the step counter advances and th
   // Two evaluations (each with a sample and a checkpoint): SwiftShader runs a step in seconds.
   await tid('train-eval-every').fill('15');
   await tid('train-eval-every').blur();
+  assert((await tid('train-device').inputValue()) === 'auto', 'the backend is chosen automatically by default');
   const start = Date.now();
   await tid('train-start').click();
+  // SwiftShader is a software adapter: the first run times a step on it and on the CPU backend
+  // and trains on the faster, saying so with both times.
+  await waitFor('the backend choice', async () =>
+    /^Training on (WebGPU|the CPU backend): a step took [0-9.]+ s .* and [0-9.]+ s /.test(await text('pretrain-notice')), 300_000);
+  measured.train_device_choice = await text('pretrain-notice');
+  const chosen = measured.train_device_choice.startsWith('Training on WebGPU') ? 'webgpu' : 'cpu';
   const steps = new Set();
   let first = null;
   await waitFor('step 30 and a validation loss', async () => {
@@ -451,6 +458,7 @@ await test('pretraining 30 steps on the sample: the step counter advances and th
   measured.train_first_loss = first;
   measured.train_last_loss = last;
   measured.val_loss = Number(await text('val-loss'));
+  assert((await tid('train-device').inputValue()) === chosen, 'the form shows the backend the run trains on');
   assert((await page.locator('[data-testid=train-samples] li').count()) >= 1, 'samples are shown');
   await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain.png') });
   // The probe recorded attention and the logit lens at both evaluations.
@@ -612,9 +620,12 @@ await test('fine-tuning the GPT-2 loaded from a URL starts at its loss and lower
     await tid(id).fill(value);
     await tid(id).blur();
   }
+  // Pinned to WebGPU whatever the first run chose: this is the test of training on WebGPU.
+  await tid('train-device').selectOption('webgpu');
   const start = Date.now();
   await tid('train-start').click();
   await tid('train-replace-yes').click();
+  await waitFor('WebGPU named', async () => (await text('pretrain-notice')).startsWith('Training on WebGPU.'), 120_000);
   await waitFor('step 2, saved', async () =>
     (await text('train-step')) === '2' && (await text('train-saved')).includes('step 2'), 300_000);
   measured.finetune_2_steps_seconds = (Date.now() - start) / 1000;

@@ -10,10 +10,13 @@ pub fn is_software(fallback: bool, names: &[&str]) -> bool {
     fallback || names.iter().any(|n| SOFTWARE.iter().any(|s| n.to_lowercase().contains(s)))
 }
 
+/// How the Device panel's "Type" line of a software adapter starts (the worker reads it back).
+pub const SOFTWARE_LABEL: &str = "software";
+
 /// The Device panel's "Type" line.
 pub fn kind_label(fallback: bool, names: &[&str]) -> String {
     if is_software(fallback, names) {
-        "software (a CPU emulating a GPU: correct, but slow)".into()
+        format!("{SOFTWARE_LABEL} (a CPU emulating a GPU: correct, but slow)")
     } else {
         "hardware".into()
     }

@@ -231,6 +231,45 @@ impl std::str::FromStr for StartFrom {
     }
 }
 
+/// Which backend a run trains on. `Auto` keeps a hardware GPU, and on a software adapter (a CPU
+/// emulating a GPU) times a step there and on the CPU backend the first time the page trains,
+/// then uses the faster for the page's runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TrainDevice {
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+impl TrainDevice {
+    pub const ALL: [TrainDevice; 3] = [TrainDevice::Auto, TrainDevice::Webgpu, TrainDevice::Cpu];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainDevice::Auto => "auto",
+            TrainDevice::Webgpu => "webgpu",
+            TrainDevice::Cpu => "cpu",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TrainDevice::Auto => "automatic (on a software adapter, the faster of it and the CPU)",
+            TrainDevice::Webgpu => "WebGPU",
+            TrainDevice::Cpu => "the CPU backend",
+        }
+    }
+}
+
+impl std::str::FromStr for TrainDevice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TrainDevice::ALL.into_iter().find(|d| d.as_str() == s).ok_or_else(|| format!("unknown device `{s}`"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +297,10 @@ mod tests {
         for p in StartFrom::ALL {
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.as_str()));
             assert_eq!(p.as_str().parse::<StartFrom>().unwrap(), p);
+        }
+        for d in TrainDevice::ALL {
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{}\"", d.as_str()));
+            assert_eq!(d.as_str().parse::<TrainDevice>().unwrap(), d);
         }
         assert_eq!(thousands(1024), "1,024");
     }

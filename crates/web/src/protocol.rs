@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::choices::{SizePreset, StartFrom, TrainArch, TrainTokenizer};
+pub use crate::choices::{SizePreset, StartFrom, TrainArch, TrainDevice, TrainTokenizer};
 pub use hearth_lm::train::{Packing, Probe};
 
 /// Which panel a model is loaded for.
@@ -77,6 +77,9 @@ pub struct TrainSettings {
     /// The sentence the training probe watches; empty = the start of the validation split.
     #[serde(default)]
     pub probe: String,
+    /// Which backend trains (runs saved before the choice existed: automatic).
+    #[serde(default)]
+    pub device: TrainDevice,
 }
 
 /// Settings most runs leave alone; `None` = the recipe's default.
@@ -116,6 +119,7 @@ impl Default for TrainSettings {
             text_field: default_text_field(),
             advanced: Advanced::default(),
             probe: String::new(),
+            device: TrainDevice::Auto,
         }
     }
 }

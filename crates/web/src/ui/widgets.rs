@@ -32,7 +32,7 @@ pub fn Status(topic: Topic, testid: &'static str) -> impl IntoView {
                         }
                     })
             }}
-            {move || t.notice.get().map(|n| view! { <p class="notice">{n}</p> })}
+            {move || t.notice.get().map(|n| view! { <p class="notice" data-testid=format!("{testid}-notice")>{n}</p> })}
             {move || t.error.get().map(|e| view! { <p class="error" data-testid=format!("{testid}-error") role="alert">{e}</p> })}
         </div>
     }

@@ -11,6 +11,7 @@ mod run;
 mod state;
 mod storage;
 mod stored;
+mod train_device;
 mod training;
 
 use js_sys::{Array, Uint8Array};

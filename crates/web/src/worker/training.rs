@@ -3,8 +3,10 @@
 
 use std::rc::Rc;
 
+use burn::tensor::Device;
 use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::io::hf::export_model;
+use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{corpus_of_files, Corpus};
 use hearth_lm::train::{size_preset, Arch, TrainConfig, Trainer};
 use hearth_lm::{HfFiles, ModelConfig, Tokenizer};
@@ -13,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::run::{eval_point, CorpusFile, Run};
+use super::train_device;
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
-use crate::limits::training_budget;
 use crate::protocol::{
     CorpusInfo, Event, LossPoint, RunState, RunSummary, Slot, StartFrom, Topic, TrainAction, TrainArch,
     TrainSettings,
@@ -200,6 +202,37 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
     Ok(c)
 }
 
+/// A new run's trainer on `device`: random weights, or the pretrained model the settings name
+/// (whose architecture the settings then take).
+pub(super) async fn build(
+    settings: &mut TrainSettings,
+    corpus: &Corpus,
+    device: &Device,
+    budget: Budget,
+) -> Result<Trainer, String> {
+    if settings.start_from.pretrained() {
+        let source = source(settings.start_from).await?;
+        let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
+        settings.arch = match model {
+            ModelConfig::Gpt2(_) => TrainArch::Gpt2,
+            ModelConfig::Bert(_) => TrainArch::Bert,
+        };
+        let config = train_config(settings, Some((model, source.name)))?;
+        Trainer::fine_tune_within(
+            config,
+            &source.files.model_safetensors,
+            source.tokenizer,
+            corpus,
+            device,
+            budget,
+        )
+        .map_err(|e| e.to_string())
+    } else {
+        let config = train_config(settings, None)?;
+        Trainer::new_within(config, corpus, device, budget).map_err(|e| e.to_string())
+    }
+}
+
 pub async fn start(settings: TrainSettings) {
     if let Some(run) = state::run() {
         if matches!(run.state.get(), RunState::Running | RunState::Preparing) {
@@ -210,7 +243,12 @@ pub async fn start(settings: TrainSettings) {
         return emit_error(TOPIC, "load a corpus first (a file, or the sample)");
     };
     let Some(compute) = state::compute(TOPIC) else { return };
-    let (device, budget) = (compute.device.clone(), training_budget(&compute.info));
+    let mut settings = settings;
+    // Where it trains: WebGPU, the CPU backend, or (on a software adapter) the faster of the two.
+    let trains_on = match train_device::resolve(&compute, &mut settings, &corpus.corpus).await {
+        Ok(choice) => choice,
+        Err(e) => return emit_error(TOPIC, e),
+    };
     emit(&Event::Progress {
         topic: TOPIC,
         label: "tokenizing the corpus and building the model".into(),
@@ -218,32 +256,7 @@ pub async fn start(settings: TrainSettings) {
         total: 0,
     });
     yield_now().await;
-    let mut settings = settings;
-    let built = async {
-        if settings.start_from.pretrained() {
-            let source = source(settings.start_from).await?;
-            let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
-            settings.arch = match model {
-                ModelConfig::Gpt2(_) => TrainArch::Gpt2,
-                ModelConfig::Bert(_) => TrainArch::Bert,
-            };
-            let config = train_config(&settings, Some((model, source.name)))?;
-            Trainer::fine_tune_within(
-                config,
-                &source.files.model_safetensors,
-                source.tokenizer,
-                &corpus.corpus,
-                &device,
-                budget,
-            )
-            .map_err(|e| e.to_string())
-        } else {
-            let config = train_config(&settings, None)?;
-            Trainer::new_within(config, &corpus.corpus, &device, budget).map_err(|e| e.to_string())
-        }
-    }
-    .await;
-    let mut trainer = match built {
+    let mut trainer = match build(&mut settings, &corpus.corpus, &trains_on.device, trains_on.budget).await {
         Ok(t) => t,
         Err(e) => return emit_error(TOPIC, e),
     };
@@ -251,7 +264,8 @@ pub async fn start(settings: TrainSettings) {
     emit(&Event::Notice {
         topic: TOPIC,
         message: format!(
-            "{} document{}, {} tokens (vocabulary {}): {} train / {} validation; {} rows of {} tokens ({}), {} tokens in no row",
+            "{} {} document{}, {} tokens (vocabulary {}): {} train / {} validation; {} rows of {} tokens ({}), {} tokens in no row",
+            trains_on.note,
             stats.documents,
             if stats.documents == 1 { "" } else { "s" },
             stats.tokens,
@@ -532,13 +546,10 @@ pub async fn restore_saved() {
         let file = CorpusFile::stored(meta.corpus_name.clone(), bytes, meta.corpus_jsonl)?;
         let checkpoint = read_checkpoint(&meta).await?;
         let compute = state::compute(TOPIC).ok_or("no device")?;
-        let trainer = Trainer::resume_within(
-            &checkpoint,
-            &file.corpus,
-            &compute.device,
-            training_budget(&compute.info),
-        )
-        .map_err(|e| e.to_string())?;
+        // On the backend the run was training on (its settings keep what "automatic" chose).
+        let trains_on = train_device::saved(&compute, meta.settings.device);
+        let trainer = Trainer::resume_within(&checkpoint, &file.corpus, &trains_on.device, trains_on.budget)
+            .map_err(|e| e.to_string())?;
         let file = Rc::new(file);
         emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
         state::set_corpus(file.clone());

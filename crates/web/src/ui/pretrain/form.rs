@@ -6,7 +6,9 @@ use hearth_lm::train::size_preset;
 use hearth_lm::{BertConfig, Gpt2Config, ModelConfig};
 use leptos::prelude::*;
 
-use crate::protocol::{ModelInfo, Packing, SizePreset, StartFrom, TrainArch, TrainSettings, TrainTokenizer};
+use crate::protocol::{
+    ModelInfo, Packing, SizePreset, StartFrom, TrainArch, TrainDevice, TrainSettings, TrainTokenizer,
+};
 use crate::ui::state::AppState;
 use crate::units::{human_bytes, human_count};
 
@@ -230,6 +232,10 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
             <Field label="Learning rate" testid="train-lr" value=text_of(|s| s.lr.to_string()) set=numeric("lr") />
             <Field label="Evaluate every (0 = auto)" testid="train-eval-every" value=text_of(|s| s.eval_every.to_string()) set=numeric("eval") />
             <Field label="Seed" testid="train-seed" value=text_of(|s| s.seed.to_string()) set=numeric("seed") />
+            <Choice label="Train on" testid="train-device"
+                options=options(&TrainDevice::ALL, |d| d.as_str().into(), |d| d.label().into())
+                value=text_of(|s| s.device.as_str().into())
+                set=choose(|s, v| v.parse().map(|d| s.device = d).is_ok()) />
             <Field label="Probe sentence (blank = start of the validation split)" testid="train-probe"
                 value=text_of(|s| s.probe.clone())
                 set=Callback::new(move |v: String| settings.update(|s| s.probe = v)) />
