@@ -93,8 +93,11 @@ async fn measure(
     // A run that cannot start on the CPU backend cannot start at all: its error is the answer.
     let cpu = step_seconds(settings, corpus, &on_cpu(String::new())).await?;
     let gpu = step_seconds(settings, corpus, &on_gpu(compute, String::new())).await;
-    let adapter =
-        if compute.info.adapter.is_empty() { "the software adapter" } else { &compute.info.adapter };
+    // Chromium's SwiftShader often names itself only by its architecture.
+    let adapter = [&compute.info.adapter, &compute.info.architecture]
+        .into_iter()
+        .find(|name| !name.is_empty() && name.as_str() != "(unnamed)")
+        .map_or("the software adapter", |name| name.as_str());
     let (choice, note) = match gpu {
         Ok(gpu) if gpu < cpu => (
             TrainDevice::Webgpu,
