@@ -15,9 +15,9 @@ pub enum Backend {
     Wgpu,
 }
 
-/// What the process's GPU is, when it runs on one: what a command checks its buffers against
-/// and what `bench` reports. Set once, when the device starts (Burn's wgpu runtime is global to
-/// the process too).
+/// What the process's GPU is, when it runs on one: what commands check models and training
+/// steps against, and what the start-up line names. Set once, when the device starts (Burn's
+/// wgpu runtime is global to the process too).
 #[derive(Debug, Clone)]
 pub struct Gpu {
     /// The adapter's name and graphics API, e.g. "llvmpipe (LLVM 15.0.7, 256 bits) (Vulkan)".

@@ -131,7 +131,6 @@ pub async fn choose(sampling: &Sampling, logits: Tensor<2>, rng: &mut Rng) -> Re
     }
 }
 
-/// Index of the largest logit; the first one on ties. NaN never wins.
 /// The `k` candidates of a device top-k row (`k` values, then `k` ids), if they are a ranking:
 /// distinct ids inside the vocabulary, values not increasing. `None` when the kernel's output
 /// is not one (a broken kernel on some adapter).
@@ -154,6 +153,7 @@ fn ranked_from_device(row: &[f32], k: usize, vocab: usize) -> Option<Vec<(u32, f
     Some(ranked)
 }
 
+/// Index of the largest logit; the first one on ties. NaN never wins.
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &l) in logits.iter().enumerate() {

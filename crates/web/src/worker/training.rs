@@ -1,6 +1,7 @@
 //! Pretraining in the browser: the run's loop, its controls, automatic checkpoints in browser
 //! storage (so a reload resumes), and the Hugging Face zip download.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
@@ -233,12 +234,30 @@ pub(super) async fn build(
     }
 }
 
+thread_local! {
+    /// A run is being set up (choosing its backend can take seconds of timed steps).
+    static STARTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Clears [`STARTING`] however `start` returns.
+struct Starting;
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.with(|s| s.set(false));
+    }
+}
+
 pub async fn start(settings: TrainSettings) {
     if let Some(run) = state::run() {
         if matches!(run.state.get(), RunState::Running | RunState::Preparing) {
             return emit_error(TOPIC, "a run is in progress: pause or stop it before starting another");
         }
     }
+    if STARTING.with(|s| s.replace(true)) {
+        return emit_error(TOPIC, "a run is already starting");
+    }
+    let _starting = Starting;
     let Some(corpus) = state::corpus() else {
         return emit_error(TOPIC, "load a corpus first (a file, or the sample)");
     };
