@@ -33,7 +33,7 @@ setup_pid=$!
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "native build + tests, linted by clippy -D warnings (parity on the ndarray and flex backends)"
+step "native build + tests, linted by clippy -D warnings (parity on the ndarray and flex backends, and wgpu on Vulkan)"
 clippy cargo test --workspace --all-targets
 
 step "waiting for setup"

@@ -230,23 +230,36 @@ pub fn check_training_fits(
     ))
 }
 
-/// Refuses a training step whose largest buffer (`largest` bytes at `batch` rows: the logits,
-/// one layer's attention scores, or the largest weight) is over `max_buffer`, saying which batch
-/// would fit.
-pub fn check_training_buffer(largest: u128, batch: usize, max_buffer: u64) -> Result<()> {
-    if largest <= max_buffer as u128 {
+/// Refuses a training step of `batch` × `context` whose largest buffer (the logits, one layer's
+/// attention scores, or the largest weight: [`ModelConfig::largest_training_buffer`]) is over
+/// `max_buffer`, saying what would fit: a smaller batch, or, when a weight alone is over the
+/// limit or even batch 1 is, a smaller model or a shorter context.
+pub fn check_training_buffer(
+    config: &ModelConfig,
+    batch: usize,
+    context: usize,
+    max_buffer: u64,
+) -> Result<()> {
+    let fits = |b: usize| config.largest_training_buffer(b, context) <= max_buffer as u128;
+    if fits(batch) {
         return Ok(());
     }
-    let per_row = largest / batch.max(1) as u128;
-    let advice = match (max_buffer as u128).checked_div(per_row).unwrap_or(0) {
-        0 => "even batch 1 does not fit: use a shorter context, a smaller vocabulary or a narrower model"
-            .into(),
-        fits => format!("at most batch {fits} fits"),
+    // At batch 0 only the weights are left.
+    let weights = config.largest_training_buffer(0, context);
+    let advice = if weights > max_buffer as u128 {
+        format!(
+            "the largest weight alone needs {}, at any batch: choose a smaller model or vocabulary",
+            human_bytes(weights)
+        )
+    } else if let Some(b) = largest(batch, fits) {
+        format!("at most batch {b} fits")
+    } else {
+        "even batch 1 does not fit: use a shorter context or a smaller vocabulary".into()
     };
     Err(invalid!(
         "a training step of batch {batch} needs a {} buffer (the logits, attention scores or largest \
          weight), and this GPU binds at most {} in one kernel (maxStorageBufferBindingSize); {advice}",
-        human_bytes(largest),
+        human_bytes(config.largest_training_buffer(batch, context)),
         human_bytes(max_buffer as u128),
     ))
 }
@@ -337,12 +350,19 @@ mod tests {
     }
 
     #[test]
-    fn a_step_over_the_gpu_buffer_limit_says_which_batch_fits() {
-        assert!(check_training_buffer(1000, 10, 1000).is_ok());
-        let e = check_training_buffer(1000, 10, 250).unwrap_err().to_string();
-        assert!(e.contains("at most batch 2 fits") && e.contains("maxStorageBufferBindingSize"), "{e}");
-        let e = check_training_buffer(1000, 10, 50).unwrap_err().to_string();
+    fn a_step_over_the_gpu_buffer_limit_says_what_fits() {
+        let limit = 128 << 20; // lavapipe's maxStorageBufferBindingSize
+                               // GPT-2's vocabulary on a narrow model: 64 × 50,257 × 4 bytes of logits per row.
+        let narrow = ModelConfig::Gpt2(Gpt2Config::new(50257, 64, 8, 1, 1));
+        assert!(check_training_buffer(&narrow, 10, 64, limit).is_ok());
+        let e = check_training_buffer(&narrow, 4096, 64, limit).unwrap_err().to_string();
+        assert!(e.contains("at most batch 10 fits") && e.contains("maxStorageBufferBindingSize"), "{e}");
+        let e = check_training_buffer(&narrow, 4, 64, 2 << 20).unwrap_err().to_string();
         assert!(e.contains("even batch 1 does not fit"), "{e}");
+        // GPT-2 124M: its 154 MB embedding is over the limit whatever the batch.
+        let gpt2 = ModelConfig::Gpt2(Gpt2Config::preset("gpt2").unwrap());
+        let e = check_training_buffer(&gpt2, 2, 128, limit).unwrap_err().to_string();
+        assert!(e.contains("the largest weight alone needs 154 MB") && !e.contains("at most batch"), "{e}");
         // A plain byte count is a budget without a buffer limit.
         assert_eq!(Budget::from(7), Budget { bytes: 7, max_buffer: None });
     }

@@ -287,7 +287,12 @@ impl TrainConfig {
         let need =
             check_training_fits(&self.model_config(tokenizer), self.batch_size, context, budget.bytes)?;
         if let Some(max_buffer) = budget.max_buffer {
-            check_training_buffer(self.largest_buffer(tokenizer), self.batch_size, max_buffer)?;
+            check_training_buffer(
+                &self.model_config(tokenizer),
+                self.batch_size,
+                self.data.context,
+                max_buffer,
+            )?;
         }
         Ok(need)
     }
