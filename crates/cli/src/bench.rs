@@ -10,7 +10,6 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::{embeddings, inside, surprisal};
-use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
 use hearth_lm::{BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
@@ -129,8 +128,8 @@ fn train_rate(
     let mut config = config;
     config.steps = steps + 2;
     config.eval_every = usize::MAX;
-    let budget = Budget { bytes: u64::MAX, max_buffer: crate::device::gpu().map(|gpu| gpu.max_binding) };
-    let trainer = Trainer::new_within(config, corpus, device, budget).map_err(|e| e.to_string())?;
+    let trainer = Trainer::new_within(config, corpus, device, crate::device::budget(u64::MAX))
+        .map_err(|e| e.to_string())?;
     timed_steps(trainer, args, steps)
 }
 

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
-use hearth_lm::model::memory::human_bytes;
+use hearth_lm::model::memory::{human_bytes, Budget};
 use hearth_lm::ModelConfig;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -71,7 +71,8 @@ fn start_wgpu() -> Result<Device, String> {
     let limits = setup.device.limits();
     let gpu = Gpu {
         adapter: format!("{} ({:?})", info.name, info.backend),
-        software: info.device_type == wgpu::DeviceType::Cpu || is_software_name(&info.name),
+        software: info.device_type == wgpu::DeviceType::Cpu
+            || hearth_lm::tensor::is_software_adapter(&[&info.name]),
         max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
     };
     // On stderr: stdout stays the command's own output (one JSON object with --json).
@@ -85,14 +86,6 @@ fn start_wgpu() -> Result<Device, String> {
     }
     let _ = GPU.set(gpu);
     Ok(device)
-}
-
-/// Software Vulkan/D3D implementations name themselves; not every one reports a CPU device type.
-fn is_software_name(name: &str) -> bool {
-    let name = name.to_lowercase();
-    ["llvmpipe", "lavapipe", "swiftshader", "softpipe", "microsoft basic render"]
-        .iter()
-        .any(|s| name.contains(s))
 }
 
 /// A shader that fails validation can hand back stale memory without an error: check one
@@ -111,6 +104,11 @@ fn smoke_test(device: &Device) -> Result<(), String> {
     }
 }
 
+/// A training run's memory budget of `bytes`, with the GPU's per-buffer limit when there is one.
+pub fn budget(bytes: u64) -> Budget {
+    Budget { bytes, max_buffer: gpu().map(|gpu| gpu.max_binding) }
+}
+
 /// Refuses a model whose largest tensor (the token embedding, for any real vocabulary) the GPU
 /// cannot bind in one kernel. The CPU backends have no such limit.
 pub fn check_model(config: &ModelConfig) -> Result<(), String> {
@@ -123,17 +121,5 @@ pub fn check_model(config: &ModelConfig) -> Result<(), String> {
             human_bytes(u128::from(gpu.max_binding)),
         )),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn software_adapters_are_recognised_by_name() {
-        assert!(is_software_name("llvmpipe (LLVM 15.0.7, 256 bits)"));
-        assert!(is_software_name("SwiftShader Device (Subzero)"));
-        assert!(!is_software_name("NVIDIA H200"));
     }
 }

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 use clap::Args;
-use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{corpus_of_files, size_preset, Arch, EvalReport, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, Decay, Packing, TokenizerChoice};
 use hearth_lm::ModelConfig;
@@ -396,10 +395,7 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
 pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     check_out(&args)?;
     // On a GPU every tensor of a step must also fit one buffer a kernel can bind.
-    let budget = Budget {
-        bytes: crate::memory::budget(args.max_memory.as_deref())?,
-        max_buffer: crate::device::gpu().map(|gpu| gpu.max_binding),
-    };
+    let budget = crate::device::budget(crate::memory::budget(args.max_memory.as_deref())?);
     let corpus = read_corpora(&args.corpus, args.text_field.as_deref())?;
     let mut trainer = match &args.resume {
         Some(dir) => {

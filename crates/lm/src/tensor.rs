@@ -15,6 +15,17 @@ pub fn is_cpu(device: &Device) -> bool {
     name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
 }
 
+/// Names software implementations of WebGPU/Vulkan/D3D (a CPU emulating a GPU) report somewhere
+/// in their adapter info; not every one says so by a flag or device type.
+const SOFTWARE_ADAPTERS: [&str; 5] =
+    ["swiftshader", "llvmpipe", "lavapipe", "softpipe", "microsoft basic render"];
+
+/// Whether any of an adapter's names (vendor, architecture, description, device) is a software
+/// implementation's: shared by the worker's WebGPU adapter and the CLI's wgpu one.
+pub fn is_software_adapter(names: &[&str]) -> bool {
+    names.iter().any(|n| SOFTWARE_ADAPTERS.iter().any(|s| n.to_lowercase().contains(s)))
+}
+
 /// Reads a float tensor back to the host.
 pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
     let data = t.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
@@ -80,4 +91,16 @@ pub fn top_k_rows(logits: Tensor<2>, k: usize) -> Tensor<2> {
 pub fn top_k_pairs(row: &[f32]) -> Vec<(u32, f64)> {
     let k = row.len() / 2;
     (0..k).map(|i| (row[k + i] as u32, row[i] as f64)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn software_adapters_are_recognised_by_name() {
+        assert!(is_software_adapter(&["mesa", "llvmpipe (LLVM 15.0.7, 256 bits)"]));
+        assert!(is_software_adapter(&["SwiftShader Device (Subzero)"]));
+        assert!(!is_software_adapter(&["nvidia", "NVIDIA H200"]));
+    }
 }

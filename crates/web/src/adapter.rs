@@ -2,21 +2,15 @@
 //! software rasterizer (Chromium's SwiftShader reports itself only by its architecture), so the
 //! names are read too. Pure, so it is tested natively.
 
-/// Names software implementations of WebGPU/Vulkan/D3D report somewhere in their adapter info.
-const SOFTWARE: [&str; 5] = ["swiftshader", "llvmpipe", "lavapipe", "softpipe", "microsoft basic render"];
-
 /// Whether the adapter is a CPU emulating a GPU.
 pub fn is_software(fallback: bool, names: &[&str]) -> bool {
-    fallback || names.iter().any(|n| SOFTWARE.iter().any(|s| n.to_lowercase().contains(s)))
+    fallback || hearth_lm::tensor::is_software_adapter(names)
 }
-
-/// How the Device panel's "Type" line of a software adapter starts (the worker reads it back).
-pub const SOFTWARE_LABEL: &str = "software";
 
 /// The Device panel's "Type" line.
 pub fn kind_label(fallback: bool, names: &[&str]) -> String {
     if is_software(fallback, names) {
-        format!("{SOFTWARE_LABEL} (a CPU emulating a GPU: correct, but slow)")
+        "software (a CPU emulating a GPU: correct, but slow)".into()
     } else {
         "hardware".into()
     }

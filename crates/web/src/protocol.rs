@@ -345,6 +345,9 @@ pub struct DeviceInfo {
     pub vendor: String,
     pub architecture: String,
     pub device_type: String,
+    /// A software adapter (a CPU emulating a GPU), as `device_type` says in words.
+    #[serde(default)]
+    pub software: bool,
     /// Largest single storage binding, bytes.
     pub max_binding: u64,
     /// Largest buffer, bytes.

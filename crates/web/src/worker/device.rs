@@ -153,7 +153,9 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
     let (vendor, architecture) = (text(&details, "vendor"), text(&details, "architecture"));
     let fallback = get(&adapter, "isFallbackAdapter").as_bool() == Some(true)
         || get(&details, "isFallbackAdapter").as_bool() == Some(true);
-    let device_type = crate::adapter::kind_label(fallback, &[&vendor, &architecture, &description, &device]);
+    let names = [vendor.as_str(), architecture.as_str(), description.as_str(), device.as_str()];
+    let (device_type, software) =
+        (crate::adapter::kind_label(fallback, &names), crate::adapter::is_software(fallback, &names));
     Ok(DeviceInfo {
         backend: "webgpu".into(),
         adapter: [description, device]
@@ -163,6 +165,7 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
         vendor,
         architecture,
         device_type,
+        software,
         max_binding: limit("maxStorageBufferBindingSize"),
         max_buffer: limit("maxBufferSize"),
         limits,

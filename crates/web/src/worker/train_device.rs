@@ -11,7 +11,6 @@ use hearth_lm::train::Corpus;
 
 use super::device::{cpu_device, Compute};
 use super::{emit, now_ms, yield_now};
-use crate::adapter::SOFTWARE_LABEL;
 use crate::limits::{training_budget, TRAINING_BUDGET};
 use crate::protocol::{Event, Topic, TrainDevice, TrainSettings};
 
@@ -41,7 +40,7 @@ fn on_gpu(compute: &Compute, note: String) -> TrainsOn {
 /// worker's device, as then).
 pub fn saved(compute: &Compute, device: TrainDevice) -> TrainsOn {
     match device {
-        TrainDevice::Cpu => on_cpu("Training on the CPU backend.".into()),
+        TrainDevice::Cpu => on_cpu(String::new()),
         TrainDevice::Auto | TrainDevice::Webgpu => on_gpu(compute, String::new()),
     }
 }
@@ -57,7 +56,6 @@ pub async fn resolve(
         settings.device = TrainDevice::Cpu;
         return Ok(on_cpu("Training on the CPU backend (no WebGPU).".into()));
     }
-    let software = compute.info.device_type.starts_with(SOFTWARE_LABEL);
     let wanted = match settings.device {
         TrainDevice::Auto => MEASURED.with(Cell::get).unwrap_or(TrainDevice::Auto),
         chosen => chosen,
@@ -65,7 +63,9 @@ pub async fn resolve(
     let (choice, note) = match wanted {
         TrainDevice::Cpu => (TrainDevice::Cpu, "Training on the CPU backend.".to_string()),
         TrainDevice::Webgpu => (TrainDevice::Webgpu, "Training on WebGPU.".to_string()),
-        TrainDevice::Auto if !software => (TrainDevice::Webgpu, "Training on WebGPU.".to_string()),
+        TrainDevice::Auto if !compute.info.software => {
+            (TrainDevice::Webgpu, "Training on WebGPU.".to_string())
+        }
         TrainDevice::Auto => measure(compute, settings, corpus).await?,
     };
     settings.device = choice;
