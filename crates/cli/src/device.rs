@@ -81,6 +81,14 @@ fn start_wgpu() -> Result<Device, String> {
             "device: {} — a software adapter (a CPU emulating a GPU): correct, but slower than --device flex",
             gpu.adapter
         );
+    } else if cfg!(feature = "gpu-autotune") {
+        // Without this a first run looks hung: on an H200 the first `bench --train` spent over a
+        // minute timing candidate kernels. The choices are cached (`target/environment` inside a
+        // Cargo workspace, else ~/.cache/cubecl), so later runs start at once.
+        eprintln!(
+            "device: {} — kernels are tuned for it the first time each shape is met (cached for later runs)",
+            gpu.adapter
+        );
     } else {
         eprintln!("device: {}", gpu.adapter);
     }
