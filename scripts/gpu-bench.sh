@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The browser's WebGPU kernels on a real GPU, natively (`--device wgpu`), for each hearth binary
-# given — e.g. a plain release build and one built with `--features gpu-fusion` (Burn's fusion
-# and autotune), to decide which is faster on which adapter. For each binary, in this order (so
-# that a run cut short still says the most):
+# given — e.g. the default release build (Burn's fusion and autotune) and one built with
+# `--no-default-features` (the plain kernels the browser's worker runs), to decide which is faster
+# on which adapter. For each binary, in this order (so that a run cut short still says the most):
 #   1. parity: greedy ids of the GPT-2 fixture against transformers', and 6 fine-tuning steps'
 #      losses against the CPU backend's (what crates/cli/tests/gpu.rs checks on lavapipe);
-#   2. `hearth bench --train` (baby GPT, GPT-2 124M) and `hearth bench` (generation, fill-mask);
-#   3. dispatches per training step (scripts/dispatches.sh).
+#   2. `hearth bench --train` (baby GPT, GPT-2 124M) and `hearth bench` (generation, fill-mask) —
+#      an autotuning build's first run on a GPU tunes every shape it meets (over a minute on an
+#      H200; cached after), so the timeouts are generous and a second run is the one to quote;
+#   3. dispatches per training step (scripts/dispatches.sh; builds without autotune only).
 # Usage: scripts/gpu-bench.sh BIN [BIN...]. Never part of CI, which has no GPU.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
