@@ -24,7 +24,7 @@ for l in sys.stdin:
     if e.get("event") == "eval": print("  step", e["step"], "train", e["train_loss"], "val", e["val_loss"])'
 }
 finetune() { # DEVICE BIN
-  "$2" --device "$1" train --corpus "$work/corpus.txt" --init-from "$case_dir" --dropout 0 \
+  timeout 90 "$2" --device "$1" train --corpus "$work/corpus.txt" --init-from "$case_dir" --dropout 0 \
     --context 32 --batch-size 4 --steps 6 --lr 1e-3 --eval-every 2 --eval-batches 2 \
     --sample-tokens 4 --out "$work/ft-$1-$RANDOM" --json
 }
@@ -37,7 +37,7 @@ for bin in "$@"; do
   timeout 60 "$bin" --device wgpu generate --model "$case_dir" --prompt "Swimming at the beach is" \
     --max-new-tokens 20 --json | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["new_ids"])'
   echo "== $name: fine-tuning on the GPU"
-  timeout 90 bash -c "$(declare -f finetune); work=$work case_dir=$case_dir finetune wgpu $bin" | summary
+  finetune wgpu "$bin" | summary
 done
 for bin in "$@"; do
   echo "== $(basename "$bin"): bench --train"

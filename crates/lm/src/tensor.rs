@@ -23,7 +23,10 @@ const SOFTWARE_ADAPTERS: [&str; 5] =
 /// Whether any of an adapter's names (vendor, architecture, description, device) is a software
 /// implementation's: shared by the worker's WebGPU adapter and the CLI's wgpu one.
 pub fn is_software_adapter(names: &[&str]) -> bool {
-    names.iter().any(|n| SOFTWARE_ADAPTERS.iter().any(|s| n.to_lowercase().contains(s)))
+    names.iter().any(|n| {
+        let n = n.to_lowercase();
+        SOFTWARE_ADAPTERS.iter().any(|s| n.contains(s))
+    })
 }
 
 /// Reads a float tensor back to the host.
