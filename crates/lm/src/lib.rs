@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod finite;
+pub mod fused;
 pub mod infer;
 pub mod io;
 pub mod model;

@@ -15,6 +15,12 @@ pub fn is_cpu(device: &Device) -> bool {
     name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
 }
 
+/// Whether `device` is the Flex backend (the CLI's CPU), with or without autodiff: the one that
+/// runs [`crate::fused`]'s kernels.
+pub fn is_flex(device: &Device) -> bool {
+    format!("{:?}", device.clone().inner()).starts_with("Device<Flex(")
+}
+
 /// Names software implementations of WebGPU/Vulkan/D3D (a CPU emulating a GPU) report somewhere
 /// in their adapter info; not every one says so by a flag or device type.
 const SOFTWARE_ADAPTERS: [&str; 5] =
@@ -56,7 +62,8 @@ pub fn cross_entropy(logits: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
     picked.mean().neg()
 }
 
-/// `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as the identical
+/// `gelu_new` from Burn's ops, as every backend but Flex computes it (see [`crate::fused`]):
+/// 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as the identical
 /// x·σ(2√(2/π)·x·(1 + 0.044715·x²)): on CPU backends `x³` by `powf` and `tanh` are scalar libm
 /// calls that took a fifth of a training step, and its backward repeats them.
 pub fn gelu_new<const D: usize>(x: Tensor<D>) -> Tensor<D> {

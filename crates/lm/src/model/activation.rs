@@ -5,7 +5,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::tensor::gelu_new;
+use crate::fused::gelu_new;
 
 /// An activation by its Hugging Face name; unknown names fail to parse with the list of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,6 @@
 //! (bidirectional, with a padding mask).
 
 use burn::nn::Dropout;
-use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
 
 /// Score for masked keys on a GPU: `exp` of it underflows to exactly 0, and a shader need not
@@ -63,7 +62,7 @@ pub fn attention_probs(q: Tensor<4>, k: Tensor<4>, mask: Option<Tensor<4, Bool>>
         }
         None => scores,
     };
-    softmax(scores, 3)
+    crate::fused::softmax_last(scores)
 }
 
 /// Causal mask for `t` new queries at absolute positions `past..past + t` over `past + t`

@@ -20,6 +20,7 @@ use crate::tensor::{cross_entropy, int_tensor};
 use super::activation::Activation;
 use super::attention::{attention_probs, merge_heads, padding_mask, split_heads};
 use super::config::BertConfig;
+use crate::fused;
 
 fn normal() -> Initializer {
     Initializer::Normal { mean: 0.0, std: 0.02 }
@@ -51,11 +52,15 @@ pub struct BertOutput {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// Burn's `LayerNorm` keeps its ε private; the fused kernel needs it.
+    #[module(skip)]
+    layer_norm_eps: f64,
 }
 
 impl BertOutput {
     fn forward(&self, h: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        self.layer_norm.forward(self.dropout.forward(self.dense.forward(h)) + residual)
+        let x = self.dropout.forward(self.dense.forward(h)) + residual;
+        fused::layer_norm(&self.layer_norm, x, self.layer_norm_eps)
     }
 }
 
@@ -137,6 +142,7 @@ impl BertConfig {
                     dense: linear(d, d),
                     layer_norm: ln(),
                     dropout: drop(self.hidden_dropout_prob),
+                    layer_norm_eps: self.layer_norm_eps,
                 },
             },
             intermediate: BertIntermediate { dense: linear(d, self.intermediate_size) },
@@ -144,6 +150,7 @@ impl BertConfig {
                 dense: linear(self.intermediate_size, d),
                 layer_norm: ln(),
                 dropout: drop(self.hidden_dropout_prob),
+                layer_norm_eps: self.layer_norm_eps,
             },
             activation: self.hidden_act,
         };
@@ -229,7 +236,7 @@ impl BertForMaskedLM {
         let x = e.word_embeddings.forward(ids)
             + e.position_embeddings.forward(positions)
             + e.token_type_embeddings.forward(token_types);
-        e.dropout.forward(e.layer_norm.forward(x))
+        e.dropout.forward(fused::layer_norm(&e.layer_norm, x, self.config.layer_norm_eps))
     }
 
     /// The device the parameters live on.
@@ -274,7 +281,7 @@ impl BertForMaskedLM {
     pub fn mlm_head(&self, hidden: Tensor<3>) -> Tensor<3> {
         let p = &self.cls.predictions;
         let h = self.config.hidden_act.forward(p.transform.dense.forward(hidden));
-        let h = p.transform.layer_norm.forward(h);
+        let h = fused::layer_norm(&p.transform.layer_norm, h, self.config.layer_norm_eps);
         let [b, t, d] = h.dims();
         let words = self.bert.embeddings.word_embeddings.weight.val(); // [vocab, d]
         let logits = h.reshape([b * t, d]).matmul(words.transpose()) + p.bias.val().unsqueeze::<2>();

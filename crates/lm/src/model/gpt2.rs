@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::activation::Activation;
 use super::attention::{attend, attention_probs, causal_mask, merge_heads, split_heads};
 use super::config::Gpt2Config;
+use crate::fused;
 
 /// Keys and values of every layer for the tokens seen so far, so a new token attends to the
 /// prefix without recomputing it.
@@ -142,6 +143,9 @@ pub struct Gpt2Block {
     pub attn: Gpt2Attention,
     pub ln_2: LayerNorm,
     pub mlp: Gpt2Mlp,
+    /// Burn's `LayerNorm` keeps its ε private; the fused kernel needs it.
+    #[module(skip)]
+    layer_norm_epsilon: f64,
 }
 
 impl Gpt2Block {
@@ -151,15 +155,23 @@ impl Gpt2Block {
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
         past: usize,
     ) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), cache, past);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+        let x = x.clone() + self.attn.forward(self.ln_1(x), cache, past);
+        x.clone() + self.mlp.forward(self.ln_2(x))
     }
 
     /// [`Gpt2Block::forward`] without a cache, also returning the attention weights.
     pub fn forward_with_probs(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<4>) {
-        let (a, probs) = self.attn.forward_with_probs(self.ln_1.forward(x.clone()));
+        let (a, probs) = self.attn.forward_with_probs(self.ln_1(x.clone()));
         let x = x + a;
-        (x.clone() + self.mlp.forward(self.ln_2.forward(x)), probs)
+        (x.clone() + self.mlp.forward(self.ln_2(x)), probs)
+    }
+
+    fn ln_1(&self, x: Tensor<3>) -> Tensor<3> {
+        fused::layer_norm(&self.ln_1, x, self.layer_norm_epsilon)
+    }
+
+    fn ln_2(&self, x: Tensor<3>) -> Tensor<3> {
+        fused::layer_norm(&self.ln_2, x, self.layer_norm_epsilon)
     }
 }
 
@@ -204,6 +216,7 @@ impl Gpt2Config {
                 dropout: DropoutConfig::new(self.resid_pdrop).init(),
                 activation: self.activation_function,
             },
+            layer_norm_epsilon: self.layer_norm_epsilon,
         };
         let embedding = |n, std| EmbeddingConfig::new(n, d).with_initializer(normal(std)).init(device);
         Gpt2LMHeadModel {
@@ -250,7 +263,7 @@ impl Gpt2LMHeadModel {
         if let Some(c) = cache {
             c.len = past + t;
         }
-        tf.ln_f.forward(x)
+        fused::layer_norm(&tf.ln_f, x, self.config.layer_norm_epsilon)
     }
 
     /// The attention weights and residual stream of every layer for `ids` (no cache, no
@@ -288,7 +301,7 @@ impl Gpt2LMHeadModel {
     /// # Shapes
     /// - residual: `[b, t, d]` → `[b, t, vocab]`
     pub fn decode_residual(&self, residual: Tensor<3>) -> Tensor<3> {
-        self.lm_head(self.transformer.ln_f.forward(residual))
+        self.lm_head(fused::layer_norm(&self.transformer.ln_f, residual, self.config.layer_norm_epsilon))
     }
 
     /// Next-token logits for every position.

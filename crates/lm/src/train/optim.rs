@@ -411,13 +411,13 @@ fn sum_squares(values: &[f32]) -> f64 {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
         if threads > 1 && values.len() >= PARALLEL_MIN {
             let chunk = values.len().div_ceil(threads);
-            return std::thread::scope(|scope| {
-                let parts: Vec<_> = values.chunks(chunk).map(|c| scope.spawn(move || serial(c))).collect();
-                parts.into_iter().map(|p| p.join().unwrap_or(f64::NAN)).sum()
-            });
+            // Partial sums collected in order and added in order: the same total every run.
+            let parts: Vec<f64> = values.par_chunks(chunk).map(serial).collect();
+            return parts.into_iter().sum();
         }
     }
     serial(values)
@@ -431,14 +431,11 @@ fn axpby(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
             *x = *x * alpha + y * beta;
         }
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
     if threads > 1 && a.len() >= PARALLEL_MIN {
         let chunk = a.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            for (x, y) in a.chunks_mut(chunk).zip(b.chunks(chunk)) {
-                scope.spawn(move || serial(x, alpha, y, beta));
-            }
-        });
+        a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(x, y)| serial(x, alpha, y, beta));
         return;
     }
     serial(a, alpha, b, beta);
@@ -513,16 +510,14 @@ const PARALLEL_MIN: usize = 1 << 16;
 fn fused_adamw(h: &FusedAdamW, grad: &mut [f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads();
         if threads > 1 && grad.len() >= PARALLEL_MIN {
             let chunk = grad.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                let parts =
-                    grad.chunks_mut(chunk).zip(exp_avg.chunks_mut(chunk)).zip(exp_avg_sq.chunks_mut(chunk));
-                for ((g, m), v) in parts {
-                    scope.spawn(move || fused_adamw_serial(h, g, m, v));
-                }
-            });
+            grad.par_chunks_mut(chunk)
+                .zip(exp_avg.par_chunks_mut(chunk))
+                .zip(exp_avg_sq.par_chunks_mut(chunk))
+                .for_each(|((g, m), v)| fused_adamw_serial(h, g, m, v));
             return;
         }
     }

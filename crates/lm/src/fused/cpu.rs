@@ -1,0 +1,115 @@
+//! The fused kernels on the Flex backend's tensors: plain loops over contiguous `f32` rows,
+//! one pass forward and one backward, each writing one fresh buffer.
+
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::Flex;
+use burn::tensor::{Bytes, DType, Shape};
+
+use super::math;
+
+/// The tensor's elements in row-major order (a copy only when it is a strided view).
+fn contiguous(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn values(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("fused kernels take contiguous f32 tensors")
+}
+
+fn tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
+}
+
+fn last_dim(shape: &Shape) -> usize {
+    *shape.last().expect("a fused kernel's tensor has at least one dimension")
+}
+
+impl super::FusedOps for Flex {
+    fn fused_gelu_new(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(&x);
+        let out = values(&x).iter().map(|&v| math::gelu_new(v)).collect();
+        tensor(out, x.layout().shape().clone())
+    }
+
+    fn fused_softmax_last(x: FlexTensor) -> FlexTensor {
+        let x = contiguous(&x);
+        let shape = x.layout().shape().clone();
+        let mut out = values(&x).to_vec();
+        for row in out.chunks_exact_mut(last_dim(&shape)) {
+            math::softmax_in_place(row);
+        }
+        tensor(out, shape)
+    }
+
+    fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+        let (x, gamma, beta) = (contiguous(&x), contiguous(&gamma), contiguous(&beta));
+        let shape = x.layout().shape().clone();
+        let d = last_dim(&shape);
+        let (gamma, beta) = (values(&gamma), values(&beta));
+        let mut out = vec![0.0; shape.num_elements()];
+        for (row, y) in values(&x).chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let (mean, rstd) = math::moments(row, epsilon);
+            for i in 0..d {
+                y[i] = (row[i] - mean) * rstd * gamma[i] + beta[i];
+            }
+        }
+        tensor(out, shape)
+    }
+}
+
+impl super::FusedBackward for Flex {
+    fn fused_gelu_new_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let (x, grad) = (contiguous(&x), contiguous(&grad));
+        let out = values(&x).iter().zip(values(&grad)).map(|(&v, &g)| g * math::gelu_new_grad(v)).collect();
+        tensor(out, x.layout().shape().clone())
+    }
+
+    fn fused_softmax_last_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let (y, grad) = (contiguous(&y), contiguous(&grad));
+        let shape = y.layout().shape().clone();
+        let d = last_dim(&shape);
+        let mut out = values(&grad).to_vec();
+        for (g, y) in out.chunks_exact_mut(d).zip(values(&y).chunks_exact(d)) {
+            let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+            for (g, y) in g.iter_mut().zip(y) {
+                *g = y * (*g - dot);
+            }
+        }
+        tensor(out, shape)
+    }
+
+    fn fused_layer_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        grad: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, grad) = (contiguous(&x), contiguous(&gamma), contiguous(&grad));
+        let shape = x.layout().shape().clone();
+        let d = last_dim(&shape);
+        let gamma = values(&gamma);
+        let mut dx = vec![0.0; shape.num_elements()];
+        let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
+        let mut xhat = vec![0.0f32; d];
+        for ((row, g), dx) in
+            values(&x).chunks_exact(d).zip(values(&grad).chunks_exact(d)).zip(dx.chunks_exact_mut(d))
+        {
+            let (mean, rstd) = math::moments(row, epsilon);
+            let (mut sum_gy, mut sum_gy_xhat) = (0.0f32, 0.0f32);
+            for i in 0..d {
+                xhat[i] = (row[i] - mean) * rstd;
+                let gy = g[i] * gamma[i];
+                sum_gy += gy;
+                sum_gy_xhat += gy * xhat[i];
+                dgamma[i] += g[i] * xhat[i];
+                dbeta[i] += g[i];
+            }
+            let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
+            for i in 0..d {
+                dx[i] = rstd * (g[i] * gamma[i] - mean_gy - xhat[i] * mean_gy_xhat);
+            }
+        }
+        let params = Shape::new([d]);
+        (tensor(dx, shape), tensor(dgamma, params.clone()), tensor(dbeta, params))
+    }
+}
