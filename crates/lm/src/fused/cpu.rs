@@ -32,12 +32,20 @@ impl super::FusedOps for Flex {
     }
 
     fn fused_softmax_last(x: FlexTensor) -> FlexTensor {
-        let x = contiguous(&x);
+        // Owned, not `contiguous(&x)`: a second handle would make the buffer look shared.
+        let mut x = if x.is_contiguous() { x } else { x.to_contiguous() };
         let shape = x.layout().shape().clone();
-        let mut out = values(&x).to_vec();
-        for row in out.chunks_exact_mut(last_dim(&shape)) {
-            math::softmax_in_place(row);
+        let d = last_dim(&shape);
+        // The scores are usually this op's alone (nothing else keeps them): then in place.
+        if x.is_unique() && x.layout().start_offset() == 0 {
+            if let Some(scores) = x.try_storage_mut::<f32>() {
+                let n = shape.num_elements();
+                scores[..n].chunks_exact_mut(d).for_each(math::softmax_in_place);
+                return x;
+            }
         }
+        let mut out = values(&x).to_vec();
+        out.chunks_exact_mut(d).for_each(math::softmax_in_place);
         tensor(out, shape)
     }
 
@@ -87,26 +95,24 @@ impl super::FusedBackward for Flex {
         let (x, gamma, grad) = (contiguous(&x), contiguous(&gamma), contiguous(&grad));
         let shape = x.layout().shape().clone();
         let d = last_dim(&shape);
-        let gamma = values(&gamma);
+        let gamma = &values(&gamma)[..d];
         let mut dx = vec![0.0; shape.num_elements()];
         let (mut dgamma, mut dbeta) = (vec![0.0f32; d], vec![0.0f32; d]);
-        let mut xhat = vec![0.0f32; d];
-        for ((row, g), dx) in
-            values(&x).chunks_exact(d).zip(values(&grad).chunks_exact(d)).zip(dx.chunks_exact_mut(d))
-        {
+        let (mut xhat, mut gy) = (vec![0.0f32; d], vec![0.0f32; d]);
+        let rows = values(&x).chunks_exact(d).zip(values(&grad).chunks_exact(d));
+        for ((row, g), dx) in rows.zip(dx.chunks_exact_mut(d)) {
             let (mean, rstd) = math::moments(row, epsilon);
-            let (mut sum_gy, mut sum_gy_xhat) = (0.0f32, 0.0f32);
+            // Element-wise first (vectorises), then the row's two sums in lanes.
             for i in 0..d {
                 xhat[i] = (row[i] - mean) * rstd;
-                let gy = g[i] * gamma[i];
-                sum_gy += gy;
-                sum_gy_xhat += gy * xhat[i];
+                gy[i] = g[i] * gamma[i];
                 dgamma[i] += g[i] * xhat[i];
                 dbeta[i] += g[i];
             }
-            let (mean_gy, mean_gy_xhat) = (sum_gy / d as f32, sum_gy_xhat / d as f32);
+            let mean_gy = math::sum(&gy) / d as f32;
+            let mean_gy_xhat = math::dot(&gy, &xhat) / d as f32;
             for i in 0..d {
-                dx[i] = rstd * (g[i] * gamma[i] - mean_gy - xhat[i] * mean_gy_xhat);
+                dx[i] = rstd * (gy[i] - mean_gy - xhat[i] * mean_gy_xhat);
             }
         }
         let params = Shape::new([d]);

@@ -60,7 +60,7 @@ pub fn gelu_new_grad(x: f32) -> f32 {
 /// Softmax of one row, in place. A masked score is `-inf` (its `exp` is 0); every row keeps at
 /// least one finite score (see `model::attention`).
 pub fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max(row);
     for v in row.iter_mut() {
         *v = exp(*v - max);
     }
@@ -75,23 +75,54 @@ pub fn softmax_in_place(row: &mut [f32]) {
 /// large against the spread).
 pub fn moments(row: &[f32], epsilon: f64) -> (f32, f32) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum(row) / n;
+    let var = sum_squared_deviations(row, mean) / n;
     (mean, 1.0 / (var + epsilon as f32).sqrt())
 }
 
-/// Σ of a row in eight interleaved partial sums, so the adds vectorise (one running sum is a
-/// chain the compiler may not reorder).
+/// Σ of a row.
 pub fn sum(row: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let chunks = row.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().sum();
-    for chunk in chunks {
-        for (lane, v) in lanes.iter_mut().zip(chunk) {
-            *lane += v;
+    lanes(row, 0.0, |a, b| a + b, |v| v)
+}
+
+/// Σ (v − c)² over a row.
+pub fn sum_squared_deviations(row: &[f32], c: f32) -> f32 {
+    lanes(row, 0.0, |a, b| a + b, |v| (v - c) * (v - c))
+}
+
+/// The largest element (NaNs are skipped here; a caller's `exp(x − max)` still turns them into
+/// NaN).
+pub fn max(row: &[f32]) -> f32 {
+    lanes(row, f32::NEG_INFINITY, f32::max, |v| v)
+}
+
+/// Σ aᵢbᵢ, in eight lanes as [`lanes`].
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(a, b)| a * b).sum();
+    let mut acc = [0.0f32; 8];
+    for (a, b) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
         }
     }
-    lanes.iter().sum::<f32>() + tail
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Folds `map(v)` over a row with `op` in eight interleaved lanes, so the work vectorises: one
+/// running accumulator is a chain the compiler may not reorder. `init` must leave `op`
+/// unchanged (0 for a sum, −∞ for a max).
+fn lanes(row: &[f32], init: f32, op: impl Fn(f32, f32) -> f32, map: impl Fn(f32) -> f32) -> f32 {
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut acc = [init; 8];
+    for chunk in chunks {
+        for i in 0..8 {
+            acc[i] = op(acc[i], map(chunk[i]));
+        }
+    }
+    let folded = acc.into_iter().fold(init, &op);
+    tail.iter().fold(folded, |a, &v| op(a, map(v)))
 }
 
 #[cfg(test)]
