@@ -1,5 +1,6 @@
 //! The fused kernels on the Flex backend's tensors: plain loops over contiguous `f32` rows,
-//! one pass forward and one backward, each writing one fresh buffer.
+//! one pass forward and one backward, each writing one fresh buffer (the softmax writes over
+//! its scores when nothing else holds them).
 
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::Flex;
@@ -78,7 +79,7 @@ impl super::FusedBackward for Flex {
         let d = last_dim(&shape);
         let mut out = values(&grad).to_vec();
         for (g, y) in out.chunks_exact_mut(d).zip(values(&y).chunks_exact(d)) {
-            let dot: f32 = g.iter().zip(y).map(|(g, y)| g * y).sum();
+            let dot = math::dot(g, y);
             for (g, y) in g.iter_mut().zip(y) {
                 *g = y * (*g - dot);
             }
