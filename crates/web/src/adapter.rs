@@ -7,9 +7,9 @@ pub fn is_software(fallback: bool, names: &[&str]) -> bool {
     fallback || hearth_lm::tensor::is_software_adapter(names)
 }
 
-/// The Device panel's "Type" line.
-pub fn kind_label(fallback: bool, names: &[&str]) -> String {
-    if is_software(fallback, names) {
+/// The Device panel's "Type" line for an adapter [`is_software`] judged.
+pub fn kind_label(software: bool) -> String {
+    if software {
         "software (a CPU emulating a GPU: correct, but slow)".into()
     } else {
         "hardware".into()
@@ -27,7 +27,7 @@ mod tests {
         assert!(is_software(false, &["mesa", "", "llvmpipe (LLVM 15.0.7, 256 bits)"]));
         assert!(is_software(true, &["", "", ""]));
         assert!(!is_software(false, &["nvidia", "ampere", "NVIDIA GeForce RTX 3080"]));
-        assert!(kind_label(false, &["google", "SwiftShader"]).starts_with("software"));
-        assert_eq!(kind_label(false, &["apple", "metal-3"]), "hardware");
+        assert!(kind_label(is_software(false, &["google", "SwiftShader"])).starts_with("software"));
+        assert_eq!(kind_label(is_software(false, &["apple", "metal-3"])), "hardware");
     }
 }

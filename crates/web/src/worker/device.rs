@@ -154,8 +154,8 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
     let fallback = get(&adapter, "isFallbackAdapter").as_bool() == Some(true)
         || get(&details, "isFallbackAdapter").as_bool() == Some(true);
     let names = [vendor.as_str(), architecture.as_str(), description.as_str(), device.as_str()];
-    let (device_type, software) =
-        (crate::adapter::kind_label(fallback, &names), crate::adapter::is_software(fallback, &names));
+    let software = crate::adapter::is_software(fallback, &names);
+    let device_type = crate::adapter::kind_label(software);
     Ok(DeviceInfo {
         backend: "webgpu".into(),
         adapter: [description, device]
