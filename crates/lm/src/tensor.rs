@@ -11,14 +11,19 @@ use crate::error::{invalid, Error, Result};
 /// host reads and writes them without a copy, and IEEE infinities are exact. Burn's `Device`
 /// names its backend only in its `Debug` form.
 pub fn is_cpu(device: &Device) -> bool {
-    let name = format!("{:?}", device.clone().inner());
+    let name = backend_name(device);
     name.starts_with("Device<Flex(") || name.starts_with("Device<NdArray(")
+}
+
+/// The `Debug` form of the device Burn dispatches to, e.g. `Device<Flex(..)>`.
+fn backend_name(device: &Device) -> String {
+    format!("{:?}", device.clone().inner())
 }
 
 /// Whether `device` is the Flex backend (the CLI's CPU), with or without autodiff: the one that
 /// runs [`crate::fused`]'s kernels.
 pub fn is_flex(device: &Device) -> bool {
-    format!("{:?}", device.clone().inner()).starts_with("Device<Flex(")
+    backend_name(device).starts_with("Device<Flex(")
 }
 
 /// Names software implementations of WebGPU/Vulkan/D3D (a CPU emulating a GPU) report somewhere

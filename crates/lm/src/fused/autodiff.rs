@@ -4,35 +4,43 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{unary, Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend};
 
 use super::{FusedBackward, FusedOps};
 
-#[derive(Debug)]
-struct GeluNew;
+/// The two one-input kernels: each backward pass reads one kept tensor.
+#[derive(Debug, Clone, Copy)]
+enum Unary {
+    /// Keeps the input.
+    GeluNew,
+    /// Keeps the output.
+    SoftmaxLast,
+}
 
-impl<B: Backend + FusedBackward> Backward<B, 1> for GeluNew {
-    /// The input.
+impl<B: Backend + FusedBackward> Backward<B, 1> for Unary {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::fused_gelu_new_backward(x, grad));
+        let kept = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| match self {
+            Unary::GeluNew => B::fused_gelu_new_backward(kept, grad),
+            Unary::SoftmaxLast => B::fused_softmax_last_backward(kept, grad),
+        });
     }
 }
 
-#[derive(Debug)]
-struct SoftmaxLast;
-
-impl<B: Backend + FusedBackward> Backward<B, 1> for SoftmaxLast {
-    /// The output.
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let y = ops.state;
-        unary::<B, _>(ops.parents, ops.node, grads, |grad| B::fused_softmax_last_backward(y, grad));
+/// Records a [`Unary`] node for `output`, keeping `kept` for its backward pass when tracked.
+fn record<B: Backend + FusedBackward, C: CheckpointStrategy>(
+    op: Unary,
+    node: NodeGuard,
+    kept: FloatTensor<B>,
+    output: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match op.prepare::<C>([node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish(kept, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
     }
 }
 
@@ -62,19 +70,14 @@ impl<B: Backend + FusedBackward> Backward<B, 3> for LayerNorm {
 impl<B: Backend + FusedOps + FusedBackward, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_gelu_new(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, node) = x.into_parts();
-        match GeluNew.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(x.clone(), B::fused_gelu_new(x)),
-            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu_new(x)),
-        }
+        let y = B::fused_gelu_new(x.clone());
+        record::<B, C>(Unary::GeluNew, node, x, y)
     }
 
     fn fused_softmax_last(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (x, node) = x.into_parts();
         let y = B::fused_softmax_last(x);
-        match SoftmaxLast.prepare::<C>([node]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(y.clone(), y),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        }
+        record::<B, C>(Unary::SoftmaxLast, node, y.clone(), y)
     }
 
     fn fused_layer_norm(

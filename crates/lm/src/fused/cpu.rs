@@ -8,11 +8,6 @@ use burn::tensor::{Bytes, DType, Shape};
 
 use super::math;
 
-/// The tensor's elements in row-major order (a copy only when it is a strided view).
-fn contiguous(t: &FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
 fn values(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("fused kernels take contiguous f32 tensors")
 }
@@ -27,13 +22,13 @@ fn last_dim(shape: &Shape) -> usize {
 
 impl super::FusedOps for Flex {
     fn fused_gelu_new(x: FlexTensor) -> FlexTensor {
-        let x = contiguous(&x);
+        let x = x.to_contiguous();
         let out = values(&x).iter().map(|&v| math::gelu_new(v)).collect();
         tensor(out, x.layout().shape().clone())
     }
 
     fn fused_softmax_last(x: FlexTensor) -> FlexTensor {
-        // Owned, not `contiguous(&x)`: a second handle would make the buffer look shared.
+        // Owned: a copy of the handle (`to_contiguous` of a borrow) would make the buffer look shared.
         let mut x = if x.is_contiguous() { x } else { x.to_contiguous() };
         let shape = x.layout().shape().clone();
         let d = last_dim(&shape);
@@ -51,7 +46,7 @@ impl super::FusedOps for Flex {
     }
 
     fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
-        let (x, gamma, beta) = (contiguous(&x), contiguous(&gamma), contiguous(&beta));
+        let (x, gamma, beta) = (x.to_contiguous(), gamma.to_contiguous(), beta.to_contiguous());
         let shape = x.layout().shape().clone();
         let d = last_dim(&shape);
         let (gamma, beta) = (values(&gamma), values(&beta));
@@ -68,13 +63,13 @@ impl super::FusedOps for Flex {
 
 impl super::FusedBackward for Flex {
     fn fused_gelu_new_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let (x, grad) = (contiguous(&x), contiguous(&grad));
+        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
         let out = values(&x).iter().zip(values(&grad)).map(|(&v, &g)| g * math::gelu_new_grad(v)).collect();
         tensor(out, x.layout().shape().clone())
     }
 
     fn fused_softmax_last_backward(y: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let (y, grad) = (contiguous(&y), contiguous(&grad));
+        let (y, grad) = (y.to_contiguous(), grad.to_contiguous());
         let shape = y.layout().shape().clone();
         let d = last_dim(&shape);
         let mut out = values(&grad).to_vec();
@@ -93,7 +88,7 @@ impl super::FusedBackward for Flex {
         grad: FlexTensor,
         epsilon: f64,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, grad) = (contiguous(&x), contiguous(&gamma), contiguous(&grad));
+        let (x, gamma, grad) = (x.to_contiguous(), gamma.to_contiguous(), grad.to_contiguous());
         let shape = x.layout().shape().clone();
         let d = last_dim(&shape);
         let gamma = &values(&gamma)[..d];

@@ -412,9 +412,7 @@ fn sum_squares(values: &[f32]) -> f64 {
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        let threads = rayon::current_num_threads();
-        if threads > 1 && values.len() >= PARALLEL_MIN {
-            let chunk = values.len().div_ceil(threads);
+        if let Some(chunk) = parallel_chunk(values.len()) {
             // Partial sums collected in order and added in order: the same total every run.
             let parts: Vec<f64> = values.par_chunks(chunk).map(serial).collect();
             return parts.into_iter().sum();
@@ -432,9 +430,7 @@ fn axpby(a: &mut [f32], alpha: f32, b: &[f32], beta: f32) {
         }
     }
     use rayon::prelude::*;
-    let threads = rayon::current_num_threads();
-    if threads > 1 && a.len() >= PARALLEL_MIN {
-        let chunk = a.len().div_ceil(threads);
+    if let Some(chunk) = parallel_chunk(a.len()) {
         a.par_chunks_mut(chunk).zip(b.par_chunks(chunk)).for_each(|(x, y)| serial(x, alpha, y, beta));
         return;
     }
@@ -504,6 +500,14 @@ struct FusedAdamW {
 #[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_MIN: usize = 1 << 16;
 
+/// The chunk length that splits `len` values over rayon's threads, or `None` where one thread
+/// is better (one core, or too few values).
+#[cfg(not(target_arch = "wasm32"))]
+fn parallel_chunk(len: usize) -> Option<usize> {
+    let threads = rayon::current_num_threads();
+    (threads > 1 && len >= PARALLEL_MIN).then(|| len.div_ceil(threads))
+}
+
 /// One pass over a parameter: the moments are updated in place and `grad` becomes the step
 /// (`step_size · m / (√v / √(1 − β₂ᵗ) + ε)`), the same arithmetic as the tensor path. Split
 /// across the cores natively; wasm has no threads.
@@ -511,9 +515,7 @@ fn fused_adamw(h: &FusedAdamW, grad: &mut [f32], exp_avg: &mut [f32], exp_avg_sq
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        let threads = rayon::current_num_threads();
-        if threads > 1 && grad.len() >= PARALLEL_MIN {
-            let chunk = grad.len().div_ceil(threads);
+        if let Some(chunk) = parallel_chunk(grad.len()) {
             grad.par_chunks_mut(chunk)
                 .zip(exp_avg.par_chunks_mut(chunk))
                 .zip(exp_avg_sq.par_chunks_mut(chunk))
