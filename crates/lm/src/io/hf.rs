@@ -25,7 +25,7 @@ pub struct HfFiles {
 pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Result<Gpt2LMHeadModel> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
-    check_file_holds(&ModelConfig::Gpt2(config.clone()), &file)?;
+    check_file_holds(&ModelConfig::Gpt2(config.clone()), file.total_elements())?;
     load_module(config.init(device), &file, Layout::Gpt2, device)
 }
 
@@ -33,7 +33,7 @@ pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Re
 pub fn load_bert(config: &BertConfig, safetensors: &[u8], device: &Device) -> Result<BertForMaskedLM> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
-    check_file_holds(&ModelConfig::Bert(config.clone()), &file)?;
+    check_file_holds(&ModelConfig::Bert(config.clone()), file.total_elements())?;
     load_module(config.init(device), &file, Layout::Bert, device)
 }
 
@@ -44,8 +44,8 @@ pub fn load_bert(config: &BertConfig, safetensors: &[u8], device: &Device) -> Re
 /// and counted once. A small shortfall (a missing bias) passes here on purpose: loading then
 /// names the missing tensor, which says more; what is refused here is a config at least twice
 /// (plus a megabyte) the size of its weights, which no missing tensor explains.
-fn check_file_holds(config: &ModelConfig, file: &SafetensorsFile) -> Result<()> {
-    let (need, have) = (config.parameter_count(), file.total_elements());
+pub(crate) fn check_file_holds(config: &ModelConfig, have: u128) -> Result<()> {
+    let need = config.parameter_count();
     if need > have.saturating_mul(2).saturating_add(1 << 20) {
         return Err(Error::Config(format!(
             "config.json describes {need} parameters but model.safetensors holds only {have} values: \

@@ -3,5 +3,7 @@
 
 pub mod checkpoint;
 pub mod hf;
+pub mod stream;
+pub mod streamed;
 pub mod tokenizer;
 pub mod weights;

@@ -5,10 +5,10 @@
 //! path-driven mapper loads and one visitor exports both architectures; [`Layout`] holds the
 //! few differences (Burn's `gamma`/`beta` names, Rust-forbidden names, weight orientation).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Shape, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
@@ -182,9 +182,37 @@ fn to_f32(key: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<f32>> {
     Ok(values)
 }
 
+/// Where [`Loader`] takes each parameter's tensor from.
+enum Source<'a, 'b> {
+    /// A whole file in memory: a tensor is converted to f32 when its parameter asks for it.
+    File(&'b SafetensorsFile<'a>),
+    /// Tensors already on the device (a file streamed tensor by tensor), flattened, under their
+    /// file keys, with the shape the file gave them.
+    Uploaded(HashMap<String, (Vec<usize>, Tensor<1>)>),
+}
+
+impl Source<'_, '_> {
+    /// The first of `keys` the source holds, as `(key, stored shape, flattened tensor)`.
+    fn take(&mut self, keys: &[String], device: &Device) -> Option<Result<(String, Vec<usize>, Tensor<1>)>> {
+        match self {
+            Source::File(file) => file.find(keys).map(|found| {
+                found.map(|(key, shape, values)| {
+                    let n = values.len();
+                    (key, shape, Tensor::<1>::from_data(TensorData::new(values, [n]), device))
+                })
+            }),
+            Source::Uploaded(tensors) => keys
+                .iter()
+                .find_map(|k| tensors.remove_entry(k))
+                .map(|(key, (shape, tensor))| Ok((key, shape, tensor))),
+        }
+    }
+}
+
 /// Replaces every float parameter of a freshly initialised module with the checkpoint's tensor.
+/// The module's parameters are lazy: they are never initialised, only replaced.
 struct Loader<'a, 'b> {
-    file: &'b SafetensorsFile<'a>,
+    source: Source<'a, 'b>,
     layout: Layout,
     device: Device,
     path: ParamPath,
@@ -206,10 +234,9 @@ impl ModuleMapper for Loader<'_, '_> {
         }
         let key = self.path.key(self.layout);
         let transpose = self.path.transposed::<D>(self.layout);
-        let want: Vec<usize> = param.lazy_shape().to_vec();
-        let stored_shape: Vec<usize> = if transpose { vec![want[1], want[0]] } else { want.clone() };
+        let stored_shape = stored_shape(param.lazy_shape().to_vec(), transpose);
 
-        match self.file.find(&self.layout.candidates(&key)) {
+        match self.source.take(&self.layout.candidates(&key), &self.device) {
             None => {
                 self.error = Some(Error::MissingTensor(key));
                 param
@@ -218,16 +245,25 @@ impl ModuleMapper for Loader<'_, '_> {
                 self.error = Some(e);
                 param
             }
-            Some(Ok((found, shape, values))) => {
+            Some(Ok((found, shape, tensor))) => {
                 if shape != stored_shape {
                     self.error = Some(Error::ShapeMismatch { key: found, got: shape, want: stored_shape });
                     return param;
                 }
-                let tensor = Tensor::<D>::from_data(TensorData::new(values, stored_shape), &self.device);
+                let tensor = tensor.reshape::<D, _>(Shape::from(stored_shape));
                 let tensor = if transpose { tensor.transpose() } else { tensor };
                 Param::from_tensor(tensor)
             }
         }
+    }
+}
+
+/// The shape a checkpoint stores a parameter of shape `want` in.
+fn stored_shape(want: Vec<usize>, transposed: bool) -> Vec<usize> {
+    if transposed {
+        vec![want[1], want[0]]
+    } else {
+        want
     }
 }
 
@@ -239,12 +275,69 @@ pub fn load_module<M: Module>(
     layout: Layout,
     device: &Device,
 ) -> Result<M> {
-    let mut loader = Loader { file, layout, device: device.clone(), path: ParamPath::default(), error: None };
+    load_from(module, Source::File(file), layout, device)
+}
+
+/// Loads every float parameter of `module` from tensors already on `device`, keyed as the file
+/// that held them (see [`stored_parameters`] for which ones a module needs).
+pub fn load_module_from_tensors<M: Module>(
+    module: M,
+    tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
+    layout: Layout,
+    device: &Device,
+) -> Result<M> {
+    load_from(module, Source::Uploaded(tensors), layout, device)
+}
+
+fn load_from<M: Module>(module: M, source: Source<'_, '_>, layout: Layout, device: &Device) -> Result<M> {
+    let mut loader =
+        Loader { source, layout, device: device.clone(), path: ParamPath::default(), error: None };
     let module = module.map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
         None => Ok(module),
     }
+}
+
+/// Every float parameter of a module as a checkpoint stores it: its Hugging Face key, the keys
+/// a file may hold it under, and its shape there. Read from the parameters' declared shapes,
+/// so a freshly initialised (lazy) module allocates nothing.
+struct Stored {
+    layout: Layout,
+    path: ParamPath,
+    params: Vec<StoredParameter>,
+}
+
+/// One parameter of [`stored_parameters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredParameter {
+    pub key: String,
+    pub candidates: Vec<String>,
+    pub shape: Vec<usize>,
+}
+
+impl ModuleVisitor for Stored {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let key = self.path.key(self.layout);
+        let shape = stored_shape(param.lazy_shape().to_vec(), self.path.transposed::<D>(self.layout));
+        let candidates = self.layout.candidates(&key);
+        self.params.push(StoredParameter { key, candidates, shape });
+    }
+}
+
+/// What loading `module` will ask a checkpoint for, parameter by parameter.
+pub fn stored_parameters<M: Module>(module: &M, layout: Layout) -> Vec<StoredParameter> {
+    let mut stored = Stored { layout, path: ParamPath::default(), params: Vec::new() };
+    module.visit(&mut stored);
+    stored.params
 }
 
 /// Collects every float parameter under its Hugging Face key, in checkpoint layout, flattened

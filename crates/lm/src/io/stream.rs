@@ -1,0 +1,273 @@
+//! A safetensors file read front to back in chunks of any size, as a download or a file picked
+//! in the browser delivers them, each tensor handed over as soon as its last byte arrives. This
+//! is what lets the browser move weights to the GPU tensor by tensor: it holds one tensor's
+//! bytes at a time, never the whole file (GPT-2 XL's is 6 GB; wasm memory ends at 4 GiB).
+//!
+//! The format: an 8-byte little-endian header length, a JSON header naming each tensor's
+//! dtype, shape and byte range in the data that follows, then the data. The header is
+//! validated by the `safetensors` crate (ranges contiguous, sizes matching shapes) before any
+//! tensor is accepted, and the sink chooses from it which tensors to keep: the others are
+//! skipped as they pass, never buffered.
+
+use safetensors::tensor::{Metadata, TensorInfo};
+
+use crate::error::{Error, Result};
+
+/// The `safetensors` crate's own bound on a header (it refuses larger ones).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// What receives the tensors of a [`TensorStream`].
+pub trait TensorSink {
+    /// The header has arrived (tensors in file order): which of them to keep, one flag each.
+    /// An error here stops the stream before any tensor data is read.
+    fn header(&mut self, tensors: &[(String, TensorInfo)]) -> Result<Vec<bool>>;
+
+    /// A kept tensor is complete: its raw little-endian bytes, exactly its size.
+    fn tensor(&mut self, name: &str, info: &TensorInfo, bytes: Vec<u8>) -> Result<()>;
+}
+
+/// The body once the header is known: where each tensor's bytes are.
+struct Body {
+    tensors: Vec<(String, TensorInfo)>,
+    keep: Vec<bool>,
+    /// The tensor whose bytes arrive now.
+    next: usize,
+    /// Bytes of that tensor received so far.
+    filled: usize,
+    /// Those bytes, when it is kept.
+    current: Vec<u8>,
+    /// Header and data together: the file's exact length.
+    file_len: u64,
+}
+
+/// A safetensors file being received; see the module's documentation.
+#[derive(Default)]
+pub struct TensorStream {
+    received: u64,
+    /// The length prefix and the JSON header, until both are complete.
+    prefix: Vec<u8>,
+    body: Option<Body>,
+}
+
+impl TensorStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The file's length, once its header has said it.
+    pub fn expected_len(&self) -> Option<u64> {
+        self.body.as_ref().map(|b| b.file_len)
+    }
+
+    /// Takes the next bytes of the file, handing `sink` the header and every kept tensor they
+    /// complete.
+    pub fn push(&mut self, mut chunk: &[u8], sink: &mut dyn TensorSink) -> Result<()> {
+        while !chunk.is_empty() {
+            let taken = match self.body.as_mut() {
+                None => self.take_header(chunk, sink)?,
+                Some(body) => body.take_data(chunk, sink)?,
+            };
+            self.received += taken as u64;
+            chunk = &chunk[taken..];
+        }
+        Ok(())
+    }
+
+    /// Checks that the whole file arrived: every tensor, nothing after the last.
+    pub fn finish(&self) -> Result<()> {
+        match &self.body {
+            Some(body) if body.next == body.tensors.len() => Ok(()),
+            Some(body) => Err(Error::Safetensors(format!(
+                "the file ended after {} of its {} bytes (a download that broke off?)",
+                self.received, body.file_len
+            ))),
+            None => Err(Error::Safetensors(format!(
+                "the file ended after {} bytes, inside its header: not a complete safetensors file",
+                self.received
+            ))),
+        }
+    }
+
+    /// Reads into the length prefix and the header; parses the header when it is complete.
+    fn take_header(&mut self, chunk: &[u8], sink: &mut dyn TensorSink) -> Result<usize> {
+        if self.prefix.is_empty() && chunk.first() == Some(&b'<') {
+            return Err(Error::Safetensors(
+                "this is an HTML page, not a safetensors file (use a /resolve/ URL, not a /blob/ page)"
+                    .into(),
+            ));
+        }
+        let header_len = self.header_len()?;
+        let want = header_len.map_or(8, |n| 8 + n as usize);
+        let take = (want - self.prefix.len()).min(chunk.len());
+        self.prefix.extend_from_slice(&chunk[..take]);
+        if header_len.is_none() {
+            if let Some(n) = self.header_len()? {
+                self.prefix.reserve_exact(n as usize);
+            }
+            return Ok(take);
+        }
+        if self.prefix.len() == want {
+            let metadata: Metadata = serde_json::from_slice(&self.prefix[8..])
+                .map_err(|e| Error::Safetensors(format!("the file's header is not valid: {e}")))?;
+            let tensors: Vec<(String, TensorInfo)> = metadata
+                .offset_keys()
+                .into_iter()
+                .filter_map(|name| metadata.info(&name).cloned().map(|info| (name, info)))
+                .collect();
+            let keep = sink.header(&tensors)?;
+            assert_eq!(keep.len(), tensors.len(), "the sink answers once per tensor");
+            let file_len = want as u64 + metadata.data_len() as u64;
+            let mut body = Body { tensors, keep, next: 0, filled: 0, current: Vec::new(), file_len };
+            body.settle(sink)?;
+            self.body = Some(body);
+            self.prefix = Vec::new();
+        }
+        Ok(take)
+    }
+
+    /// The header's length once the 8-byte prefix is in, refused when implausible.
+    fn header_len(&self) -> Result<Option<u64>> {
+        let Some(prefix) = self.prefix.get(..8) else { return Ok(None) };
+        let n = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+        if n == 0 || n > MAX_HEADER_BYTES {
+            return Err(Error::Safetensors(format!(
+                "not a safetensors file: its first 8 bytes claim a {n}-byte header"
+            )));
+        }
+        Ok(Some(n))
+    }
+}
+
+impl Body {
+    /// Reads into the current tensor; hands it over when complete.
+    fn take_data(&mut self, chunk: &[u8], sink: &mut dyn TensorSink) -> Result<usize> {
+        let Some((_, info)) = self.tensors.get(self.next) else {
+            return Err(Error::Safetensors(format!(
+                "the file goes on past the {} bytes its header describes",
+                self.file_len
+            )));
+        };
+        let size = info.data_offsets.1 - info.data_offsets.0;
+        let take = (size - self.filled).min(chunk.len());
+        if self.keep[self.next] {
+            if self.current.capacity() == 0 {
+                // Exactly the tensor's size: no doubling on the way (a GPT-2 XL embedding is 321 MB).
+                self.current.reserve_exact(size);
+            }
+            self.current.extend_from_slice(&chunk[..take]);
+        }
+        self.filled += take;
+        self.settle(sink)?;
+        Ok(take)
+    }
+
+    /// Hands over every tensor that is complete (empty tensors are complete without bytes).
+    fn settle(&mut self, sink: &mut dyn TensorSink) -> Result<()> {
+        while let Some((name, info)) = self.tensors.get(self.next) {
+            if self.filled < info.data_offsets.1 - info.data_offsets.0 {
+                break;
+            }
+            if self.keep[self.next] {
+                sink.tensor(name, info, std::mem::take(&mut self.current))?;
+            }
+            self.next += 1;
+            self.filled = 0;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use safetensors::tensor::TensorView;
+    use safetensors::Dtype;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect {
+        keep_only: Option<&'static str>,
+        got: Vec<(String, Vec<u8>)>,
+    }
+
+    impl TensorSink for Collect {
+        fn header(&mut self, tensors: &[(String, TensorInfo)]) -> Result<Vec<bool>> {
+            Ok(tensors.iter().map(|(n, _)| self.keep_only.is_none_or(|k| k == n)).collect())
+        }
+        fn tensor(&mut self, name: &str, _: &TensorInfo, bytes: Vec<u8>) -> Result<()> {
+            self.got.push((name.to_string(), bytes));
+            Ok(())
+        }
+    }
+
+    fn file() -> Vec<u8> {
+        let a: Vec<u8> = (0..24).collect();
+        let b: Vec<u8> = (100..108).collect();
+        let views = vec![
+            ("a".to_string(), TensorView::new(Dtype::F32, vec![2, 3], &a).unwrap()),
+            ("empty".to_string(), TensorView::new(Dtype::F32, vec![0, 4], &[]).unwrap()),
+            ("b".to_string(), TensorView::new(Dtype::F16, vec![4], &b).unwrap()),
+        ];
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn feed(bytes: &[u8], chunk: usize, sink: &mut Collect) -> Result<()> {
+        let mut stream = TensorStream::new();
+        for part in bytes.chunks(chunk) {
+            stream.push(part, sink)?;
+        }
+        assert_eq!(stream.received(), bytes.len() as u64);
+        stream.finish()
+    }
+
+    #[test]
+    fn every_chunk_size_gives_the_same_tensors() {
+        let bytes = file();
+        for chunk in [1, 3, 8, 9, 64, bytes.len()] {
+            let mut sink = Collect::default();
+            feed(&bytes, chunk, &mut sink).unwrap();
+            let mut got = sink.got;
+            got.sort();
+            assert_eq!(got.len(), 3, "chunk {chunk}");
+            assert_eq!(got[0], ("a".to_string(), (0..24).collect::<Vec<u8>>()));
+            assert_eq!(got[1], ("b".to_string(), (100..108).collect::<Vec<u8>>()));
+            assert_eq!(got[2], ("empty".to_string(), vec![]));
+        }
+    }
+
+    #[test]
+    fn skipped_tensors_are_not_handed_over() {
+        let mut sink = Collect { keep_only: Some("b"), ..Collect::default() };
+        feed(&file(), 5, &mut sink).unwrap();
+        assert_eq!(sink.got, vec![("b".to_string(), (100..108).collect::<Vec<u8>>())]);
+    }
+
+    #[test]
+    fn truncated_extended_and_foreign_files_are_refused() {
+        let bytes = file();
+        let err = feed(&bytes[..bytes.len() - 1], 7, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("ended after"), "{err}");
+        let err = feed(&bytes[..20], 7, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("inside its header"), "{err}");
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = feed(&longer, 7, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("goes on past"), "{err}");
+        let err = feed(b"<!DOCTYPE html><html></html>", 4, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("HTML page"), "{err}");
+        let err = feed(&[0xff; 64], 4, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("-byte header"), "{err}");
+        // A header whose ranges do not match its shapes.
+        let mut bad = bytes.clone();
+        let header = String::from_utf8_lossy(&bad[8..]).into_owned();
+        let at = header.find("[2,3]").unwrap();
+        bad[8 + at..8 + at + 5].copy_from_slice(b"[3,3]");
+        let err = feed(&bad, 7, &mut Collect::default()).unwrap_err().to_string();
+        assert!(err.contains("header is not valid"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! A Hugging Face model loaded while its `model.safetensors` arrives: each tensor goes to the
+//! device as soon as its bytes are complete ([`super::stream`]), so the caller's memory holds
+//! one tensor at a time, not the file. Everything that can be known from the file's header —
+//! a missing or mis-shaped tensor, a non-float dtype, a config that does not belong to these
+//! weights, a tensor larger than the device binds — is refused from the header, before the
+//! data is downloaded.
+
+use std::collections::HashMap;
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use safetensors::tensor::TensorInfo;
+use safetensors::Dtype;
+
+use super::hf::check_file_holds;
+use super::stream::{TensorSink, TensorStream};
+use super::weights::{load_module_from_tensors, stored_parameters, Layout};
+use crate::error::{invalid, Error, Result};
+use crate::model::config::ModelConfig;
+use crate::model::memory::human_bytes;
+use crate::model::AnyModel;
+
+/// A model whose weights are arriving; see the module's documentation.
+pub struct ModelStream {
+    stream: TensorStream,
+    uploads: Uploads,
+}
+
+/// The receiving end: checks the header against the model, uploads each tensor it needs.
+struct Uploads {
+    model: Option<AnyModel>,
+    config: ModelConfig,
+    layout: Layout,
+    device: Device,
+    max_tensor_bytes: u64,
+    tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
+    /// Bytes uploaded so far, as f32 on the device.
+    uploaded: u64,
+}
+
+impl ModelStream {
+    /// Starts loading the architecture `config_json` describes onto `device`. A model over
+    /// `max_model_bytes` (its weights as f32) is refused now, a tensor over `max_tensor_bytes`
+    /// from the file's header.
+    pub fn new(
+        config_json: &[u8],
+        device: &Device,
+        max_model_bytes: u64,
+        max_tensor_bytes: u64,
+    ) -> Result<Self> {
+        let config = ModelConfig::from_json(config_json)?;
+        let need = config.parameter_count().saturating_mul(4);
+        if need > max_model_bytes as u128 {
+            return Err(invalid!(
+                "the model's weights need {} as f32, more than this device can hold ({})",
+                human_bytes(need),
+                human_bytes(max_model_bytes as u128)
+            ));
+        }
+        // Lazy: no parameter is allocated until the file's tensor replaces it.
+        let model = match &config {
+            ModelConfig::Gpt2(c) => {
+                c.validate()?;
+                AnyModel::Gpt2(Box::new(c.init(device)))
+            }
+            ModelConfig::Bert(c) => {
+                c.validate()?;
+                AnyModel::Bert(Box::new(c.init(device)))
+            }
+        };
+        let uploads = Uploads {
+            layout: Layout::of(&model),
+            model: Some(model),
+            config,
+            device: device.clone(),
+            max_tensor_bytes,
+            tensors: HashMap::new(),
+            uploaded: 0,
+        };
+        Ok(Self { stream: TensorStream::new(), uploads })
+    }
+
+    /// Takes the next bytes of `model.safetensors`.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
+        self.stream.push(chunk, &mut self.uploads)
+    }
+
+    /// Bytes received so far, and the file's length once its header has said it.
+    pub fn progress(&self) -> (u64, Option<u64>) {
+        (self.stream.received(), self.stream.expected_len())
+    }
+
+    /// Bytes on the device so far (the weights as f32).
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.uploads.uploaded
+    }
+
+    /// The model, once the whole file has arrived.
+    pub fn finish(mut self) -> Result<AnyModel> {
+        self.stream.finish()?;
+        let model = self.uploads.model.take().expect("finish is called once");
+        let (tensors, layout, device) = (self.uploads.tensors, self.uploads.layout, self.uploads.device);
+        Ok(match model {
+            AnyModel::Gpt2(m) => {
+                AnyModel::Gpt2(Box::new(load_module_from_tensors(*m, tensors, layout, &device)?))
+            }
+            AnyModel::Bert(m) => {
+                AnyModel::Bert(Box::new(load_module_from_tensors(*m, tensors, layout, &device)?))
+            }
+        })
+    }
+}
+
+impl TensorSink for Uploads {
+    fn header(&mut self, tensors: &[(String, TensorInfo)]) -> Result<Vec<bool>> {
+        let elements = tensors
+            .iter()
+            .map(|(_, info)| info.shape.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
+            .fold(0u128, u128::saturating_add);
+        check_file_holds(&self.config, elements)?;
+        let index: HashMap<&str, usize> =
+            tensors.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
+        let mut keep = vec![false; tensors.len()];
+        let model = self.model.as_ref().expect("the header arrives before finish");
+        let params = match model {
+            AnyModel::Gpt2(m) => stored_parameters(m.as_ref(), self.layout),
+            AnyModel::Bert(m) => stored_parameters(m.as_ref(), self.layout),
+        };
+        for param in params {
+            let Some(&i) = param.candidates.iter().find_map(|k| index.get(k.as_str())) else {
+                return Err(Error::MissingTensor(param.key));
+            };
+            let (name, info) = &tensors[i];
+            if info.shape != param.shape {
+                return Err(Error::ShapeMismatch {
+                    key: name.clone(),
+                    got: info.shape.clone(),
+                    want: param.shape,
+                });
+            }
+            burn_dtype(name, info.dtype)?;
+            let bytes = param.shape.iter().product::<usize>() as u64 * 4;
+            if bytes > self.max_tensor_bytes {
+                return Err(invalid!(
+                    "tensor `{name}` needs {} as f32, more than this device holds in one buffer ({})",
+                    human_bytes(bytes as u128),
+                    human_bytes(self.max_tensor_bytes as u128)
+                ));
+            }
+            keep[i] = true;
+        }
+        Ok(keep)
+    }
+
+    fn tensor(&mut self, name: &str, info: &TensorInfo, bytes: Vec<u8>) -> Result<()> {
+        let n = info.shape.iter().product::<usize>();
+        let data = TensorData::try_from_bytes_vec(bytes, [n], burn_dtype(name, info.dtype)?)
+            .map_err(|e| Error::Safetensors(format!("tensor `{name}`: {e}")))?;
+        // Converted to the device's float type (f32) on the way, when stored as f16/bf16/f64.
+        let tensor = Tensor::<1>::from_data(data, &self.device);
+        self.uploaded += n as u64 * 4;
+        self.tensors.insert(name.to_string(), (info.shape.clone(), tensor));
+        Ok(())
+    }
+}
+
+/// The Burn dtype of a float tensor in the file; anything else is refused.
+fn burn_dtype(name: &str, dtype: Dtype) -> Result<DType> {
+    match dtype {
+        Dtype::F32 => Ok(DType::F32),
+        Dtype::F16 => Ok(DType::F16),
+        Dtype::BF16 => Ok(DType::BF16),
+        Dtype::F64 => Ok(DType::F64),
+        other => {
+            Err(Error::Safetensors(format!("tensor `{name}` has dtype {other:?}; expected a float type")))
+        }
+    }
+}
