@@ -57,7 +57,18 @@ score="$target/score-gpt2-tiny.json"
 "$target/debug/hearth" score --model tests/fixtures/cases/gpt2-tiny --text "Every effort moves you" \
     --per-token --json > "$score"
 
+step "a GPT-2 medium-sized random model (355M parameters, 1.5 GB, made here) and the CLI's greedy ids on it"
+medium="$target/gpt2-medium-random"
+# 1.5 GB that the next run writes again: gone when this script ends, passed or not.
+trap 'rm -rf "$medium"' EXIT
+node tests/browser/random_gpt2.mjs "$medium"
+greedy_medium="$target/greedy-gpt2-medium.json"
+"$target/debug/hearth" generate --model "$medium" --prompt "Every effort moves you" --max-new-tokens 3 --json \
+    > "$greedy_medium"
+cat "$greedy_medium"
+
 step "browser tests (headless Chromium, WebGPU)"
-HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SAMPLED="$sampled" HEARTH_EXPECTED_SCORE="$score" node tests/browser/run.mjs
+HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SAMPLED="$sampled" HEARTH_EXPECTED_SCORE="$score" \
+    HEARTH_MEDIUM_DIR="$medium" HEARTH_EXPECTED_MEDIUM="$greedy_medium" node tests/browser/run.mjs
 
 step "all checks passed"

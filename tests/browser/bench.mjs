@@ -2,11 +2,12 @@
 // WebGPU adapter (or ?backend=cpu): generation (prefill, then decode tokens/s, greedy — the token
 // chosen on the GPU, one number read back — against top-p over the whole vocabulary, which
 // reads all 50,257 logits per token), and the time to compute and draw the inside views at 64
-// tokens. Run by hand:
+// tokens; and loading (weights streamed onto the device: seconds and the worker's memory
+// high-water mark). Run by hand:
 //
 //   target/release/hearth train --corpus web/corpus/tiny_shakespeare_like.txt --preset gpt2 \
 //       --tokenizer gpt2 --context 64 --batch-size 1 --steps 1 --eval-every 1000 --out /tmp/hearth-bench-models/gpt2-124m
-//   trunk build --release && node tests/browser/bench.mjs [--cpu]
+//   trunk build --release && node tests/browser/bench.mjs [--cpu] [--model NAME] [--only load|generate|inside]
 //
 // It serves /tmp/hearth-bench-models (HEARTH_BENCH_MODELS) as the hub; each job runs three
 // times (the first includes shader compiles).
@@ -47,13 +48,13 @@ const server = http.createServer((req, res) => {
     res.writeHead(404).end('not found');
     return;
   }
-  const body = fs.readFileSync(file);
+  // Streamed from disk: GPT-2 XL's weights are 6.4 GB.
   res.writeHead(200, {
     'content-type': MIME[path.extname(file)] || 'application/octet-stream',
-    'content-length': body.length,
+    'content-length': fs.statSync(file).size,
     'access-control-allow-origin': '*',
   });
-  res.end(body);
+  fs.createReadStream(file).pipe(res);
 });
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -105,11 +106,20 @@ const text = async (id, p = page) => ((await tid(id, p).textContent()) || '').tr
 const cpu = process.argv.includes('--cpu');
 await page.goto(origin + (cpu ? '/?backend=cpu#generate' : '/#generate'));
 await waitFor('the backend', async () => ['webgpu', 'cpu'].includes(await text('backend')));
-await tid('generate-url').fill(`${origin}/fixtures/gpt2-124m/model.safetensors`);
+// `--model NAME`: the directory under HEARTH_BENCH_MODELS (default gpt2-124m); random GPT-2
+// medium, large and XL come from `node tests/browser/random_gpt2.mjs DIR 24 1024 16` (36 1280 20,
+// 48 1600 25).
+const model = process.argv.includes('--model') ? process.argv[process.argv.indexOf('--model') + 1] : 'gpt2-124m';
+await tid('generate-url').fill(`${origin}/fixtures/${model}/model.safetensors`);
 let start = Date.now();
 await tid('generate-load-url').click();
-await waitFor('the 124M model to load', async () => (await text('generate-model')).includes('parameters'), 600_000);
-console.log(`backend ${await text('backend')}; load ${Date.now() - start} ms`);
+await waitFor(`${model} to load`, async () => {
+  const error = tid('generate-error');
+  if (await error.count()) throw new Error(`${model}: ${await error.textContent()}`);
+  return (await text('generate-model')).includes('parameters');
+}, 1_800_000);
+// The load's own line: file size, seconds, the worker's wasm memory high-water mark.
+console.log(`backend ${await text('backend')}; ${model}: load ${Date.now() - start} ms; ${await text('generate-load-stats')}`);
 // 64 GPT-2 tokens.
 const prompt = 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, it was the season of Darkness, it was the spring of';
 // Generation: 6-token prompt, 32 new tokens; time to the first token (prefill + one step) and
@@ -133,10 +143,10 @@ async function generation(label, temperature, topP) {
     console.log(`${label} run ${run}: first token ${first - t0} ms, decode ${(31 / ((end - first) / 1000)).toFixed(2)} tokens/s`);
   }
 }
-// `--only inside` / `--only generate`: one part (on SwiftShader each takes many minutes).
+// `--only inside` / `--only generate` / `--only load`: one part (on SwiftShader each takes many minutes).
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : null;
 const runs = Number(process.env.HEARTH_BENCH_RUNS || 3);
-if (only !== 'inside') {
+if (only !== 'inside' && only !== 'load') {
   await generation('greedy (argmax on the device)', 0, 1);
   await generation('temperature 1, top-p 0.95 (reads every logit)', 1, 0.95);
 }
@@ -146,7 +156,7 @@ await tid('generate-prompt').fill(prompt);
 const mark = (id) => page.evaluate((id) => document.querySelectorAll(`[data-testid=${id}]`).forEach((e) => { e.dataset.stale = '1'; }), id);
 const fresh = (id) => page.locator(`[data-testid=${id}]:not([data-stale])`);
 const results = {};
-for (let run = 0; run < (only === 'generate' ? 0 : runs); run++) {
+for (let run = 0; run < (only === 'generate' || only === 'load' ? 0 : runs); run++) {
   await tid('generate-inside-view-attention').click();
   await mark('attention-map');
   start = Date.now();

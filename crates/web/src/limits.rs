@@ -6,9 +6,29 @@ use hearth_lm::model::memory::Budget;
 use crate::protocol::DeviceInfo;
 use crate::units::human_bytes;
 
-/// What a model file may weigh: it is held in wasm memory (4 GiB at most) while its tensors are
-/// converted and uploaded.
-pub const MODEL_FILE_LIMIT: u64 = 1536 << 20;
+/// The weights the CPU backend may hold: it keeps them in wasm memory, which ends at 4 GiB,
+/// with room left for activations, the tokenizer and the page's work. GPT-2 medium (1.4 GB as
+/// f32) fits; GPT-2 large (3.1 GB) does not.
+pub const CPU_WEIGHTS_LIMIT: u64 = 2560 << 20;
+
+/// The weights a page may ask a GPU for. WebGPU does not tell a page how much memory its GPU
+/// has, so this only stops absurd configs (GPT-2 XL is 6.2 GB as f32); a model under it that
+/// the GPU cannot hold fails when a tensor is allocated, and says so.
+pub const GPU_WEIGHTS_LIMIT: u64 = 32 << 30;
+
+/// One tensor in flight: weights stream tensor by tensor, so wasm memory holds the current
+/// tensor's bytes (GPT-2 XL's embedding is 321 MB) and never the file.
+pub const TENSOR_IN_FLIGHT_LIMIT: u64 = 1 << 30;
+
+/// `(weights, one tensor)` the device may take, in bytes as f32: what
+/// `hearth_lm::io::streamed::ModelStream` checks a config and a file's header against.
+pub fn weight_limits(info: &DeviceInfo) -> (u64, u64) {
+    if info.backend == "webgpu" {
+        (GPU_WEIGHTS_LIMIT, info.max_binding.min(info.max_buffer).min(TENSOR_IN_FLIGHT_LIMIT))
+    } else {
+        (CPU_WEIGHTS_LIMIT, TENSOR_IN_FLIGHT_LIMIT)
+    }
+}
 
 /// What a training run in the tab may need (weights, gradients, AdamW moments, activations;
 /// `hearth_lm::model::memory`): wasm memory ends at 4 GiB, where the CPU fallback keeps
@@ -27,25 +47,36 @@ pub fn training_budget(info: &DeviceInfo) -> Budget {
     }
 }
 
-/// Refuses a model the device cannot hold, naming the limit it breaks.
-pub fn check_fits(info: &DeviceInfo, largest_tensor_bytes: u64, file_bytes: u64) -> Result<(), String> {
-    if file_bytes > MODEL_FILE_LIMIT {
-        return Err(format!(
-            "the model is {} — more than this page can hold in browser memory ({}); use the hearth CLI",
-            human_bytes(file_bytes),
-            human_bytes(MODEL_FILE_LIMIT)
-        ));
+/// Refuses a model the device cannot hold (`weight_bytes` and `largest_tensor_bytes` as f32),
+/// naming the limit it breaks.
+pub fn check_fits(info: &DeviceInfo, weight_bytes: u64, largest_tensor_bytes: u64) -> Result<(), String> {
+    let (max_weights, max_tensor) = weight_limits(info);
+    let gpu = info.backend == "webgpu";
+    if weight_bytes > max_weights {
+        let (weights, limit) = (human_bytes(weight_bytes), human_bytes(max_weights));
+        return Err(if gpu {
+            format!("the model's weights are {weights}, more than this page asks a GPU for ({limit}); use the hearth CLI")
+        } else {
+            format!(
+                "the model's weights are {weights} — the CPU backend keeps them in browser memory, which holds \
+                 {limit} of weights; use a GPU or the hearth CLI"
+            )
+        });
     }
-    if info.backend == "webgpu" {
-        let limit = info.max_binding.min(info.max_buffer);
-        if largest_tensor_bytes > limit {
-            return Err(format!(
-                "the model does not fit this GPU: its largest tensor needs a {} buffer, and this adapter \
+    if largest_tensor_bytes > max_tensor {
+        let (tensor, binding) = (human_bytes(largest_tensor_bytes), info.max_binding.min(info.max_buffer));
+        return Err(if gpu && largest_tensor_bytes > binding {
+            format!(
+                "the model does not fit this GPU: its largest tensor needs a {tensor} buffer, and this adapter \
                  binds at most {} (maxStorageBufferBindingSize)",
-                human_bytes(largest_tensor_bytes),
-                human_bytes(limit)
-            ));
-        }
+                human_bytes(binding)
+            )
+        } else {
+            format!(
+                "its largest tensor is {tensor}, more than the {} the page streams at once",
+                human_bytes(max_tensor)
+            )
+        });
     }
     Ok(())
 }
@@ -62,16 +93,44 @@ mod tests {
     fn gpt2_embedding_needs_more_than_the_default_binding() {
         // GPT-2's token embedding: 50257 × 768 × 4 bytes.
         let wte = 50257 * 768 * 4;
-        let err = check_fits(&gpu(128 << 20), wte, 500 << 20).unwrap_err();
+        let err = check_fits(&gpu(128 << 20), 500 << 20, wte).unwrap_err();
         assert!(err.contains("147.2 MiB") && err.contains("128.0 MiB"), "{err}");
-        assert!(check_fits(&gpu(1 << 30), wte, 500 << 20).is_ok());
+        assert!(check_fits(&gpu(1 << 30), 500 << 20, wte).is_ok());
+    }
+
+    /// The published sizes: on a GPU that binds 1 GiB (SwiftShader's) every GPT-2 fits, XL's
+    /// 6.2 GB included, since only one tensor at a time passes through wasm memory; the CPU
+    /// backend, which keeps the weights in wasm memory, holds GPT-2 medium but not large.
+    #[test]
+    fn the_gpt2_family_on_a_gpu_and_on_the_cpu() {
+        let cpu = DeviceInfo { backend: "cpu".into(), ..DeviceInfo::default() };
+        for (name, fits_cpu) in
+            [("gpt2", true), ("gpt2-medium", true), ("gpt2-large", false), ("gpt2-xl", false)]
+        {
+            let c = hearth_lm::Gpt2Config::preset(name).unwrap();
+            let (weights, largest) = (c.num_parameters() as u64 * 4, c.largest_tensor() as u64 * 4);
+            assert!(check_fits(&gpu(1 << 30), weights, largest).is_ok(), "{name} on the GPU");
+            let on_cpu = check_fits(&cpu, weights, largest);
+            assert_eq!(on_cpu.is_ok(), fits_cpu, "{name} on the CPU: {on_cpu:?}");
+        }
+        let xl = hearth_lm::Gpt2Config::preset("gpt2-xl").unwrap();
+        let err = check_fits(&cpu, xl.num_parameters() as u64 * 4, 1 << 20).unwrap_err();
+        assert!(err.contains("browser memory"), "{err}");
     }
 
     #[test]
-    fn huge_files_are_refused_on_any_backend() {
+    fn absurd_models_are_refused_on_any_backend() {
+        let err = check_fits(&gpu(1 << 30), 40 << 30, 1 << 20).unwrap_err();
+        assert!(err.contains("hearth CLI"), "{err}");
         let cpu = DeviceInfo { backend: "cpu".into(), ..DeviceInfo::default() };
-        assert!(check_fits(&cpu, 1 << 30, 6 << 30).unwrap_err().contains("browser memory"));
-        assert!(check_fits(&cpu, 1 << 30, 500 << 20).is_ok());
+        let err = check_fits(&cpu, 1 << 30, 2 << 30).unwrap_err();
+        assert!(err.contains("streams at once"), "{err}");
+    }
+
+    #[test]
+    fn the_tensor_in_flight_is_bounded_by_the_binding_and_wasm_memory() {
+        assert_eq!(weight_limits(&gpu(128 << 20)), (GPU_WEIGHTS_LIMIT, 128 << 20));
+        assert_eq!(weight_limits(&gpu(4 << 30)).1, TENSOR_IN_FLIGHT_LIMIT);
     }
 
     #[test]

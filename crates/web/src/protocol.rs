@@ -371,6 +371,20 @@ pub struct ModelInfo {
     /// Bytes of the largest tensor: what must fit one storage binding.
     pub largest_tensor: u64,
     pub tokenizer: String,
+    /// How the weights were loaded, when they were streamed from a download or a file.
+    #[serde(default)]
+    pub load: Option<LoadStats>,
+}
+
+/// What loading a model's weights took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    /// Bytes of `model.safetensors`.
+    pub file_bytes: u64,
+    pub seconds: f64,
+    /// The worker's wasm memory after the load. It never shrinks, so this is its high-water mark
+    /// so far: with weights streamed tensor by tensor it stays near the largest tensor on WebGPU.
+    pub worker_memory: u64,
 }
 
 /// One ranked token.

@@ -367,34 +367,10 @@ impl ModuleVisitor for Exporter {
     }
 }
 
-/// Counts the values of every float parameter under its Hugging Face key.
-struct Sizes {
-    layout: Layout,
-    path: ParamPath,
-    sizes: BTreeMap<String, usize>,
-}
-
-impl ModuleVisitor for Sizes {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.exit();
-    }
-
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let n = param.val().dims().iter().product();
-        self.sizes.insert(self.path.key(self.layout), n);
-    }
-}
-
 /// Every float parameter's Hugging Face key and element count: what a checkpoint's optimizer
 /// state is checked against.
 pub fn parameter_sizes<M: Module>(module: &M, layout: Layout) -> BTreeMap<String, usize> {
-    let mut sizes = Sizes { layout, path: ParamPath::default(), sizes: BTreeMap::new() };
-    module.visit(&mut sizes);
-    sizes.sizes
+    stored_parameters(module, layout).into_iter().map(|p| (p.key, p.shape.iter().product())).collect()
 }
 
 /// Every float parameter of `module` as `(hf_key, shape, values)`, read asynchronously (the

@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use super::bridge::post;
 use super::state::AppState;
 use super::widgets::Status;
-use crate::limits::check_fits;
-use crate::protocol::{Request, Topic};
+use crate::limits::{check_fits, CPU_WEIGHTS_LIMIT};
+use crate::protocol::{DeviceInfo, Request, Topic};
 use crate::units::{human_bytes, human_count};
 
 /// (name, parameters, bytes of the largest tensor) of the models people ask about.
@@ -25,6 +25,24 @@ fn known_models() -> Vec<(String, usize, u64)> {
         }
     }
     out
+}
+
+/// The rule the fit table applies on this device, in words.
+fn fit_rule(info: &DeviceInfo) -> String {
+    if info.backend == "webgpu" {
+        format!(
+            "Weights stream from the download or the file to the GPU tensor by tensor, so the tab holds one \
+             tensor at a time. A model fits when its largest tensor fits one storage binding ({}). WebGPU \
+             does not say how much memory the GPU has: a model that passes here and still does not fit \
+             fails when its tensors are allocated, with a message.",
+            human_bytes(info.max_binding.min(info.max_buffer))
+        )
+    } else {
+        format!(
+            "The CPU backend keeps the weights in browser memory: up to {} of them (4 GiB in all for the tab).",
+            human_bytes(CPU_WEIGHTS_LIMIT)
+        )
+    }
 }
 
 /// What browser storage keeps of downloaded models, and a button that forgets it.
@@ -104,20 +122,24 @@ pub fn DevicePanel() -> impl IntoView {
                                 }
                             })}
                         <h3>"Which models fit"</h3>
+                        <p class="muted" data-testid="fits-rule">{fit_rule(&info)}</p>
                         <table class="fits" data-testid="fits">
-                            <thead><tr><th>"Model"</th><th>"Parameters"</th><th>"Largest tensor"</th><th>"Fits?"</th></tr></thead>
+                            <thead><tr><th>"Model"</th><th>"Parameters"</th><th>"Weights (f32)"</th><th>"Largest tensor"</th><th>"Fits?"</th></tr></thead>
                             <tbody>
                                 {models
                                     .into_iter()
                                     .map(|(name, params, largest)| {
-                                        let verdict = match check_fits(&info2, largest, params as u64 * 4) {
+                                        let weights = params as u64 * 4;
+                                        let row_id = format!("fits-{name}");
+                                        let verdict = match check_fits(&info2, weights, largest) {
                                             Ok(()) => "yes".to_string(),
                                             Err(e) => format!("no: {e}"),
                                         };
                                         view! {
-                                            <tr>
+                                            <tr data-testid=row_id>
                                                 <td>{name}</td>
                                                 <td>{human_count(params)}</td>
+                                                <td>{human_bytes(weights)}</td>
                                                 <td>{human_bytes(largest)}</td>
                                                 <td>{verdict}</td>
                                             </tr>

@@ -94,6 +94,16 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
                     None => "No model loaded.".to_string(),
                 }}
             </p>
+            {move || state.model(slot).get().and_then(|m| m.load).map(|l| view! {
+                <p class="muted" data-testid=format!("{prefix}-load-stats")>
+                    {format!(
+                        "weights: {} streamed onto the device in {:.1} s · worker memory {} (high-water mark)",
+                        human_bytes(l.file_bytes),
+                        l.seconds,
+                        human_bytes(l.worker_memory)
+                    )}
+                </p>
+            })}
         </fieldset>
     }
 }

@@ -1,50 +1,134 @@
 //! Models for the fill-mask and generate panels: from a Hugging Face URL, from files picked on
-//! disk, or from the run trained in the pretrain panel.
+//! disk, or from the run trained in the pretrain panel. Weights from a URL or a file are
+//! streamed onto the device tensor by tensor (`hearth_lm::io::streamed`): the worker's memory
+//! holds one tensor at a time, not the file.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
-use hearth_lm::io::hf::{load_model, load_tokenizer};
-use hearth_lm::{HfFiles, ModelConfig};
+use hearth_lm::io::hf::{load_model, tokenizer_for_config};
+use hearth_lm::io::streamed::ModelStream;
+use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::fetch::fetch_cached;
+use super::device::Compute;
+use super::fetch::{fetch_cached, read_body, stream_cached, Failed, Origin};
 use super::state::{self, LoadedModel};
-use super::{emit, emit_error, read_file};
+use super::{emit, emit_error, now_ms, read_file};
 use crate::hub::directory_url;
-use crate::limits::{check_fits, MODEL_FILE_LIMIT};
-use crate::protocol::{Event, ModelInfo, Slot, Topic, TrainArch};
+use crate::limits::{check_fits, weight_limits};
+use crate::protocol::{Event, LoadStats, ModelInfo, Slot, Topic, TrainArch};
 
 pub async fn load_url(slot: Slot, url: &str) {
-    let topic = Topic::from(slot);
-    let base = match directory_url(url) {
-        Ok(base) => base,
-        Err(e) => return emit_error(topic, e),
+    let result = match directory_url(url) {
+        Ok(base) => load_from_url(&base, slot).await,
+        Err(e) => Err(e),
     };
-    let files = match fetch_files(&base, slot).await {
-        Ok(files) => files,
-        Err(e) => return emit_error(topic, e),
-    };
-    finish_load(slot, files, base).await;
+    publish(slot, result);
 }
 
-async fn fetch_files(base: &str, slot: Slot) -> Result<HfFiles, String> {
+/// config.json and tokenizer.json whole (small), then the weights streamed onto the device.
+async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
     let topic = Topic::from(slot);
     let config_json = fetch_cached(&format!("{base}config.json"), topic, false, 1 << 20)
         .await?
         .ok_or("config.json is missing")?;
     // Refuse a model the device cannot hold before downloading hundreds of megabytes.
-    precheck(&config_json, slot, 0)?;
-    let model_safetensors = fetch_cached(&format!("{base}model.safetensors"), topic, false, MODEL_FILE_LIMIT)
-        .await?
-        .ok_or("model.safetensors is missing")?;
+    let config = precheck(&config_json, slot)?;
     let tokenizer_json = fetch_cached(&format!("{base}tokenizer.json"), topic, true, 64 << 20).await?;
-    Ok(HfFiles { config_json, model_safetensors, tokenizer_json, generation_config_json: None })
+    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config)?;
+    let compute = state::compute(topic).ok_or("the compute device is still starting")?;
+    let started = now_ms();
+    let url = format!("{base}model.safetensors");
+    let loading = RefCell::new(Some(Loading::new(&config_json, &compute, topic)?));
+    let model = RefCell::new(None);
+    stream_cached(
+        &url,
+        topic,
+        &mut |chunk, origin| loading.borrow_mut().as_mut().expect("loading").push(chunk, origin),
+        &mut || {
+            let done = loading.borrow_mut().take().expect("loading").finish()?;
+            *model.borrow_mut() = Some(done);
+            Ok(())
+        },
+        &mut || {
+            *loading.borrow_mut() = Some(Loading::new(&config_json, &compute, topic)?);
+            Ok(())
+        },
+    )
+    .await?;
+    let (model, file_bytes) = model.into_inner().expect("the stream completed");
+    let stats =
+        LoadStats { file_bytes, seconds: (now_ms() - started) / 1000.0, worker_memory: worker_memory() };
+    Ok(assemble(
+        model,
+        tokenizer,
+        &config,
+        base.to_string(),
+        tokenizer_name(tokenizer_json.is_some(), &config),
+        Some(stats),
+    ))
 }
 
-/// The architecture matches the panel and the model fits the device (`file_bytes` 0 when the
-/// weights are not downloaded yet).
-fn precheck(config_json: &[u8], slot: Slot, file_bytes: u64) -> Result<ModelConfig, String> {
+/// The weights arriving for one load: what streams them onto the device, with progress.
+struct Loading {
+    stream: ModelStream,
+    topic: Topic,
+    backend: String,
+    last_report: u64,
+}
+
+impl Loading {
+    fn new(config_json: &[u8], compute: &Compute, topic: Topic) -> Result<Self, String> {
+        let (max_model, max_tensor) = weight_limits(&compute.info);
+        let stream = ModelStream::new(config_json, &compute.device, max_model, max_tensor)
+            .map_err(|e| e.to_string())?;
+        Ok(Self { stream, topic, backend: compute.info.backend.clone(), last_report: 0 })
+    }
+
+    fn push(&mut self, chunk: &[u8], origin: Origin) -> Result<(), Failed> {
+        self.stream.push(chunk).map_err(failed)?;
+        // Report every 1% or so: enough for a smooth bar without flooding the page.
+        let (done, total) = self.stream.progress();
+        let total = total.unwrap_or(0);
+        if done - self.last_report > (total / 100).max(1 << 20) || done == total {
+            self.last_report = done;
+            let from = match origin {
+                Origin::Storage => " from browser storage",
+                Origin::Network => "",
+                Origin::File => " from the file",
+            };
+            emit(&Event::Progress {
+                topic: self.topic,
+                label: format!("model.safetensors{from} → {}, tensor by tensor", self.backend),
+                done,
+                total,
+            });
+        }
+        Ok(())
+    }
+
+    /// The model and the file's length.
+    fn finish(self) -> Result<(AnyModel, u64), Failed> {
+        let bytes = self.stream.progress().0;
+        Ok((self.stream.finish().map_err(failed)?, bytes))
+    }
+}
+
+/// A bad file (truncated, not safetensors) is the bytes' fault: a stored copy of it is dropped.
+fn failed(e: hearth_lm::Error) -> Failed {
+    Failed { bad_bytes: matches!(e, hearth_lm::Error::Safetensors(_)), message: e.to_string() }
+}
+
+/// The worker's wasm memory: it only grows, so this is its high-water mark.
+fn worker_memory() -> u64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64
+}
+
+/// The architecture matches the panel and the model fits the device.
+fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
     let config = ModelConfig::from_json(config_json).map_err(|e| e.to_string())?;
     match (&config, slot) {
         (ModelConfig::Gpt2(_), Slot::Generate) | (ModelConfig::Bert(_), Slot::FillMask) => {}
@@ -56,34 +140,83 @@ fn precheck(config_json: &[u8], slot: Slot, file_bytes: u64) -> Result<ModelConf
         }
     }
     if let Some(compute) = state::compute(Topic::from(slot)) {
-        check_fits(&compute.info, config.largest_tensor() as u64 * 4, file_bytes)?;
+        check_fits(&compute.info, weight_bytes(&config), config.largest_tensor() as u64 * 4)?;
     }
     Ok(config)
 }
 
-pub async fn load_files(slot: Slot, extra: JsValue) {
-    let topic = Topic::from(slot);
-    match read_picked(extra).await {
-        Ok(files) => finish_load(slot, files, "files from disk".into()).await,
-        Err(e) => emit_error(topic, e),
+fn weight_bytes(config: &ModelConfig) -> u64 {
+    u64::try_from(config.parameter_count().saturating_mul(4)).unwrap_or(u64::MAX)
+}
+
+/// The directory's tokenizer, or the architecture's built-in one, checked against the model.
+fn tokenizer_for(
+    config_json: &[u8],
+    tokenizer_json: Option<&[u8]>,
+    config: &ModelConfig,
+) -> Result<Tokenizer, String> {
+    let files = HfFiles {
+        config_json: config_json.to_vec(),
+        tokenizer_json: tokenizer_json.map(<[u8]>::to_vec),
+        ..HfFiles::default()
+    };
+    tokenizer_for_config(&files, config).map_err(|e| e.to_string())
+}
+
+fn tokenizer_name(beside: bool, config: &ModelConfig) -> String {
+    if beside {
+        "tokenizer.json beside the model".to_string()
+    } else {
+        format!("built-in {}", config.default_tokenizer_name())
     }
 }
 
-async fn read_picked(extra: JsValue) -> Result<HfFiles, String> {
+pub async fn load_files(slot: Slot, extra: JsValue) {
+    publish(slot, load_picked(slot, extra).await);
+}
+
+/// Picked files: config and tokenizer read whole, the weights streamed from the file.
+async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> {
+    let topic = Topic::from(slot);
     let picked: Vec<web_sys::File> =
         Array::from(&extra).iter().filter_map(|f| f.dyn_into::<web_sys::File>().ok()).collect();
     let find = |pred: &dyn Fn(&str) -> bool| picked.iter().find(|f| pred(&f.name())).cloned();
-    let config = find(&|n| n == "config.json").ok_or("pick config.json together with model.safetensors")?;
+    let config_file =
+        find(&|n| n == "config.json").ok_or("pick config.json together with model.safetensors")?;
     let weights = find(&|n| n == "model.safetensors")
         .or_else(|| find(&|n| n.ends_with(".safetensors")))
         .ok_or("pick a .safetensors file together with config.json")?;
-    let config_json = read_file(&config, 1 << 20, "a config").await?;
-    let model_safetensors = read_file(&weights, MODEL_FILE_LIMIT, "a model").await?;
+    let config_json = read_file(&config_file, 1 << 20, "a config").await?;
+    let config = precheck(&config_json, slot)?;
     let tokenizer_json = match find(&|n| n == "tokenizer.json") {
         Some(f) => Some(read_file(&f, 64 << 20, "a tokenizer").await?),
         None => None,
     };
-    Ok(HfFiles { config_json, model_safetensors, tokenizer_json, generation_config_json: None })
+    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config)?;
+    let compute = state::compute(topic).ok_or("the compute device is still starting")?;
+    let started = now_ms();
+    let mut loading = Loading::new(&config_json, &compute, topic)?;
+    let name = weights.name();
+    read_body(
+        &weights.stream(),
+        &name,
+        &mut |chunk, _| loading.push(chunk, Origin::File).map_err(|f| f.message),
+        &|| false,
+    )
+    .await
+    .map_err(|e| format!("{name}: {e}"))?;
+    let (model, file_bytes) = loading.finish().map_err(|f| format!("{name}: {}", f.message))?;
+    let stats =
+        LoadStats { file_bytes, seconds: (now_ms() - started) / 1000.0, worker_memory: worker_memory() };
+    let source = "files from disk".to_string();
+    Ok(assemble(
+        model,
+        tokenizer,
+        &config,
+        source,
+        tokenizer_name(tokenizer_json.is_some(), &config),
+        Some(stats),
+    ))
 }
 
 pub async fn use_trained(slot: Slot) {
@@ -91,43 +224,51 @@ pub async fn use_trained(slot: Slot) {
     let Some(run) = state::run() else {
         return emit_error(topic, "nothing has been trained yet: start a run in the Pretrain panel");
     };
-    match run.export().await {
-        Ok(files) => finish_load(slot, files, format!("trained here (step {})", run.step())).await,
-        Err(e) => emit_error(topic, e),
-    }
-}
-
-async fn finish_load(slot: Slot, files: HfFiles, source: String) {
-    let topic = Topic::from(slot);
-    let Some(compute) = state::compute(topic) else { return };
-    let result = (|| {
-        let config = precheck(&files.config_json, slot, files.model_safetensors.len() as u64)?;
-        emit(&Event::Progress {
-            topic,
-            label: format!("loading weights onto {}", compute.info.backend),
-            done: 0,
-            total: 0,
-        });
+    let result = async {
+        // The run's export is in memory already (a model trained in the tab is small).
+        let files = run.export().await?;
+        let config = precheck(&files.config_json, slot)?;
+        let compute = state::compute(topic).ok_or("the compute device is still starting")?;
         let model = load_model(&files.config_json, &files.model_safetensors, &compute.device)
             .map_err(|e| e.to_string())?;
-        let tokenizer = load_tokenizer(&files, &model).map_err(|e| e.to_string())?;
-        let tokenizer_name = match &files.tokenizer_json {
-            Some(_) => "tokenizer.json beside the model".to_string(),
-            None => format!("built-in {}", model.default_tokenizer_name()),
-        };
-        let info = describe(&config, source, tokenizer_name);
-        Ok::<_, String>(LoadedModel { model, tokenizer, info })
-    })();
+        let tokenizer = tokenizer_for(&files.config_json, files.tokenizer_json.as_deref(), &config)?;
+        let name = tokenizer_name(files.tokenizer_json.is_some(), &config);
+        Ok::<_, String>(assemble(
+            model,
+            tokenizer,
+            &config,
+            format!("trained here (step {})", run.step()),
+            name,
+            None,
+        ))
+    }
+    .await;
+    publish(slot, result);
+}
+
+fn assemble(
+    model: AnyModel,
+    tokenizer: Tokenizer,
+    config: &ModelConfig,
+    source: String,
+    tokenizer_name: String,
+    load: Option<LoadStats>,
+) -> LoadedModel {
+    let info = describe(config, source, tokenizer_name, load);
+    LoadedModel { model, tokenizer, info }
+}
+
+fn publish(slot: Slot, result: Result<LoadedModel, String>) {
     match result {
         Ok(loaded) => {
             emit(&Event::ModelLoaded { slot, info: loaded.info.clone() });
             state::set_model(slot, Rc::new(loaded));
         }
-        Err(e) => emit_error(topic, e),
+        Err(e) => emit_error(Topic::from(slot), e),
     }
 }
 
-fn describe(config: &ModelConfig, source: String, tokenizer: String) -> ModelInfo {
+fn describe(config: &ModelConfig, source: String, tokenizer: String, load: Option<LoadStats>) -> ModelInfo {
     let (arch, layers, hidden, vocab_size, context) = match config {
         ModelConfig::Gpt2(c) => (TrainArch::Gpt2, c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
         ModelConfig::Bert(c) => {
@@ -144,5 +285,6 @@ fn describe(config: &ModelConfig, source: String, tokenizer: String) -> ModelInf
         context,
         largest_tensor: config.largest_tensor() as u64 * 4,
         tokenizer,
+        load,
     }
 }
