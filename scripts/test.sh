@@ -33,15 +33,27 @@ setup_pid=$!
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "native build + tests, linted by clippy -D warnings (parity on the ndarray and flex backends, and wgpu on Vulkan)"
-clippy cargo test --workspace --all-targets
+step "native build, linted by clippy -D warnings"
+clippy cargo test --workspace --all-targets --no-run
 
 step "waiting for setup"
 wait "$setup_pid" || { cat "$target/setup.log"; echo "setup failed"; exit 1; }
 cat "$target/setup.log"
 
-step "trunk build --release, the web crates linted by clippy -D warnings"
-clippy trunk build --release
+# The wasm build beside the native tests: the tests leave a core idle much of the time (one test
+# binary after another, lavapipe compiling a shader), and the two never share a build lock (the
+# tests' artifacts are in target/debug, the wasm's in target/wasm32-unknown-unknown and
+# target/release).
+step "trunk build --release in the background, the web crates linted by clippy -D warnings"
+clippy trunk build --release > "$target/trunk.log" 2>&1 &
+trunk_pid=$!
+
+step "native tests (parity on the ndarray and flex backends, and wgpu on Vulkan)"
+clippy cargo test --workspace --all-targets || { kill "$trunk_pid" 2>/dev/null; exit 1; }
+
+step "waiting for trunk build --release"
+wait "$trunk_pid" || { cat "$target/trunk.log"; echo "trunk build failed"; exit 1; }
+cat "$target/trunk.log"
 
 step "the native CLI's greedy ids on the GPT-2 fixture (the browser must match them)"
 greedy="$target/greedy-gpt2-tiny.json"

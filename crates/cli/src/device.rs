@@ -82,11 +82,12 @@ fn start_wgpu() -> Result<Device, String> {
             gpu.adapter
         );
     } else if cfg!(feature = "gpu-autotune") {
-        // Without this a first run looks hung: on an H200 the first `bench --train` spent over a
-        // minute timing candidate kernels. The choices are cached (`target/environment` inside a
-        // Cargo workspace, else ~/.cache/cubecl), so later runs start at once.
+        // Without this a run's start looks hung: on an H200 the first `bench --train` spent over
+        // a minute timing candidate kernels. The choices are not kept between runs: CubeCL's
+        // on-disk cache is Burn's `persistence` feature, which would compile a database engine
+        // (turso) into the CLI; measured on lavapipe, a second identical run tunes again.
         eprintln!(
-            "device: {} — kernels are tuned for it the first time each shape is met (cached for later runs)",
+            "device: {} — kernels are tuned for it the first time each shape is met in a run",
             gpu.adapter
         );
     } else {
