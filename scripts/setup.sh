@@ -16,9 +16,9 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 
 if [[ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]]; then
     echo "==> installing trunk $TRUNK_VERSION (a few minutes, once)"
-    # Trunk's own release profile is fat LTO with one codegen unit: 11 minutes of a 2-core
-    # machine, in CI beside the native build. A build tool that spawns cargo and serves files
-    # gains nothing from it; without LTO, 16 units and -O1 it builds in a fraction of the time.
+    # Trunk's own release profile is fat LTO with one codegen unit, which a tool that runs cargo
+    # and serves files gains nothing from. Without them (cargo's config overrides the package's
+    # profile) it installs in 4 m 07 s instead of 5 m 53 s on an idle 2-core machine.
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
         cargo install trunk --version "$TRUNK_VERSION" --locked
 fi
