@@ -18,6 +18,13 @@ clippy() {
         CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" "$@"
 }
 
+# Stops a background job whole: its subshell, and what that started (trunk, the cargo it ran).
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
+
 step "toolchain"
 rustup show active-toolchain >/dev/null
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
@@ -43,16 +50,10 @@ cat "$target/setup.log"
 # The wasm build beside the native tests, which do not keep both cores busy (one test binary
 # after another; lavapipe compiling shaders). Neither waits for the other's build directory: the
 # tests' artifacts are in target/debug, the wasm's in target/wasm32-unknown-unknown and
-# target/release. Measured on 2 cores: 16–16.8 min side by side, 17.5 one after the other.
+# target/release. Measured on 2 cores: 15.7–16.8 min side by side, 17.5 one after the other.
 step "trunk build --release in the background, the web crates linted by clippy -D warnings"
 clippy trunk build --release > "$target/trunk.log" 2>&1 &
 trunk_pid=$!
-# A failing test stops the build too: trunk and the cargo it started, not just the subshell.
-kill_tree() {
-    local child
-    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
-    kill "$1" 2>/dev/null || true
-}
 
 step "native tests (parity on the ndarray and flex backends, and wgpu on Vulkan)"
 clippy cargo test --workspace --all-targets || { kill_tree "$trunk_pid"; exit 1; }
