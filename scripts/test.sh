@@ -49,8 +49,9 @@ cat "$target/setup.log"
 
 # The wasm build beside the native tests, which do not keep both cores busy (one test binary
 # after another; lavapipe compiling shaders). Neither waits for the other's build directory: the
-# tests' artifacts are in target/debug, the wasm's in target/wasm32-unknown-unknown and
-# target/release. Measured on 2 cores: 15.7–16.8 min side by side, 17.5 one after the other.
+# tests' artifacts are in target/debug, the wasm's in target/wasm32-unknown-unknown and its
+# build scripts' in target/release and target/wasm-release. Measured on 2 cores: 15.7–16.8 min
+# side by side, 17.5 one after the other; 19.9 side by side with the worker's size profile.
 step "trunk build --release in the background, the web crates linted by clippy -D warnings"
 clippy trunk build --release > "$target/trunk.log" 2>&1 &
 trunk_pid=$!
