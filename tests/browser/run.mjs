@@ -186,6 +186,10 @@ await test('GPT-2 tokenizer gives the real ids', async () => {
   await tid('decode-input').fill('257');
   await tid('decode-run').click();
   await waitFor('decode 257', async () => (await text('decode-output')) === '" a"');
+  // The worker carries no vocabulary: GPT-2's file came from beside the page, once for every
+  // keystroke; BERT's not at all until it is chosen.
+  assert(requests.get('/tokenizers/gpt2/tokenizer.json') === 1, 'GPT-2\'s tokenizer.json fetched once');
+  assert(!requests.has('/tokenizers/bert-base-uncased/tokenizer.json'), 'BERT\'s tokenizer.json not fetched yet');
 });
 
 await test('BERT tokenizer gives the real ids, special tokens marked', async () => {
@@ -198,6 +202,7 @@ await test('BERT tokenizer gives the real ids, special tokens marked', async () 
   await tid('decode-input').fill('7967');
   await tid('decode-run').click();
   await waitFor('decode 7967', async () => (await text('decode-output')) === '"chocolate"');
+  assert(requests.get('/tokenizers/bert-base-uncased/tokenizer.json') === 1, 'BERT\'s tokenizer.json fetched once');
   await tid('tokenize-panel').screenshot({ path: path.join(shots, 'tokenize.png') });
 });
 
@@ -780,6 +785,13 @@ for (const f of fs.readdirSync(dist)) {
     const bytes = fs.readFileSync(path.join(dist, f));
     measured[`${f}_bytes`] = bytes.length;
     measured[`${f}_gzip_bytes`] = zlib.gzipSync(bytes, { level: 9 }).length;
+  }
+}
+// Fetched by the worker on first use, not at start.
+for (const name of fs.readdirSync(path.join(dist, 'tokenizers'))) {
+  const file = path.join(dist, 'tokenizers', name, 'tokenizer.json');
+  if (fs.existsSync(file)) {
+    measured[`tokenizer_${name}_gzip_bytes`] = zlib.gzipSync(fs.readFileSync(file), { level: 9 }).length;
   }
 }
 await browser.close();

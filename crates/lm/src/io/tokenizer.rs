@@ -1,13 +1,12 @@
 //! A thin wrapper over Hugging Face `tokenizers`: built from bytes (no hub, no files), with the
-//! GPT-2 and bert-base-uncased vocabularies built in.
+//! GPT-2 and bert-base-uncased vocabularies built in ([`super::builtin`]).
 
 use crate::error::{Error, Result};
 
-const GPT2_JSON: &[u8] = include_bytes!("../../assets/tokenizers/gpt2/tokenizer.json");
-const BERT_JSON: &[u8] = include_bytes!("../../assets/tokenizers/bert-base-uncased/tokenizer.json");
+use super::builtin;
 
 /// Names accepted by [`Tokenizer::builtin`].
-pub const BUILTIN_TOKENIZERS: [&str; 2] = ["gpt2", "bert-base-uncased"];
+pub const BUILTIN_TOKENIZERS: [&str; 2] = [builtin::BUILTIN_FILES[0].name, builtin::BUILTIN_FILES[1].name];
 
 /// A tokenizer plus the few facts the models need from it.
 #[derive(Clone)]
@@ -44,25 +43,10 @@ impl Tokenizer {
         Self { inner }
     }
 
-    /// `gpt2` or `bert-base-uncased`, from the vocabularies compiled into the crate.
+    /// `gpt2` or `bert-base-uncased`: compiled into the crate, or supplied by the caller in a
+    /// build without them ([`builtin::supply`]).
     pub fn builtin(name: &str) -> Result<Self> {
-        match name {
-            "gpt2" => Self::from_bytes(GPT2_JSON),
-            "bert-base-uncased" => Self::from_bytes(BERT_JSON),
-            other => Err(Error::Tokenizer(format!(
-                "unknown tokenizer `{other}` (built in: {}; or give a tokenizer.json path)",
-                BUILTIN_TOKENIZERS.join(", ")
-            ))),
-        }
-    }
-
-    /// The bytes of a built-in `tokenizer.json`, for writing it beside an exported model.
-    pub fn builtin_json(name: &str) -> Option<&'static [u8]> {
-        match name {
-            "gpt2" => Some(GPT2_JSON),
-            "bert-base-uncased" => Some(BERT_JSON),
-            _ => None,
-        }
+        Self::from_bytes(builtin::bytes(name)?)
     }
 
     /// Encodes with the tokenizer's own special tokens (BERT's `[CLS]`/`[SEP]`; none for GPT-2).

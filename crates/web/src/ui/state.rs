@@ -244,12 +244,13 @@ impl AppState {
             Event::Tokenized { seq, ids, tokens, attention_mask, special } => {
                 // Only the latest keystroke's answer counts.
                 if seq == self.tokenize_seq.get_untracked() {
-                    self.topic(Topic::Tokenize).error.set(None);
+                    // Also ends the first request's progress bar (the vocabulary's download).
+                    self.topic(Topic::Tokenize).settle();
                     self.tokenized.set(Some(Tokenized { ids, tokens, attention_mask, special }));
                 }
             }
             Event::Decoded { text } => {
-                self.topic(Topic::Tokenize).error.set(None);
+                self.topic(Topic::Tokenize).settle();
                 self.decoded.set(Some(text));
             }
             Event::Progress { topic, label, done, total } => {

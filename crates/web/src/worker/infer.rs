@@ -10,6 +10,7 @@ use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
 use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
 
+use super::builtins;
 use super::device::cpu_device;
 use super::state::LoadedModel;
 use super::{emit, emit_error, now_ms, state, yield_now};
@@ -24,7 +25,7 @@ thread_local! {
     static BUILTIN: RefCell<HashMap<String, Rc<Tokenizer>>> = RefCell::new(HashMap::new());
 }
 
-fn tokenizer_named(name: &str) -> Result<Rc<Tokenizer>, String> {
+async fn tokenizer_named(name: &str) -> Result<Rc<Tokenizer>, String> {
     if name == "trained" {
         return state::run()
             .map(|run| run.tokenizer())
@@ -33,13 +34,14 @@ fn tokenizer_named(name: &str) -> Result<Rc<Tokenizer>, String> {
     if let Some(t) = BUILTIN.with(|b| b.borrow().get(name).cloned()) {
         return Ok(t);
     }
+    builtins::ensure(name, Topic::Tokenize).await?;
     let t = Rc::new(Tokenizer::builtin(name).map_err(|e| e.to_string())?);
     BUILTIN.with(|b| b.borrow_mut().insert(name.to_string(), t.clone()));
     Ok(t)
 }
 
-pub fn tokenize(seq: u64, tokenizer: &str, text: &str) {
-    let result = tokenizer_named(tokenizer).and_then(|t| t.encode(text).map_err(|e| e.to_string()));
+pub async fn tokenize(seq: u64, tokenizer: &str, text: &str) {
+    let result = tokenizer_named(tokenizer).await.and_then(|t| t.encode(text).map_err(|e| e.to_string()));
     match result {
         Ok(enc) => emit(&Event::Tokenized {
             seq,
@@ -52,11 +54,11 @@ pub fn tokenize(seq: u64, tokenizer: &str, text: &str) {
     }
 }
 
-pub fn decode(tokenizer: &str, ids: &str) {
-    let result = parse_ids(ids).and_then(|ids| {
-        let t = tokenizer_named(tokenizer)?;
-        t.decode(&ids).map_err(|e| e.to_string())
-    });
+pub async fn decode(tokenizer: &str, ids: &str) {
+    let result = match parse_ids(ids) {
+        Ok(ids) => tokenizer_named(tokenizer).await.and_then(|t| t.decode(&ids).map_err(|e| e.to_string())),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(text) => emit(&Event::Decoded { text }),
         Err(e) => emit_error(Topic::Tokenize, e),

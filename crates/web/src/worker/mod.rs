@@ -2,6 +2,7 @@
 //! the UI stays responsive. Requests are handled concurrently on the worker's event loop; the
 //! long ones (generation, training) give the loop back between tokens and steps.
 
+mod builtins;
 mod device;
 mod fetch;
 mod infer;
@@ -75,8 +76,8 @@ async fn handle(request: Request, extra: JsValue) {
             training::restore_saved().await;
             training::list_runs().await;
         }
-        Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text),
-        Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids),
+        Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text).await,
+        Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids).await,
         Request::LoadUrl { slot, url } => models::load_url(slot, &url).await,
         Request::LoadFiles { slot } => models::load_files(slot, extra).await,
         Request::UseTrained { slot } => models::use_trained(slot).await,

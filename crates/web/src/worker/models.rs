@@ -12,6 +12,7 @@ use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::builtins;
 use super::device::Compute;
 use super::fetch::{fetch_cached, read_body, stream_cached, Failed, Origin};
 use super::state::{self, LoadedModel};
@@ -37,7 +38,7 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
     // Refuse a model the device cannot hold before downloading hundreds of megabytes.
     let config = precheck(&config_json, slot)?;
     let tokenizer_json = fetch_cached(&format!("{base}tokenizer.json"), topic, true, 64 << 20).await?;
-    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config)?;
+    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config, topic).await?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
     let url = format!("{base}model.safetensors");
@@ -149,12 +150,17 @@ fn weight_bytes(config: &ModelConfig) -> u64 {
     u64::try_from(config.parameter_count().saturating_mul(4)).unwrap_or(u64::MAX)
 }
 
-/// The directory's tokenizer, or the architecture's built-in one, checked against the model.
-fn tokenizer_for(
+/// The directory's tokenizer, or the architecture's built-in one (fetched the first time),
+/// checked against the model.
+async fn tokenizer_for(
     config_json: &[u8],
     tokenizer_json: Option<&[u8]>,
     config: &ModelConfig,
+    topic: Topic,
 ) -> Result<Tokenizer, String> {
+    if tokenizer_json.is_none() {
+        builtins::ensure(config.default_tokenizer_name(), topic).await?;
+    }
     let files = HfFiles {
         config_json: config_json.to_vec(),
         tokenizer_json: tokenizer_json.map(<[u8]>::to_vec),
@@ -192,7 +198,7 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
         Some(f) => Some(read_file(&f, 64 << 20, "a tokenizer").await?),
         None => None,
     };
-    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config)?;
+    let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config, topic).await?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
     let mut loading = Loading::new(&config_json, &compute, topic)?;
@@ -231,7 +237,8 @@ pub async fn use_trained(slot: Slot) {
         let compute = state::compute(topic).ok_or("the compute device is still starting")?;
         let model = load_model(&files.config_json, &files.model_safetensors, &compute.device)
             .map_err(|e| e.to_string())?;
-        let tokenizer = tokenizer_for(&files.config_json, files.tokenizer_json.as_deref(), &config)?;
+        let tokenizer =
+            tokenizer_for(&files.config_json, files.tokenizer_json.as_deref(), &config, topic).await?;
         let name = tokenizer_name(files.tokenizer_json.is_some(), &config);
         Ok::<_, String>(assemble(
             model,

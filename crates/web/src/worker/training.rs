@@ -15,6 +15,7 @@ use js_sys::Array;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
+use super::builtins;
 use super::run::{eval_point, CorpusFile, Run};
 use super::train_device;
 use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
@@ -263,6 +264,13 @@ pub async fn start(settings: TrainSettings) {
     };
     let Some(compute) = state::compute(TOPIC) else { return };
     let mut settings = settings;
+    // Random weights with GPT-2's or BERT's vocabulary: its file, before the device is measured
+    // on a step of the run.
+    if settings.start_from == StartFrom::Random {
+        if let Err(e) = builtins::ensure(&settings.tokenizer.to_string(), TOPIC).await {
+            return emit_error(TOPIC, e);
+        }
+    }
     // Where it trains: WebGPU, the CPU backend, or (on a software adapter) the faster of the two.
     let trains_on = match train_device::resolve(&compute, &mut settings, &corpus.corpus).await {
         Ok(choice) => choice,
