@@ -41,7 +41,7 @@ static SUPPLIED: [OnceLock<Vec<u8>>; 2] = [OnceLock::new(), OnceLock::new()];
 
 /// The built-in file named `name`, if there is one.
 pub fn builtin_file(name: &str) -> Option<&'static BuiltinFile> {
-    BUILTIN_FILES.iter().find(|file| file.name == name)
+    index(name).ok().map(|i| &BUILTIN_FILES[i])
 }
 
 fn index(name: &str) -> Result<usize> {
