@@ -351,6 +351,7 @@ await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', asy
   const dir = path.join(fixtures, 'bert-tiny-mlm');
   await tid('fillmask-files').setInputFiles([path.join(dir, 'config.json'), path.join(dir, 'model.safetensors')]);
   await waitFor('the BERT fixture to load', async () => (await text('fillmask-model')).includes('parameters'));
+  assert((await text('fillmask-model')).includes('weights f32'), `model line: ${await text('fillmask-model')}`);
   await tid('fillmask-input').fill('Life is like a [MASK] of chocolates.');
   await tid('fillmask-run').click();
   await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
@@ -688,6 +689,11 @@ await test('the device panel shows the adapter, its limits and what fits', async
     assert((await text(`fits-${name}`)).endsWith('yes'), `${name} fits: ${await text(`fits-${name}`)}`);
   }
   assert((await text('fits-rule')).includes('tensor by tensor'), 'the rule is stated');
+  // SwiftShader has no shader-f16: weights stay f32, the table counts f32 bytes, and the panel says why.
+  measured.weights_storage = await text('weights-storage');
+  assert(measured.weights_storage.includes('stored as f32') && measured.weights_storage.includes('no shader-f16'),
+    `storage line: ${measured.weights_storage}`);
+  assert((await text('fits')).includes('Weights (f32)'), 'the table names the storage');
   await tid('stored-list').click();
   await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
   measured.stored_total = await text('stored-total');

@@ -10,6 +10,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::{embeddings, inside, surprisal};
+use hearth_lm::model::precision::store;
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
 use hearth_lm::{BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
@@ -62,7 +63,11 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     }
     let gpt2_tok = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
     let prompt = gpt2_tok.encode_ids("Swimming at the beach is").map_err(|e| e.to_string())?;
-    let gpt2 = gpt2_124m()?.init(device);
+    let weights = crate::device::weights();
+    if !weights.supported_on(device) {
+        return Err(format!("this device cannot store weights as {}; use --weights f32", weights.name()));
+    }
+    let gpt2 = store(gpt2_124m()?.init(device), weights);
 
     let mut rates = Vec::new();
     let mut prefills = Vec::new();
@@ -82,14 +87,18 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
         }
         if !args.json {
             let label = if run == 0 { "warm-up".to_string() } else { format!("run {run}") };
-            eprintln!("gpt2-124m generate {label}: prefill {:.1} ms, {rate:.1} tokens/s", prefill * 1000.0);
+            eprintln!(
+                "gpt2-124m ({}) generate {label}: prefill {:.1} ms, {rate:.1} tokens/s",
+                weights.name(),
+                prefill * 1000.0
+            );
         }
     }
 
     let bert_tok = Tokenizer::builtin("bert-base-uncased").map_err(|e| e.to_string())?;
     let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?;
     crate::device::check_model(&ModelConfig::Bert(bert.clone()))?;
-    let bert = bert.init(device);
+    let bert = store(bert.init(device), weights);
     let text = "Life is like a [MASK] of chocolates.";
     let mut latencies = Vec::new();
     for run in 0..=args.runs.max(5) {
@@ -103,16 +112,18 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     let (rate, prefill, latency) = (median(rates), median(prefills), median(latencies));
     if args.json {
         print_json(&json!({
+            "weights": weights.name(),
             "gpt2_124m_generate": { "new_tokens_per_s": rate, "prefill_ms": prefill, "prompt_tokens": prompt.len(), "new_tokens": args.new_tokens },
             "bert_base_fill_mask": { "latency_ms": latency, "tokens": 11 },
         }));
     } else {
         println!(
-            "gpt2-124m generate (KV cache, {} prompt + {} new): {rate:.1} tokens/s, prefill {prefill:.1} ms",
+            "gpt2-124m generate ({} weights, KV cache, {} prompt + {} new): {rate:.1} tokens/s, prefill {prefill:.1} ms",
+            weights.name(),
             prompt.len(),
             args.new_tokens
         );
-        println!("bert-base fill-mask (11 tokens): {latency:.1} ms");
+        println!("bert-base fill-mask ({} weights, 11 tokens): {latency:.1} ms", weights.name());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, Tensor};
 use hearth_lm::model::memory::{human_bytes, Budget};
+use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::ModelConfig;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -30,6 +31,19 @@ pub struct Gpu {
 }
 
 static GPU: OnceLock<Gpu> = OnceLock::new();
+
+/// How loaded models store their matrices (`--weights`); set once, at start-up.
+static WEIGHTS: OnceLock<WeightDtype> = OnceLock::new();
+
+/// Sets `--weights` for the process.
+pub fn set_weights(weights: WeightDtype) {
+    let _ = WEIGHTS.set(weights);
+}
+
+/// The storage `--weights` asked for (f32 by default).
+pub fn weights() -> WeightDtype {
+    WEIGHTS.get().copied().unwrap_or_default()
+}
 
 /// The GPU this process computes on, if `--device wgpu` started one.
 pub fn gpu() -> Option<&'static Gpu> {
@@ -121,7 +135,7 @@ pub fn budget(bytes: u64) -> Budget {
 /// Refuses a model whose largest tensor (the token embedding, for any real vocabulary) the GPU
 /// cannot bind in one kernel. The CPU backends have no such limit.
 pub fn check_model(config: &ModelConfig) -> Result<(), String> {
-    let bytes = (config.largest_tensor() as u128).saturating_mul(4);
+    let bytes = config.largest_tensor_bytes(weights());
     match gpu() {
         Some(gpu) if bytes > u128::from(gpu.max_binding) => Err(format!(
             "the model does not fit this GPU: its largest tensor needs a {} buffer, and this GPU binds at \

@@ -23,6 +23,10 @@ struct Cli {
     /// Vulkan, Metal or DX12, running the browser's WebGPU kernels).
     #[arg(long, global = true, default_value = "flex")]
     device: device::Backend,
+    /// How a loaded model stores its matrices for inference: `f32`, or `f16` (half the memory;
+    /// needs a device that computes in f16: flex, or a GPU with shader-f16). Training uses f32.
+    #[arg(long, global = true, default_value = "f32")]
+    weights: hearth_lm::model::precision::WeightDtype,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +93,7 @@ fn main() {
         eprintln!("error: internal error ({what}); this is a bug in hearth, please report it");
         std::process::exit(1);
     }));
+    device::set_weights(cli.weights);
     let result = match cli.command {
         Command::Tokenize(a) => tokenize::tokenize(a),
         Command::Decode(a) => tokenize::decode(a),

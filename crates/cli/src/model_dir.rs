@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use burn::tensor::Device;
+use hearth_lm::io::hf::load_model_as;
 use hearth_lm::io::hf::{load_tokenizer, HfFiles};
-use hearth_lm::{load_model, AnyModel, Gpt2LMHeadModel, Tokenizer};
+use hearth_lm::{AnyModel, Gpt2LMHeadModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -51,7 +52,7 @@ pub fn load_model_only(dir: &Path, device: &Device) -> Result<(AnyModel, HfFiles
     let config = hearth_lm::ModelConfig::from_json(&files.config_json)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     crate::device::check_model(&config).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let model = load_model(&files.config_json, &files.model_safetensors, device)
+    let model = load_model_as(&files.config_json, &files.model_safetensors, device, crate::device::weights())
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((model, files))
 }

@@ -685,3 +685,42 @@ fn per_token_surprisal_and_embedding_neighbours() {
     assert!(cos.windows(2).all(|w| w[0] >= w[1]), "{cos:?}");
     fails_cleanly(&["embed", "--model", &model, "--token", "Swimming at the beach"], "not one");
 }
+
+/// `--weights f16` stores the matrices in f16 (Flex computes in it): the greedy ids and the
+/// loss are transformers' within f16's tolerance (hearth-lm's `tests/f16_weights.rs` states it);
+/// a device without f16 (ndarray) and an unknown dtype are one line and exit 1 or 2.
+#[test]
+fn f16_weights_generate_and_score_like_transformers() {
+    let gpt2 = case("gpt2-tiny-perturbed");
+    let exp = expected("gpt2-tiny-perturbed");
+    let v = json(&[
+        "--weights",
+        "f16",
+        "generate",
+        "--model",
+        &gpt2,
+        "--prompt",
+        "Swimming at the beach is",
+        "--max-new-tokens",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(v["new_ids"], exp["greedy_new_ids"]);
+    let v = json(&[
+        "--weights",
+        "f16",
+        "score",
+        "--model",
+        &gpt2,
+        "--text",
+        "Swimming at the beach is",
+        "--json",
+    ]);
+    let (got, want) = (v["loss"].as_f64().unwrap(), exp["loss_labels_eq_input_ids"].as_f64().unwrap());
+    assert!((got - want).abs() <= 1e-2, "loss {got} vs {want}");
+    fails_cleanly(
+        &["--device", "ndarray", "--weights", "f16", "score", "--model", &gpt2, "--text", "hi"],
+        "cannot store weights as f16",
+    );
+    fails_with_code(2, &["--weights", "int4", "score", "--model", &gpt2, "--text", "hi"], "f32 or f16");
+}

@@ -112,6 +112,38 @@ fn wgpu_generates_scores_and_fills_masks_as_transformers() {
     }
 }
 
+/// `--weights f16` on the GPU (lavapipe has shader-f16; a GPU without it refuses with a line):
+/// the same greedy ids as transformers. One process: on lavapipe each tunes its f16 kernels
+/// anew (~1 min); the loss and logits against f16's tolerance are checked on the CPU backend
+/// (`tests/cli.rs`, hearth-lm's `tests/f16_weights.rs`), which runs the same model code.
+#[test]
+fn wgpu_with_f16_weights_generates_as_transformers() {
+    let gpt2 = case("gpt2-tiny-perturbed");
+    let exp = expected("gpt2-tiny-perturbed");
+    let out = hearth(&[
+        "--device",
+        "wgpu",
+        "--weights",
+        "f16",
+        "generate",
+        "--model",
+        &gpt2,
+        "--prompt",
+        "Swimming at the beach is",
+        "--max-new-tokens",
+        "20",
+        "--json",
+    ]);
+    if !out.status.success() {
+        // Only a GPU without f16 may refuse, and then with its one line.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot store weights as f16"), "{stderr}");
+        return;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["new_ids"], exp["greedy_new_ids"]);
+}
+
 /// Six fine-tuning steps of the GPT-2 and BERT fixtures on the GPU follow the CPU backend's
 /// losses. (From the same weights: a model initialised from scratch draws its weights from the
 /// device's random stream, which differs between backends.)

@@ -8,13 +8,14 @@ use common::*;
 use hearth_lm::io::hf::export_model;
 use hearth_lm::io::streamed::ModelStream;
 use hearth_lm::io::weights::to_safetensors;
+use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{load_model, AnyModel, Error};
 
 const UNLIMITED: u64 = u64::MAX;
 
 fn stream(config: &[u8], weights: &[u8], chunk: usize) -> Result<AnyModel, Error> {
-    let mut loading = ModelStream::new(config, &ndarray(), UNLIMITED, UNLIMITED)?;
+    let mut loading = ModelStream::new(config, &ndarray(), WeightDtype::F32, UNLIMITED, UNLIMITED)?;
     for part in weights.chunks(chunk) {
         loading.push(part)?;
     }
@@ -69,7 +70,8 @@ fn header_of(weights: &[u8]) -> &[u8] {
 }
 
 fn refuse_from_header(config: &[u8], weights: &[u8], max_tensor_bytes: u64) -> String {
-    let mut loading = ModelStream::new(config, &ndarray(), UNLIMITED, max_tensor_bytes).unwrap();
+    let mut loading =
+        ModelStream::new(config, &ndarray(), WeightDtype::F32, UNLIMITED, max_tensor_bytes).unwrap();
     loading.push(header_of(weights)).unwrap_err().to_string()
 }
 
@@ -106,7 +108,10 @@ fn a_config_that_does_not_belong_to_the_weights_is_refused() {
     assert!(err.contains("does not belong"), "{err}");
     // A model larger than the device holds is refused before anything is built or read.
     let huge = bigger.replace("\"n_layer\": 200", "\"n_layer\": 1000000000");
-    let err = ModelStream::new(huge.as_bytes(), &ndarray(), 1 << 30, UNLIMITED).err().unwrap().to_string();
+    let err = ModelStream::new(huge.as_bytes(), &ndarray(), WeightDtype::F32, 1 << 30, UNLIMITED)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("more than this device can hold"), "{err}");
 }
 

@@ -20,7 +20,7 @@ pub const GPU_WEIGHTS_LIMIT: u64 = 32 << 30;
 /// tensor's bytes (GPT-2 XL's embedding is 321 MB) and never the file.
 pub const TENSOR_IN_FLIGHT_LIMIT: u64 = 1 << 30;
 
-/// `(weights, one tensor)` the device may take, in bytes as f32: what
+/// `(weights, one tensor)` the device may take, in bytes as stored: what
 /// `hearth_lm::io::streamed::ModelStream` checks a config and a file's header against.
 pub fn weight_limits(info: &DeviceInfo) -> (u64, u64) {
     if info.backend == "webgpu" {
@@ -47,7 +47,7 @@ pub fn training_budget(info: &DeviceInfo) -> Budget {
     }
 }
 
-/// Refuses a model the device cannot hold (`weight_bytes` and `largest_tensor_bytes` as f32),
+/// Refuses a model the device cannot hold (`weight_bytes` and `largest_tensor_bytes` as stored),
 /// naming the limit it breaks.
 pub fn check_fits(info: &DeviceInfo, weight_bytes: u64, largest_tensor_bytes: u64) -> Result<(), String> {
     let (max_weights, max_tensor) = weight_limits(info);
@@ -116,6 +116,29 @@ mod tests {
         let xl = hearth_lm::Gpt2Config::preset("gpt2-xl").unwrap();
         let err = check_fits(&cpu, xl.num_parameters() as u64 * 4, 1 << 20).unwrap_err();
         assert!(err.contains("browser memory"), "{err}");
+    }
+
+    /// f16 storage (an adapter with shader-f16) halves the bytes the fit rule checks: GPT-2 XL's
+    /// embedding (321 MB as f32) does not fit a 256 MiB binding, and fits it as f16 (161 MB).
+    #[test]
+    fn f16_storage_fits_what_f32_does_not() {
+        use hearth_lm::model::precision::WeightDtype;
+        use hearth_lm::ModelConfig;
+        let xl = ModelConfig::Gpt2(hearth_lm::Gpt2Config::preset("gpt2-xl").unwrap());
+        let fits = |weights: WeightDtype| {
+            let info = DeviceInfo { weights: weights.name().into(), ..gpu(256 << 20) };
+            let storage = info.weights();
+            let (all, largest) = (xl.weight_bytes(storage), xl.largest_tensor_bytes(storage));
+            check_fits(&info, all as u64, largest as u64)
+        };
+        let err = fits(WeightDtype::F32).unwrap_err();
+        assert!(err.contains("306.7 MiB") && err.contains("256.0 MiB"), "{err}");
+        assert!(fits(WeightDtype::F16).is_ok());
+        // An unknown word from an older worker reads as f32, the safe side.
+        assert_eq!(
+            DeviceInfo { weights: "bf16".into(), ..DeviceInfo::default() }.weights(),
+            WeightDtype::F32
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the JSON of a [`Request`] or [`Event`], and an optional JS value that JSON cannot carry
 //! cheaply (picked `File`s going in, the bytes of a download coming out).
 
+use hearth_lm::model::precision::WeightDtype;
 use serde::{Deserialize, Serialize};
 
 pub use crate::choices::{SizePreset, StartFrom, TrainArch, TrainDevice, TrainTokenizer};
@@ -355,6 +356,17 @@ pub struct DeviceInfo {
     pub limits: Vec<(String, u64)>,
     /// Why the CPU backend is in use, when it is.
     pub fallback_reason: Option<String>,
+    /// How loaded models store their matrices here: `f16` on an adapter with `shader-f16` whose
+    /// f16 arithmetic checked out at start-up, else `f32` (hearth-lm's `WeightDtype` names).
+    #[serde(default)]
+    pub weights: String,
+}
+
+impl DeviceInfo {
+    /// The storage loaded models use on this device (f32 unless the worker said f16).
+    pub fn weights(&self) -> WeightDtype {
+        self.weights.parse().unwrap_or_default()
+    }
 }
 
 /// A loaded model, as the panels describe it.
@@ -368,8 +380,11 @@ pub struct ModelInfo {
     pub hidden: usize,
     pub vocab_size: usize,
     pub context: usize,
-    /// Bytes of the largest tensor: what must fit one storage binding.
+    /// Bytes of the largest tensor as stored: what must fit one storage binding.
     pub largest_tensor: u64,
+    /// How its matrices are stored (`f32` or `f16`).
+    #[serde(default)]
+    pub weights: String,
     pub tokenizer: String,
     /// How the weights were loaded, when they were streamed from a download or a file.
     #[serde(default)]

@@ -9,6 +9,7 @@ use crate::error::{invalid, Error, Result};
 use crate::model::bert::BertForMaskedLM;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
 use crate::model::gpt2::Gpt2LMHeadModel;
+use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
 
 /// The files of a Hugging Face model directory.
@@ -21,20 +22,40 @@ pub struct HfFiles {
     pub generation_config_json: Option<Vec<u8>>,
 }
 
-/// GPT-2 weights onto `config`'s architecture.
+/// GPT-2 weights onto `config`'s architecture, in f32.
 pub fn load_gpt2(config: &Gpt2Config, safetensors: &[u8], device: &Device) -> Result<Gpt2LMHeadModel> {
+    load_gpt2_as(config, safetensors, device, WeightDtype::F32)
+}
+
+/// GPT-2 weights onto `config`'s architecture, its matrices stored as `weights`.
+pub fn load_gpt2_as(
+    config: &Gpt2Config,
+    safetensors: &[u8],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<Gpt2LMHeadModel> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
     check_file_holds(&ModelConfig::Gpt2(config.clone()), file.total_elements())?;
-    load_module(config.init(device), &file, Layout::Gpt2, device)
+    load_module(config.init(device), &file, Layout::Gpt2, device, weights)
 }
 
-/// BERT masked-LM weights onto `config`'s architecture.
+/// BERT masked-LM weights onto `config`'s architecture, in f32.
 pub fn load_bert(config: &BertConfig, safetensors: &[u8], device: &Device) -> Result<BertForMaskedLM> {
+    load_bert_as(config, safetensors, device, WeightDtype::F32)
+}
+
+/// BERT masked-LM weights onto `config`'s architecture, its matrices stored as `weights`.
+pub fn load_bert_as(
+    config: &BertConfig,
+    safetensors: &[u8],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<BertForMaskedLM> {
     config.validate()?;
     let file = SafetensorsFile::parse(safetensors)?;
     check_file_holds(&ModelConfig::Bert(config.clone()), file.total_elements())?;
-    load_module(config.init(device), &file, Layout::Bert, device)
+    load_module(config.init(device), &file, Layout::Bert, device, weights)
 }
 
 /// Refuses, before the model is allocated, a config that describes more parameters than the
@@ -69,11 +90,25 @@ pub fn check_vocabularies(tokenizer: &Tokenizer, model_vocab: usize) -> Result<(
     Ok(())
 }
 
-/// Whichever architecture `config.json` names.
+/// Whichever architecture `config.json` names, in f32 (what training needs).
 pub fn load_model(config_json: &[u8], safetensors: &[u8], device: &Device) -> Result<AnyModel> {
+    load_model_as(config_json, safetensors, device, WeightDtype::F32)
+}
+
+/// Whichever architecture `config.json` names, its matrices stored as `weights`, which the
+/// device must support ([`WeightDtype::supported_on`]); for inference.
+pub fn load_model_as(
+    config_json: &[u8],
+    safetensors: &[u8],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<AnyModel> {
+    if !weights.supported_on(device) {
+        return Err(invalid!("this device cannot store weights as {}; use f32", weights.name()));
+    }
     match ModelConfig::from_json(config_json)? {
-        ModelConfig::Gpt2(c) => Ok(AnyModel::Gpt2(Box::new(load_gpt2(&c, safetensors, device)?))),
-        ModelConfig::Bert(c) => Ok(AnyModel::Bert(Box::new(load_bert(&c, safetensors, device)?))),
+        ModelConfig::Gpt2(c) => Ok(AnyModel::Gpt2(Box::new(load_gpt2_as(&c, safetensors, device, weights)?))),
+        ModelConfig::Bert(c) => Ok(AnyModel::Bert(Box::new(load_bert_as(&c, safetensors, device, weights)?))),
     }
 }
 

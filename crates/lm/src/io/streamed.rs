@@ -17,6 +17,7 @@ use super::weights::{load_module_from_tensors, stored_parameters, Layout};
 use crate::error::{invalid, Error, Result};
 use crate::model::config::ModelConfig;
 use crate::model::memory::human_bytes;
+use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
 
 /// A model whose weights are arriving; see the module's documentation.
@@ -32,27 +33,35 @@ struct Uploads {
     layout: Layout,
     device: Device,
     max_tensor_bytes: u64,
+    /// The storage of matrices on the device; vectors are f32.
+    weights: WeightDtype,
     tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
-    /// Bytes uploaded so far, as f32 on the device.
+    /// Bytes uploaded so far, as stored on the device.
     uploaded: u64,
 }
 
 impl ModelStream {
-    /// Starts loading the architecture `config_json` describes onto `device`. A model over
-    /// `max_model_bytes` (its weights as f32) is refused now, a tensor over `max_tensor_bytes`
-    /// from the file's header.
+    /// Starts loading the architecture `config_json` describes onto `device`, its matrices
+    /// stored as `weights` (which the device must support). A model over `max_model_bytes` (its
+    /// weights as stored) is refused now, a tensor over `max_tensor_bytes` (as stored) from the
+    /// file's header.
     pub fn new(
         config_json: &[u8],
         device: &Device,
+        weights: WeightDtype,
         max_model_bytes: u64,
         max_tensor_bytes: u64,
     ) -> Result<Self> {
+        if !weights.supported_on(device) {
+            return Err(invalid!("this device cannot store weights as {}; use f32", weights.name()));
+        }
         let config = ModelConfig::from_json(config_json)?;
-        let need = config.parameter_count().saturating_mul(4);
+        let need = config.weight_bytes(weights);
         if need > max_model_bytes as u128 {
             return Err(invalid!(
-                "the model's weights need {} as f32, more than this device can hold ({})",
+                "the model's weights need {} as {}, more than this device can hold ({})",
                 human_bytes(need),
+                weights.name(),
                 human_bytes(max_model_bytes as u128)
             ));
         }
@@ -73,6 +82,7 @@ impl ModelStream {
             config,
             device: device.clone(),
             max_tensor_bytes,
+            weights,
             tensors: HashMap::new(),
             uploaded: 0,
         };
@@ -89,7 +99,7 @@ impl ModelStream {
         (self.stream.received(), self.stream.expected_len())
     }
 
-    /// Bytes on the device so far (the weights as f32).
+    /// Bytes on the device so far (the weights as stored).
     pub fn uploaded_bytes(&self) -> u64 {
         self.uploads.uploaded
     }
@@ -98,13 +108,14 @@ impl ModelStream {
     pub fn finish(mut self) -> Result<AnyModel> {
         self.stream.finish()?;
         let model = self.uploads.model.take().expect("finish is called once");
-        let (tensors, layout, device) = (self.uploads.tensors, self.uploads.layout, self.uploads.device);
+        let (tensors, layout, device, weights) =
+            (self.uploads.tensors, self.uploads.layout, self.uploads.device, self.uploads.weights);
         Ok(match model {
             AnyModel::Gpt2(m) => {
-                AnyModel::Gpt2(Box::new(load_module_from_tensors(*m, tensors, layout, &device)?))
+                AnyModel::Gpt2(Box::new(load_module_from_tensors(*m, tensors, layout, &device, weights)?))
             }
             AnyModel::Bert(m) => {
-                AnyModel::Bert(Box::new(load_module_from_tensors(*m, tensors, layout, &device)?))
+                AnyModel::Bert(Box::new(load_module_from_tensors(*m, tensors, layout, &device, weights)?))
             }
         })
     }
@@ -138,11 +149,13 @@ impl TensorSink for Uploads {
                 });
             }
             burn_dtype(name, info.dtype)?;
-            let bytes = param.shape.iter().product::<usize>() as u64 * 4;
-            if bytes > self.max_tensor_bytes {
+            let stored = self.weights.for_rank(param.shape.len());
+            let bytes = (param.shape.iter().product::<usize>() as u128).saturating_mul(stored.bytes());
+            if bytes > self.max_tensor_bytes as u128 {
                 return Err(invalid!(
-                    "tensor `{name}` needs {} as f32, more than this device holds in one buffer ({})",
-                    human_bytes(bytes as u128),
+                    "tensor `{name}` needs {} as {}, more than this device holds in one buffer ({})",
+                    human_bytes(bytes),
+                    stored.name(),
                     human_bytes(self.max_tensor_bytes as u128)
                 ));
             }
@@ -155,9 +168,10 @@ impl TensorSink for Uploads {
         let n = info.shape.iter().product::<usize>();
         let data = TensorData::try_from_bytes_vec(bytes, [n], burn_dtype(name, info.dtype)?)
             .map_err(|e| Error::Safetensors(format!("tensor `{name}`: {e}")))?;
-        // Converted to the device's float type (f32) on the way, when stored as f16/bf16/f64.
-        let tensor = Tensor::<1>::from_data(data, &self.device);
-        self.uploaded += n as u64 * 4;
+        // Converted on the way to the dtype the model stores it in (f16/bf16/f64 files too).
+        let stored = self.weights.for_rank(info.shape.len());
+        let tensor = Tensor::<1>::from_data(data, (&self.device, stored.dtype()));
+        self.uploaded += n as u64 * stored.bytes() as u64;
         self.tensors.insert(name.to_string(), (info.shape.clone(), tensor));
         Ok(())
     }

@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{Device, Shape, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Shape, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
 
 /// How an architecture's Burn parameter paths relate to its Hugging Face keys.
@@ -193,12 +194,19 @@ enum Source<'a, 'b> {
 
 impl Source<'_, '_> {
     /// The first of `keys` the source holds, as `(key, stored shape, flattened tensor)`.
-    fn take(&mut self, keys: &[String], device: &Device) -> Option<Result<(String, Vec<usize>, Tensor<1>)>> {
+    fn take(
+        &mut self,
+        keys: &[String],
+        device: &Device,
+        weights: WeightDtype,
+    ) -> Option<Result<(String, Vec<usize>, Tensor<1>)>> {
         match self {
             Source::File(file) => file.find(keys).map(|found| {
                 found.map(|(key, shape, values)| {
                     let n = values.len();
-                    (key, shape, Tensor::<1>::from_data(TensorData::new(values, [n]), device))
+                    // Converted on the way to the device, so an f16 model never has an f32 copy there.
+                    let dtype = weights.for_rank(shape.len()).dtype();
+                    (key, shape, Tensor::<1>::from_data(TensorData::new(values, [n]), (device, dtype)))
                 })
             }),
             Source::Uploaded(tensors) => keys
@@ -215,6 +223,8 @@ struct Loader<'a, 'b> {
     source: Source<'a, 'b>,
     layout: Layout,
     device: Device,
+    /// The storage of matrices; vectors are always f32.
+    weights: WeightDtype,
     path: ParamPath,
     error: Option<Error>,
 }
@@ -236,7 +246,7 @@ impl ModuleMapper for Loader<'_, '_> {
         let transpose = self.path.transposed::<D>(self.layout);
         let stored_shape = stored_shape(param.lazy_shape().to_vec(), transpose);
 
-        match self.source.take(&self.layout.candidates(&key), &self.device) {
+        match self.source.take(&self.layout.candidates(&key), &self.device, self.weights) {
             None => {
                 self.error = Some(Error::MissingTensor(key));
                 param
@@ -252,6 +262,8 @@ impl ModuleMapper for Loader<'_, '_> {
                 }
                 let tensor = tensor.reshape::<D, _>(Shape::from(stored_shape));
                 let tensor = if transpose { tensor.transpose() } else { tensor };
+                // A no-op for what the source already made in this dtype.
+                let tensor = tensor.cast(self.weights.for_rank(D).float());
                 Param::from_tensor(tensor)
             }
         }
@@ -274,8 +286,9 @@ pub fn load_module<M: Module>(
     file: &SafetensorsFile<'_>,
     layout: Layout,
     device: &Device,
+    weights: WeightDtype,
 ) -> Result<M> {
-    load_from(module, Source::File(file), layout, device)
+    load_from(module, Source::File(file), layout, device, weights)
 }
 
 /// Loads every float parameter of `module` from tensors already on `device`, keyed as the file
@@ -285,13 +298,20 @@ pub fn load_module_from_tensors<M: Module>(
     tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
     layout: Layout,
     device: &Device,
+    weights: WeightDtype,
 ) -> Result<M> {
-    load_from(module, Source::Uploaded(tensors), layout, device)
+    load_from(module, Source::Uploaded(tensors), layout, device, weights)
 }
 
-fn load_from<M: Module>(module: M, source: Source<'_, '_>, layout: Layout, device: &Device) -> Result<M> {
+fn load_from<M: Module>(
+    module: M,
+    source: Source<'_, '_>,
+    layout: Layout,
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<M> {
     let mut loader =
-        Loader { source, layout, device: device.clone(), path: ParamPath::default(), error: None };
+        Loader { source, layout, device: device.clone(), weights, path: ParamPath::default(), error: None };
     let module = module.map(&mut loader);
     match loader.error {
         Some(e) => Err(e),
@@ -359,7 +379,8 @@ impl ModuleVisitor for Exporter {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.key(self.layout);
-        let value = param.val();
+        // Files are written in f32 whatever the model's storage.
+        let value = param.val().cast(FloatDType::F32);
         let value = if self.path.transposed::<D>(self.layout) { value.transpose() } else { value };
         let shape = value.dims().to_vec();
         let n = shape.iter().product::<usize>();

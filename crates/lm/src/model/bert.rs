@@ -20,6 +20,7 @@ use crate::tensor::{cross_entropy, int_tensor};
 use super::activation::Activation;
 use super::attention::{attention_probs, merge_heads, padding_mask, split_heads};
 use super::config::BertConfig;
+use super::precision;
 use crate::fused;
 
 fn normal() -> Initializer {
@@ -59,7 +60,7 @@ pub struct BertOutput {
 
 impl BertOutput {
     fn forward(&self, h: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(self.dense.forward(h)) + residual;
+        let x = self.dropout.forward(precision::linear(&self.dense, h)) + residual;
         fused::layer_norm(&self.layer_norm, x, self.layer_norm_eps)
     }
 }
@@ -187,13 +188,13 @@ impl BertLayer {
     fn forward_with_probs(&self, x: Tensor<3>, keep: Tensor<2, Int>) -> (Tensor<3>, Tensor<4>) {
         let sa = &self.attention.self_attn;
         let [_, t, _] = x.dims();
-        let q = split_heads(sa.query.forward(x.clone()), sa.n_head);
-        let k = split_heads(sa.key.forward(x.clone()), sa.n_head);
-        let v = split_heads(sa.value.forward(x.clone()), sa.n_head);
+        let q = split_heads(precision::linear(&sa.query, x.clone()), sa.n_head);
+        let k = split_heads(precision::linear(&sa.key, x.clone()), sa.n_head);
+        let v = split_heads(precision::linear(&sa.value, x.clone()), sa.n_head);
         let probs = attention_probs(q, k, Some(padding_mask(keep, sa.n_head, t)));
         let y = merge_heads(sa.dropout.forward(probs.clone()).matmul(v));
         let x = self.attention.output.forward(y, x);
-        let h = self.activation.forward(self.intermediate.dense.forward(x.clone()));
+        let h = self.activation.forward(precision::linear(&self.intermediate.dense, x.clone()));
         (self.output.forward(h, x), probs)
     }
 }
@@ -233,9 +234,9 @@ impl BertForMaskedLM {
         let positions: Vec<i64> = (0..t as i64).collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &device);
         let e = &self.bert.embeddings;
-        let x = e.word_embeddings.forward(ids)
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(token_types);
+        let x = precision::embed(&e.word_embeddings, ids)
+            + precision::embed(&e.position_embeddings, positions)
+            + precision::embed(&e.token_type_embeddings, token_types);
         e.dropout.forward(fused::layer_norm(&e.layer_norm, x, self.config.layer_norm_eps))
     }
 
@@ -280,11 +281,11 @@ impl BertForMaskedLM {
     /// - hidden: `[b, t, d]` → `[b, t, vocab]`
     pub fn mlm_head(&self, hidden: Tensor<3>) -> Tensor<3> {
         let p = &self.cls.predictions;
-        let h = self.config.hidden_act.forward(p.transform.dense.forward(hidden));
+        let h = self.config.hidden_act.forward(precision::linear(&p.transform.dense, hidden));
         let h = fused::layer_norm(&p.transform.layer_norm, h, self.config.layer_norm_eps);
         let [b, t, d] = h.dims();
         let words = self.bert.embeddings.word_embeddings.weight.val(); // [vocab, d]
-        let logits = h.reshape([b * t, d]).matmul(words.transpose()) + p.bias.val().unsqueeze::<2>();
+        let logits = precision::project(h.reshape([b * t, d]), words) + p.bias.val().unsqueeze::<2>();
         logits.reshape([b, t, self.config.vocab_size])
     }
 }

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use super::activation::Activation;
 use super::attention::{attend, attention_probs, causal_mask, merge_heads, split_heads};
 use super::config::Gpt2Config;
+use super::precision;
 use crate::fused;
 
 /// Keys and values of every layer for the tokens seen so far, so a new token attends to the
@@ -78,7 +79,7 @@ impl Gpt2Attention {
         // One new query may see every cached key; only a block of queries needs a mask.
         let mask = (t > 1).then(|| causal_mask(b, self.n_head, t, past, &q.device()));
         let y = attend(q, k, v, mask, &self.attn_dropout);
-        self.resid_dropout.forward(self.c_proj.forward(merge_heads(y)))
+        self.resid_dropout.forward(precision::linear(&self.c_proj, merge_heads(y)))
     }
 }
 
@@ -89,7 +90,7 @@ impl Gpt2Attention {
     /// - x: `[b, t, d]` → q, k, v: `[b, nh, t, hd]`
     fn qkv(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let d = x.dims()[2];
-        let qkv = self.c_attn.forward(x); // [b, t, 3d]
+        let qkv = precision::linear(&self.c_attn, x); // [b, t, 3d]
         let q = split_heads(qkv.clone().narrow(2, 0, d), self.n_head);
         let k = split_heads(qkv.clone().narrow(2, d, d), self.n_head);
         let v = split_heads(qkv.narrow(2, 2 * d, d), self.n_head);
@@ -106,7 +107,7 @@ impl Gpt2Attention {
         let mask = causal_mask(b, self.n_head, t, 0, &q.device());
         let probs = attention_probs(q, k, Some(mask));
         let y = self.attn_dropout.forward(probs.clone()).matmul(v);
-        (self.resid_dropout.forward(self.c_proj.forward(merge_heads(y))), probs)
+        (self.resid_dropout.forward(precision::linear(&self.c_proj, merge_heads(y))), probs)
     }
 }
 
@@ -131,9 +132,9 @@ pub struct Gpt2Mlp {
 
 impl Gpt2Mlp {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let h = self.c_fc.forward(x);
+        let h = precision::linear(&self.c_fc, x);
         let h = self.activation.forward(h);
-        self.dropout.forward(self.c_proj.forward(h))
+        self.dropout.forward(precision::linear(&self.c_proj, h))
     }
 }
 
@@ -292,7 +293,7 @@ impl Gpt2LMHeadModel {
         let positions: Vec<i64> = (past as i64..(past + t) as i64).collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, t]), &ids.device());
         let tf = &self.transformer;
-        tf.drop.forward(tf.wte.forward(ids) + tf.wpe.forward(positions))
+        tf.drop.forward(precision::embed(&tf.wte, ids) + precision::embed(&tf.wpe, positions))
     }
 
     /// The final LayerNorm and the tied unembedding applied to a residual stream: the logit
@@ -319,7 +320,7 @@ impl Gpt2LMHeadModel {
     pub fn lm_head(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [b, t, d] = hidden.dims();
         let wte = self.transformer.wte.weight.val(); // [vocab, d]
-        let logits = hidden.reshape([b * t, d]).matmul(wte.transpose()); // [b*t, vocab]
+        let logits = precision::project(hidden.reshape([b * t, d]), wte); // [b*t, vocab]
         logits.reshape([b, t, self.config.vocab_size])
     }
 

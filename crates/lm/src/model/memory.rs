@@ -8,6 +8,7 @@
 //! an overflow.
 
 use super::config::{BertConfig, Gpt2Config, ModelConfig};
+use super::precision::WeightDtype;
 use crate::error::{invalid, Result};
 
 const F32: u128 = 4;
@@ -61,6 +62,30 @@ impl Gpt2Config {
     }
 }
 
+impl Gpt2Config {
+    /// Parameters in vectors (biases, LayerNorm), which stay f32 whatever the weights' storage.
+    pub fn vector_count(&self) -> u128 {
+        let (d, f) = (self.n_embd, self.n_inner.unwrap_or(self.n_embd.saturating_mul(4)));
+        // ln_1, ln_2 (2d each); the biases of c_attn (3d), attn.c_proj (d), c_fc (f), mlp.c_proj (d).
+        let block = mul(&[9, d]).saturating_add(f as u128);
+        block.saturating_mul(self.n_layer as u128).saturating_add(mul(&[2, d]))
+    }
+}
+
+impl BertConfig {
+    /// Parameters in vectors (biases, LayerNorm), which stay f32 whatever the weights' storage.
+    pub fn vector_count(&self) -> u128 {
+        let (d, f) = (self.hidden_size, self.intermediate_size);
+        // Per layer: q, k, v, output biases (4d), two LayerNorms (4d), intermediate (f) and output (d) biases.
+        let layer = mul(&[9, d]).saturating_add(f as u128);
+        // The embeddings' LayerNorm; the head's dense bias and LayerNorm, and its vocabulary bias.
+        mul(&[2, d])
+            .saturating_add(layer.saturating_mul(self.num_hidden_layers as u128))
+            .saturating_add(mul(&[3, d]))
+            .saturating_add(self.vocab_size as u128)
+    }
+}
+
 impl BertConfig {
     /// Parameters, in `u128` so that no config can overflow the count.
     pub fn parameter_count(&self) -> u128 {
@@ -108,6 +133,21 @@ impl ModelConfig {
     /// Parameters, never overflowing.
     pub fn parameter_count(&self) -> u128 {
         self.shape().parameters
+    }
+
+    /// Bytes of the weights with matrices stored as `weights` and vectors as f32.
+    pub fn weight_bytes(&self, weights: WeightDtype) -> u128 {
+        let vectors = match self {
+            ModelConfig::Gpt2(c) => c.vector_count(),
+            ModelConfig::Bert(c) => c.vector_count(),
+        };
+        let matrices = self.parameter_count().saturating_sub(vectors);
+        matrices.saturating_mul(weights.bytes()).saturating_add(vectors.saturating_mul(F32))
+    }
+
+    /// Bytes of the largest tensor (a matrix: the token embedding) stored as `weights`.
+    pub fn largest_tensor_bytes(&self, weights: WeightDtype) -> u128 {
+        (self.largest_tensor() as u128).saturating_mul(weights.bytes())
     }
 
     /// Weights plus one forward pass of `batch` rows of `context` tokens without gradients.
@@ -309,6 +349,38 @@ mod tests {
         // HF: GPT2LMHeadModel("gpt2") 124,439,808; BertForMaskedLM("bert-base-uncased") 109,514,298.
         assert_eq!(Gpt2Config::preset("gpt2").unwrap().parameter_count(), 124_439_808);
         assert_eq!(BertConfig::preset("bert-base-uncased").unwrap().parameter_count(), 109_514_298);
+    }
+
+    /// The vectors counted from the config are the rank-1 parameters of the built model.
+    #[test]
+    fn vector_counts_match_the_models_rank_one_parameters() {
+        use burn::module::{Module, ModuleVisitor, Param};
+        use burn::tensor::{Device, Tensor};
+        struct Count(u128, u128);
+        impl ModuleVisitor for Count {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let n = param.lazy_shape().iter().product::<usize>() as u128;
+                if D == 1 {
+                    self.0 += n;
+                } else {
+                    self.1 += n;
+                }
+            }
+        }
+        let device = Device::flex();
+        let gpt2 = Gpt2Config::new(97, 16, 24, 3, 4);
+        let mut count = Count(0, 0);
+        gpt2.init(&device).visit(&mut count);
+        assert_eq!((count.0, count.0 + count.1), (gpt2.vector_count(), gpt2.parameter_count()));
+        let bert = BertConfig::tiny();
+        let mut count = Count(0, 0);
+        bert.init(&device).visit(&mut count);
+        assert_eq!((count.0, count.0 + count.1), (bert.vector_count(), bert.parameter_count()));
+        // GPT-2 XL: 6.2 GB as f32, half of it (plus its f32 vectors) as f16.
+        let xl = ModelConfig::Gpt2(Gpt2Config::preset("gpt2-xl").unwrap());
+        let (f32_bytes, f16_bytes) = (xl.weight_bytes(WeightDtype::F32), xl.weight_bytes(WeightDtype::F16));
+        assert_eq!(f32_bytes, xl.parameter_count() * 4);
+        assert!(f16_bytes > f32_bytes / 2 && f16_bytes < f32_bytes / 2 + (2 << 20), "{f16_bytes}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod bert;
 pub mod config;
 pub mod gpt2;
 pub mod memory;
+pub mod precision;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -71,6 +72,20 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.transformer.wte.weight.val(),
             AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val(),
+        }
+        .cast(burn::tensor::FloatDType::F32)
+    }
+
+    /// How the matrices are stored (the token embedding's dtype stands for all of them).
+    pub fn weight_dtype(&self) -> precision::WeightDtype {
+        let dtype = match self {
+            AnyModel::Gpt2(m) => m.transformer.wte.weight.val().dtype(),
+            AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val().dtype(),
+        };
+        if dtype == burn::tensor::DType::F16 {
+            precision::WeightDtype::F16
+        } else {
+            precision::WeightDtype::F32
         }
     }
 

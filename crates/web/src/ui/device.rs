@@ -1,7 +1,8 @@
 //! The device panel: which backend runs the models, the adapter and its limits, and which
 //! models fit it.
 
-use hearth_lm::{BertConfig, Gpt2Config};
+use hearth_lm::model::precision::WeightDtype;
+use hearth_lm::{BertConfig, Gpt2Config, ModelConfig};
 use leptos::prelude::*;
 
 use super::bridge::post;
@@ -11,20 +12,39 @@ use crate::limits::{check_fits, CPU_WEIGHTS_LIMIT};
 use crate::protocol::{DeviceInfo, Request, Topic};
 use crate::units::{human_bytes, human_count};
 
-/// (name, parameters, bytes of the largest tensor) of the models people ask about.
-fn known_models() -> Vec<(String, usize, u64)> {
+/// The models people ask about, by name.
+fn known_models() -> Vec<(String, ModelConfig)> {
     let mut out = Vec::new();
     for name in ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"] {
         if let Ok(c) = Gpt2Config::preset(name) {
-            out.push((name.to_string(), c.num_parameters(), c.largest_tensor() as u64 * 4));
+            out.push((name.to_string(), ModelConfig::Gpt2(c)));
         }
     }
     for name in ["bert-base-uncased", "bert-large-uncased"] {
         if let Ok(c) = BertConfig::preset(name) {
-            out.push((name.to_string(), c.num_parameters(), c.largest_tensor() as u64 * 4));
+            out.push((name.to_string(), ModelConfig::Bert(c)));
         }
     }
     out
+}
+
+fn bytes(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// What the storage line says: the dtype of the weights here, and why.
+fn storage_line(info: &DeviceInfo) -> String {
+    match (info.weights(), info.backend.as_str()) {
+        (WeightDtype::F16, _) => {
+            "Weights are stored as f16 (this adapter has shader-f16): half the memory of \
+             f32; matrix products run in f16, everything else in f32."
+                .into()
+        }
+        (_, "webgpu") => {
+            "Weights are stored as f32: this adapter has no shader-f16, so it cannot compute in f16.".into()
+        }
+        _ => "Weights are stored as f32 (the CPU backend computes in f32).".into(),
+    }
 }
 
 /// The rule the fit table applies on this device, in words.
@@ -123,13 +143,17 @@ pub fn DevicePanel() -> impl IntoView {
                             })}
                         <h3>"Which models fit"</h3>
                         <p class="muted" data-testid="fits-rule">{fit_rule(&info)}</p>
+                        <p class="muted" data-testid="weights-storage">{storage_line(&info)}</p>
                         <table class="fits" data-testid="fits">
-                            <thead><tr><th>"Model"</th><th>"Parameters"</th><th>"Weights (f32)"</th><th>"Largest tensor"</th><th>"Fits?"</th></tr></thead>
+                            <thead><tr><th>"Model"</th><th>"Parameters"</th><th>{format!("Weights ({})", info.weights().name())}</th><th>"Largest tensor"</th><th>"Fits?"</th></tr></thead>
                             <tbody>
                                 {models
                                     .into_iter()
-                                    .map(|(name, params, largest)| {
-                                        let weights = params as u64 * 4;
+                                    .map(|(name, config)| {
+                                        let storage = info2.weights();
+                                        let params = config.num_parameters();
+                                        let weights = bytes(config.weight_bytes(storage));
+                                        let largest = bytes(config.largest_tensor_bytes(storage));
                                         let row_id = format!("fits-{name}");
                                         let verdict = match check_fits(&info2, weights, largest) {
                                             Ok(()) => "yes".to_string(),

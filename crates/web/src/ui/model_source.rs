@@ -81,13 +81,14 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
             <p class="model-info" data-testid=format!("{prefix}-model")>
                 {move || match state.model(slot).get() {
                     Some(m) => format!(
-                        "{} · {} parameters · {} layers × {} · vocabulary {} · context {} · largest tensor {} · {}",
+                        "{} · {} parameters · {} layers × {} · vocabulary {} · context {} · weights {} · largest tensor {} · {}",
                         m.source,
                         human_count(m.params),
                         m.layers,
                         m.hidden,
                         m.vocab_size,
                         m.context,
+                        m.weights,
                         human_bytes(m.largest_tensor),
                         m.tokenizer
                     ),

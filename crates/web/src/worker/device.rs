@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 
 use burn::tensor::wgpu::wgpu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
+use hearth_lm::model::precision::WeightDtype;
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -34,7 +35,12 @@ pub fn cpu_device() -> Device {
 fn cpu(reason: String) -> Compute {
     Compute {
         device: cpu_device(),
-        info: DeviceInfo { backend: "cpu".into(), fallback_reason: Some(reason), ..DeviceInfo::default() },
+        info: DeviceInfo {
+            backend: "cpu".into(),
+            fallback_reason: Some(reason),
+            weights: WeightDtype::F32.name().into(),
+            ..DeviceInfo::default()
+        },
     }
 }
 
@@ -58,6 +64,7 @@ pub async fn init(force_cpu: bool) -> Compute {
         Ok(()) => {
             watch_loss(setup.device);
             info.backend = "webgpu".into();
+            info.weights = weight_storage(&device).await.name().into();
             Compute { device, info }
         }
         Err(e) => cpu(format!("WebGPU computed wrong results ({e})")),
@@ -100,6 +107,23 @@ async fn smoke_test(device: &Device) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("1²+2²+3²+4² gave {value:?}"))
+    }
+}
+
+/// f16 storage where the adapter has `shader-f16` (Burn registers the type only then) and a
+/// small f16 matmul gives the right numbers; f32 otherwise. Half the bytes per weight, so twice
+/// the model fits the GPU (hearth-lm's `model::precision`).
+async fn weight_storage(device: &Device) -> WeightDtype {
+    if !WeightDtype::F16.supported_on(device) {
+        return WeightDtype::F32;
+    }
+    // [1 2; 3 4] · [0.5 -1; 0.25 2] = [1 3; 2.5 5], exact in f16.
+    let a = Tensor::<2>::from_floats([[1.0, 2.0], [3.0, 4.0]], device).cast(FloatDType::F16);
+    let b = Tensor::<2>::from_floats([[0.5, -1.0], [0.25, 2.0]], device).cast(FloatDType::F16);
+    let product = a.matmul(b).cast(FloatDType::F32);
+    match product.into_data_async().await.map(|d| d.try_to_vec::<f32>()) {
+        Ok(Ok(v)) if v == [1.0, 3.0, 2.5, 5.0] => WeightDtype::F16,
+        _ => WeightDtype::F32,
     }
 }
 
@@ -170,5 +194,7 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
         max_buffer: limit("maxBufferSize"),
         limits,
         fallback_reason: None,
+        // Decided once the device has started (`weight_storage`).
+        weights: WeightDtype::F32.name().into(),
     })
 }

@@ -6,8 +6,9 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use hearth_lm::io::hf::{load_model, tokenizer_for_config};
+use hearth_lm::io::hf::{load_model_as, tokenizer_for_config};
 use hearth_lm::io::streamed::ModelStream;
+use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -83,8 +84,9 @@ struct Loading {
 impl Loading {
     fn new(config_json: &[u8], compute: &Compute, topic: Topic) -> Result<Self, String> {
         let (max_model, max_tensor) = weight_limits(&compute.info);
-        let stream = ModelStream::new(config_json, &compute.device, max_model, max_tensor)
-            .map_err(|e| e.to_string())?;
+        let stream =
+            ModelStream::new(config_json, &compute.device, compute.info.weights(), max_model, max_tensor)
+                .map_err(|e| e.to_string())?;
         Ok(Self { stream, topic, backend: compute.info.backend.clone(), last_report: 0 })
     }
 
@@ -141,13 +143,18 @@ fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
         }
     }
     if let Some(compute) = state::compute(Topic::from(slot)) {
-        check_fits(&compute.info, weight_bytes(&config), config.largest_tensor() as u64 * 4)?;
+        let weights = compute.info.weights();
+        check_fits(
+            &compute.info,
+            bytes(config.weight_bytes(weights)),
+            bytes(config.largest_tensor_bytes(weights)),
+        )?;
     }
     Ok(config)
 }
 
-fn weight_bytes(config: &ModelConfig) -> u64 {
-    u64::try_from(config.parameter_count().saturating_mul(4)).unwrap_or(u64::MAX)
+fn bytes(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// The directory's tokenizer, or the architecture's built-in one (fetched the first time),
@@ -235,8 +242,13 @@ pub async fn use_trained(slot: Slot) {
         let files = run.export().await?;
         let config = precheck(&files.config_json, slot)?;
         let compute = state::compute(topic).ok_or("the compute device is still starting")?;
-        let model = load_model(&files.config_json, &files.model_safetensors, &compute.device)
-            .map_err(|e| e.to_string())?;
+        let model = load_model_as(
+            &files.config_json,
+            &files.model_safetensors,
+            &compute.device,
+            compute.info.weights(),
+        )
+        .map_err(|e| e.to_string())?;
         let tokenizer =
             tokenizer_for(&files.config_json, files.tokenizer_json.as_deref(), &config, topic).await?;
         let name = tokenizer_name(files.tokenizer_json.is_some(), &config);
@@ -261,7 +273,7 @@ fn assemble(
     tokenizer_name: String,
     load: Option<LoadStats>,
 ) -> LoadedModel {
-    let info = describe(config, source, tokenizer_name, load);
+    let info = describe(config, model.weight_dtype(), source, tokenizer_name, load);
     LoadedModel { model, tokenizer, info }
 }
 
@@ -275,7 +287,13 @@ fn publish(slot: Slot, result: Result<LoadedModel, String>) {
     }
 }
 
-fn describe(config: &ModelConfig, source: String, tokenizer: String, load: Option<LoadStats>) -> ModelInfo {
+fn describe(
+    config: &ModelConfig,
+    weights: WeightDtype,
+    source: String,
+    tokenizer: String,
+    load: Option<LoadStats>,
+) -> ModelInfo {
     let (arch, layers, hidden, vocab_size, context) = match config {
         ModelConfig::Gpt2(c) => (TrainArch::Gpt2, c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
         ModelConfig::Bert(c) => {
@@ -290,7 +308,8 @@ fn describe(config: &ModelConfig, source: String, tokenizer: String, load: Optio
         hidden,
         vocab_size,
         context,
-        largest_tensor: config.largest_tensor() as u64 * 4,
+        largest_tensor: bytes(config.largest_tensor_bytes(weights)),
+        weights: weights.name().into(),
         tokenizer,
         load,
     }
