@@ -7,6 +7,7 @@ use std::rc::Rc;
 use burn::tensor::{Int, Tensor};
 use hearth_lm::infer::sampling::{argmax, top_k_probs};
 use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
+use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
 
@@ -253,6 +254,16 @@ async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
     }
 }
 
+/// What a comparison with the CPU backend (always f32) compared: the backend, and f16 weights
+/// when the model has them, since the difference then includes f16's rounding (~1e-3 on the
+/// fixtures, hearth-lm's `tests/f16_weights.rs`), not only the kernels'.
+pub(super) fn compared(model: &AnyModel, backend: &str) -> String {
+    match model.weight_dtype() {
+        WeightDtype::F16 => format!("{backend} (f16 weights)"),
+        WeightDtype::F32 => backend.to_string(),
+    }
+}
+
 /// The same weights on the CPU backend, to compare a device's results with.
 pub(super) async fn on_cpu(model: &AnyModel) -> Result<AnyModel, String> {
     let files = match model {
@@ -295,10 +306,9 @@ pub async fn verify(slot: Slot, text: &str) {
         Ok::<_, String>((max_abs_diff, here.len()))
     }
     .await;
+    let backend = compared(&m.model, &compute.info.backend);
     match result {
-        Ok((max_abs_diff, logits)) => {
-            emit(&Event::Verified { slot, max_abs_diff, logits, backend: compute.info.backend.clone() })
-        }
+        Ok((max_abs_diff, logits)) => emit(&Event::Verified { slot, max_abs_diff, logits, backend }),
         Err(e) => emit_error(topic, e),
     }
 }

@@ -9,7 +9,7 @@ use hearth_lm::infer::inside::{
 use hearth_lm::infer::surprisal::surprisal;
 use hearth_lm::{AnyModel, Tokenizer};
 
-use super::infer::{candidates, loaded, on_cpu};
+use super::infer::{candidates, compared, loaded, on_cpu};
 use super::state::LoadedModel;
 use super::{emit, emit_error, state};
 use crate::protocol::{Event, InsideQuery, InsideResult, InsideText, Placed, Slot, TokenScore, Topic};
@@ -274,7 +274,9 @@ pub async fn verify(slot: Slot, text: &str) {
     }
     .await;
     match result {
-        Ok(diffs) => emit(&Event::InsideVerified { slot, diffs, backend: compute.info.backend.clone() }),
+        Ok(diffs) => {
+            emit(&Event::InsideVerified { slot, diffs, backend: compared(&m.model, &compute.info.backend) })
+        }
         Err(e) => emit_error(topic, e),
     }
 }
