@@ -10,10 +10,11 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::{embeddings, inside, surprisal};
-use hearth_lm::model::precision::store;
+use hearth_lm::io::hf::{export_model, load_model_as};
+use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
-use hearth_lm::{BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
+use hearth_lm::{AnyModel, BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
 use serde_json::json;
 
 use crate::{print_json, CliResult};
@@ -67,7 +68,11 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     if !weights.supported_on(device) {
         return Err(format!("this device cannot store weights as {}; use --weights f32", weights.name()));
     }
-    let gpt2 = store(gpt2_124m()?.init(device), weights);
+    let config = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?;
+    crate::device::check_model_as(&ModelConfig::Gpt2(config.clone()), weights)?;
+    let AnyModel::Gpt2(gpt2) = random_model(ModelConfig::Gpt2(config), device, weights)? else {
+        unreachable!("a GPT-2 config builds a GPT-2")
+    };
 
     let mut rates = Vec::new();
     let mut prefills = Vec::new();
@@ -97,8 +102,10 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
 
     let bert_tok = Tokenizer::builtin("bert-base-uncased").map_err(|e| e.to_string())?;
     let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?;
-    crate::device::check_model(&ModelConfig::Bert(bert.clone()))?;
-    let bert = store(bert.init(device), weights);
+    crate::device::check_model_as(&ModelConfig::Bert(bert.clone()), weights)?;
+    let AnyModel::Bert(bert) = random_model(ModelConfig::Bert(bert), device, weights)? else {
+        unreachable!("a BERT config builds a BERT")
+    };
     let text = "Life is like a [MASK] of chocolates.";
     let mut latencies = Vec::new();
     for run in 0..=args.runs.max(5) {
@@ -270,9 +277,31 @@ fn inside(args: &BenchArgs, device: &Device) -> CliResult {
     Ok(())
 }
 
-/// GPT-2 124M's config, refused up front where the GPU cannot bind its token embedding.
+/// GPT-2 124M's config (in f32, as training and the views inside use it), refused up front
+/// where the GPU cannot bind its token embedding.
 fn gpt2_124m() -> Result<Gpt2Config, String> {
     let config = Gpt2Config::preset("gpt2").map_err(|e| e.to_string())?;
-    crate::device::check_model(&ModelConfig::Gpt2(config.clone()))?;
+    crate::device::check_model_as(&ModelConfig::Gpt2(config.clone()), WeightDtype::F32)?;
     Ok(config)
+}
+
+/// Random weights for `config` on `device`, matrices stored as `weights`. f16 goes the way a
+/// loaded model does (built on the CPU, written as safetensors, loaded as f16): initialised on
+/// the device, each matrix would first be allocated in f32, which a GPU that binds only the
+/// f16 embedding refuses (lavapipe binds 128 MiB; GPT-2's embedding is 147 MiB as f32).
+fn random_model(config: ModelConfig, device: &Device, weights: WeightDtype) -> Result<AnyModel, String> {
+    let e = |e: hearth_lm::Error| e.to_string();
+    match (weights, config) {
+        (WeightDtype::F32, ModelConfig::Gpt2(c)) => Ok(AnyModel::Gpt2(Box::new(c.init(device)))),
+        (WeightDtype::F32, ModelConfig::Bert(c)) => Ok(AnyModel::Bert(Box::new(c.init(device)))),
+        (weights, config) => {
+            let cpu = Device::flex();
+            let model = match config {
+                ModelConfig::Gpt2(c) => AnyModel::Gpt2(Box::new(c.init(&cpu))),
+                ModelConfig::Bert(c) => AnyModel::Bert(Box::new(c.init(&cpu))),
+            };
+            let files = pollster::block_on(export_model(&model, None)).map_err(e)?;
+            load_model_as(&files.config_json, &files.model_safetensors, device, weights).map_err(e)
+        }
+    }
 }

@@ -28,6 +28,8 @@ pub struct Gpu {
     /// The largest buffer one kernel can bind (`maxStorageBufferBindingSize`, capped by
     /// `maxBufferSize`): the logits or attention scores of a step must fit in it.
     pub max_binding: u64,
+    /// It computes in f16 (`shader-f16`), so `--weights f16` is available.
+    pub f16: bool,
 }
 
 static GPU: OnceLock<Gpu> = OnceLock::new();
@@ -88,6 +90,7 @@ fn start_wgpu() -> Result<Device, String> {
         software: info.device_type == wgpu::DeviceType::Cpu
             || hearth_lm::tensor::is_software_adapter(&[&info.name]),
         max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+        f16: WeightDtype::F16.supported_on(&device),
     };
     // On stderr: stdout stays the command's own output (one JSON object with --json).
     if gpu.software {
@@ -132,17 +135,34 @@ pub fn budget(bytes: u64) -> Budget {
     Budget { bytes, max_buffer: gpu().map(|gpu| gpu.max_binding) }
 }
 
-/// Refuses a model whose largest tensor (the token embedding, for any real vocabulary) the GPU
-/// cannot bind in one kernel. The CPU backends have no such limit.
+/// Refuses a model whose largest tensor (the token embedding, for any real vocabulary), stored
+/// as `--weights` says, the GPU cannot bind in one kernel. The CPU backends have no such limit.
 pub fn check_model(config: &ModelConfig) -> Result<(), String> {
-    let bytes = config.largest_tensor_bytes(weights());
+    check_model_as(config, weights())
+}
+
+/// [`check_model`] for matrices stored as `weights`.
+pub fn check_model_as(config: &ModelConfig, weights: WeightDtype) -> Result<(), String> {
+    let bytes = config.largest_tensor_bytes(weights);
     match gpu() {
-        Some(gpu) if bytes > u128::from(gpu.max_binding) => Err(format!(
-            "the model does not fit this GPU: its largest tensor needs a {} buffer, and this GPU binds at \
-             most {} in one kernel (maxStorageBufferBindingSize); use --device flex",
-            human_bytes(bytes),
-            human_bytes(u128::from(gpu.max_binding)),
-        )),
+        Some(gpu) if bytes > u128::from(gpu.max_binding) => {
+            // f16 halves the tensor: say so where it would then fit.
+            let f16_fits = weights == WeightDtype::F32
+                && gpu.f16
+                && config.largest_tensor_bytes(WeightDtype::F16) <= u128::from(gpu.max_binding);
+            let advice = if f16_fits {
+                "use --weights f16 (half the bytes), or --device flex"
+            } else {
+                "use --device flex"
+            };
+            Err(format!(
+                "the model does not fit this GPU: its largest tensor needs a {} buffer as {}, and this GPU binds at \
+                 most {} in one kernel (maxStorageBufferBindingSize); {advice}",
+                human_bytes(bytes),
+                weights.name(),
+                human_bytes(u128::from(gpu.max_binding)),
+            ))
+        }
         _ => Ok(()),
     }
 }

@@ -10,7 +10,6 @@
 
 use std::str::FromStr;
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::nn::{Embedding, Linear};
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor};
 
@@ -90,19 +89,6 @@ impl FromStr for WeightDtype {
             other => Err(invalid!("unknown weight dtype `{other}`; expected f32 or f16")),
         }
     }
-}
-
-/// `module` with its matrices stored as `weights` (vectors stay f32): for a model built here
-/// rather than loaded (random weights, benchmarks). The device must support the dtype.
-pub fn store<M: Module>(module: M, weights: WeightDtype) -> M {
-    struct Cast(WeightDtype);
-    impl ModuleMapper for Cast {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let dtype = self.0.for_rank(D).float();
-            param.map(|tensor| tensor.cast(dtype))
-        }
-    }
-    module.map(&mut Cast(weights))
 }
 
 /// The dtype a float tensor holds, as a [`FloatDType`] to cast to (f32 for anything that is
