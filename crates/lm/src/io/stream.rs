@@ -5,13 +5,90 @@
 //!
 //! The format: an 8-byte little-endian header length, a JSON header naming each tensor's
 //! dtype, shape and byte range in the data that follows, then the data. The header is
-//! validated by the `safetensors` crate (ranges contiguous, sizes matching shapes) before any
-//! tensor is accepted, and the sink chooses from it which tensors to keep: the others are
-//! skipped as they pass, never buffered.
+//! validated as the `safetensors` crate does (ranges contiguous from 0, sizes matching shapes)
+//! before any tensor is accepted, and the sink chooses from it which tensors to keep: the
+//! others are skipped as they pass, never buffered.
+//!
+//! The header is parsed here, not by the `safetensors` crate, because its `TensorInfo` holds
+//! byte offsets as `usize`: in wasm32 that is 32 bits, and a file over 4 GiB (GPT-2 XL's is
+//! 6.4 GB) failed to parse in the browser. Offsets here are `u64`.
 
-use safetensors::tensor::{Metadata, TensorInfo};
+use std::collections::BTreeMap;
+
+use safetensors::Dtype;
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// One tensor of the header: its dtype, shape and byte range in the data section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// `[start, end)` in the data that follows the header.
+    pub data_offsets: (u64, u64),
+}
+
+impl TensorInfo {
+    /// Bytes of the tensor's data.
+    pub fn byte_len(&self) -> u64 {
+        self.data_offsets.1 - self.data_offsets.0
+    }
+}
+
+/// A header entry as written.
+#[derive(Deserialize)]
+struct Entry {
+    dtype: Dtype,
+    shape: Vec<u64>,
+    data_offsets: (u64, u64),
+}
+
+fn invalid_header(why: impl std::fmt::Display) -> Error {
+    Error::Safetensors(format!("the file's header is not valid: {why}"))
+}
+
+/// The header's tensors in file order, checked: ranges contiguous from 0, each the size its
+/// dtype and shape give. Returns them with the data section's length.
+fn parse_header(json: &[u8]) -> Result<(Vec<(String, TensorInfo)>, u64)> {
+    let entries: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(json).map_err(invalid_header)?;
+    let mut tensors = Vec::with_capacity(entries.len());
+    for (name, value) in entries {
+        // Free-form string metadata (`{"format": "pt"}`), not a tensor.
+        if name == "__metadata__" {
+            continue;
+        }
+        let entry: Entry =
+            serde_json::from_value(value).map_err(|e| invalid_header(format!("`{name}`: {e}")))?;
+        let shape = entry
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<std::result::Result<Vec<usize>, _>>()
+            .map_err(|_| invalid_header(format!("`{name}` has a dimension too large for this platform")))?;
+        tensors.push((name, TensorInfo { dtype: entry.dtype, shape, data_offsets: entry.data_offsets }));
+    }
+    tensors.sort_by_key(|(_, info)| info.data_offsets);
+    let mut end = 0u64;
+    for (name, info) in &tensors {
+        let (s, e) = info.data_offsets;
+        if s != end || e < s {
+            return Err(invalid_header(format!("`{name}`'s byte range [{s}, {e}) does not follow at {end}")));
+        }
+        let bits = info.shape.iter().fold(info.dtype.bitsize() as u128, |n, &d| n.saturating_mul(d as u128));
+        if bits % 8 != 0 || bits / 8 != (e - s) as u128 {
+            return Err(invalid_header(format!(
+                "`{name}` has {} bytes for a {:?} tensor of shape {:?}",
+                e - s,
+                info.dtype,
+                info.shape
+            )));
+        }
+        end = e;
+    }
+    Ok((tensors, end))
+}
 
 /// The `safetensors` crate's own bound on a header (it refuses larger ones).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
@@ -33,7 +110,7 @@ struct Body {
     /// The tensor whose bytes arrive now.
     next: usize,
     /// Bytes of that tensor received so far.
-    filled: usize,
+    filled: u64,
     /// Those bytes, when it is kept.
     current: Vec<u8>,
     /// Header and data together: the file's exact length.
@@ -112,16 +189,10 @@ impl TensorStream {
             return Ok(take);
         }
         if self.prefix.len() == want {
-            let metadata: Metadata = serde_json::from_slice(&self.prefix[8..])
-                .map_err(|e| Error::Safetensors(format!("the file's header is not valid: {e}")))?;
-            let tensors: Vec<(String, TensorInfo)> = metadata
-                .offset_keys()
-                .into_iter()
-                .filter_map(|name| metadata.info(&name).cloned().map(|info| (name, info)))
-                .collect();
+            let (tensors, data_len) = parse_header(&self.prefix[8..])?;
             let keep = sink.header(&tensors)?;
             assert_eq!(keep.len(), tensors.len(), "the sink answers once per tensor");
-            let file_len = want as u64 + metadata.data_len() as u64;
+            let file_len = (want as u64).saturating_add(data_len);
             let mut body = Body { tensors, keep, next: 0, filled: 0, current: Vec::new(), file_len };
             body.settle(sink)?;
             self.body = Some(body);
@@ -152,16 +223,20 @@ impl Body {
                 self.file_len
             )));
         };
-        let size = info.data_offsets.1 - info.data_offsets.0;
-        let take = (size - self.filled).min(chunk.len());
+        let size = info.byte_len();
+        let take = usize::try_from(size - self.filled).map_or(chunk.len(), |left| left.min(chunk.len()));
         if self.keep[self.next] {
             if self.current.capacity() == 0 {
                 // Exactly the tensor's size: no doubling on the way (a GPT-2 XL embedding is 321 MB).
+                // A kept tensor passed the sink's size check, so it fits memory.
+                let size = usize::try_from(size).map_err(|_| {
+                    Error::Safetensors(format!("tensor of {size} bytes is too large to hold"))
+                })?;
                 self.current.reserve_exact(size);
             }
             self.current.extend_from_slice(&chunk[..take]);
         }
-        self.filled += take;
+        self.filled += take as u64;
         self.settle(sink)?;
         Ok(take)
     }
@@ -169,7 +244,7 @@ impl Body {
     /// Hands over every tensor that is complete (empty tensors are complete without bytes).
     fn settle(&mut self, sink: &mut dyn TensorSink) -> Result<()> {
         while let Some((name, info)) = self.tensors.get(self.next) {
-            if self.filled < info.data_offsets.1 - info.data_offsets.0 {
+            if self.filled < info.byte_len() {
                 break;
             }
             if self.keep[self.next] {
@@ -245,6 +320,32 @@ mod tests {
         let mut sink = Collect { keep_only: Some("b"), ..Collect::default() };
         feed(&file(), 5, &mut sink).unwrap();
         assert_eq!(sink.got, vec![("b".to_string(), (100..108).collect::<Vec<u8>>())]);
+    }
+
+    /// GPT-2 XL's file is 6.4 GB: offsets past 4 GiB, which a 32-bit usize (wasm32) cannot hold,
+    /// are read as u64, and the file's length comes out whole.
+    #[test]
+    fn offsets_past_four_gibibytes_are_read() {
+        let header = br#"{"__metadata__":{"format":"pt"},"b":{"dtype":"F32","shape":[2],"data_offsets":[4800000000,4800000008]},"a":{"dtype":"F16","shape":[2400000000],"data_offsets":[0,4800000000]}}"#;
+        let (tensors, data_len) = parse_header(header).unwrap();
+        assert_eq!(data_len, 4_800_000_008);
+        assert_eq!(tensors[0].0, "a");
+        assert_eq!(tensors[1].1.data_offsets, (4_800_000_000, 4_800_000_008));
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(header);
+        let mut stream = TensorStream::new();
+        stream.push(&file, &mut Collect { keep_only: Some("b"), ..Collect::default() }).unwrap();
+        assert_eq!(stream.expected_len(), Some(8 + header.len() as u64 + 4_800_000_008));
+        // A gap, an overlap and a wrong size are refused, naming the tensor.
+        for (bad, needle) in [
+            (br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#.as_slice(), "does not follow"),
+            (br#"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#.as_slice(), "has 8 bytes"),
+            (br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#.as_slice(), "does not follow"),
+            (br#"{"a":{"dtype":"Q9","shape":[2],"data_offsets":[0,8]}}"#.as_slice(), "`a`"),
+        ] {
+            let err = parse_header(bad).unwrap_err().to_string();
+            assert!(err.contains("header is not valid") && err.contains(needle), "{err}");
+        }
     }
 
     #[test]

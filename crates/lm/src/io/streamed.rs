@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
-use safetensors::tensor::TensorInfo;
 use safetensors::Dtype;
 
 use super::hf::check_file_holds;
-use super::stream::{TensorSink, TensorStream};
+use super::stream::{TensorInfo, TensorSink, TensorStream};
 use super::weights::{load_module_from_tensors, stored_parameters, Layout};
 use crate::error::{invalid, Error, Result};
 use crate::model::config::ModelConfig;
