@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use hearth_lm::io::hf::load_model_as;
-use hearth_lm::io::hf::{load_tokenizer, HfFiles};
+use hearth_lm::io::hf::{load_model_as, load_tokenizer, HfFiles};
 use hearth_lm::{AnyModel, Gpt2LMHeadModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {

@@ -130,6 +130,27 @@ fn streamed_f16_weights_hold_half_the_bytes() {
     assert_eq!(logits(&streamed), logits(&load_f16("gpt2-tiny", &device)));
 }
 
+/// What the caller holds while a tensor arrives is its size in the file, not on the device: an
+/// f32 file stored as f16 holds twice the stored bytes, and a limit between the two refuses it
+/// from the header (the page sets its 1 GiB; the fixture's embedding is 64 kB in the file).
+#[test]
+fn the_in_flight_limit_counts_the_files_bytes() {
+    let device = Device::flex();
+    let dir = case("gpt2-tiny");
+    let (config, weights) = (read(dir.join("config.json")), read(dir.join("model.safetensors")));
+    let largest = ModelConfig::from_json(&config).unwrap().largest_tensor() as u64;
+    let loading = |limit: u64| {
+        let mut stream = ModelStream::new(&config, &device, WeightDtype::F16, u64::MAX, u64::MAX)
+            .unwrap()
+            .with_in_flight_limit(limit);
+        stream.push(&weights).map(|_| ())
+    };
+    // Stored as f16 the embedding is 2 bytes a value; in flight it is the file's 4.
+    let err = loading(largest * 3).unwrap_err().to_string();
+    assert!(err.contains("in the file") && err.contains("while it arrives"), "{err}");
+    loading(largest * 4).unwrap();
+}
+
 /// A model stored in f16 exports f32 safetensors (what `transformers` and training read), and
 /// its weights are the f32 ones rounded to f16.
 #[test]

@@ -32,6 +32,9 @@ struct Uploads {
     layout: Layout,
     device: Device,
     max_tensor_bytes: u64,
+    /// The most bytes one tensor may have in the file: the caller holds them until it is
+    /// complete (2× its stored size for an f32 file stored as f16, 2× for f64 stored as f32).
+    max_in_flight_bytes: u64,
     /// The storage of matrices on the device; vectors are f32.
     weights: WeightDtype,
     tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
@@ -81,11 +84,19 @@ impl ModelStream {
             config,
             device: device.clone(),
             max_tensor_bytes,
+            max_in_flight_bytes: u64::MAX,
             weights,
             tensors: HashMap::new(),
             uploaded: 0,
         };
         Ok(Self { stream: TensorStream::new(), uploads })
+    }
+
+    /// Refuses, from the header, a tensor whose bytes in the file exceed `bytes`: what the
+    /// caller can hold of one tensor while it arrives (no limit unless set).
+    pub fn with_in_flight_limit(mut self, bytes: u64) -> Self {
+        self.uploads.max_in_flight_bytes = bytes;
+        self
     }
 
     /// Takes the next bytes of `model.safetensors`.
@@ -156,6 +167,13 @@ impl TensorSink for Uploads {
                     human_bytes(bytes),
                     stored.name(),
                     human_bytes(self.max_tensor_bytes as u128)
+                ));
+            }
+            if info.byte_len() > self.max_in_flight_bytes {
+                return Err(invalid!(
+                    "tensor `{name}` is {} in the file, more than the {} that can be held while it arrives",
+                    human_bytes(info.byte_len() as u128),
+                    human_bytes(self.max_in_flight_bytes as u128)
                 ));
             }
             keep[i] = true;

@@ -19,7 +19,7 @@ use super::fetch::{fetch_cached, read_body, stream_cached, Failed, Origin};
 use super::state::{self, LoadedModel};
 use super::{emit, emit_error, now_ms, read_file};
 use crate::hub::directory_url;
-use crate::limits::{check_fits, weight_limits};
+use crate::limits::{check_fits, weight_limits, TENSOR_IN_FLIGHT_LIMIT};
 use crate::protocol::{Event, LoadStats, ModelInfo, Slot, Topic, TrainArch};
 
 pub async fn load_url(slot: Slot, url: &str) {
@@ -86,6 +86,7 @@ impl Loading {
         let (max_model, max_tensor) = weight_limits(&compute.info);
         let stream =
             ModelStream::new(config_json, &compute.device, compute.info.weights(), max_model, max_tensor)
+                .map(|stream| stream.with_in_flight_limit(TENSOR_IN_FLIGHT_LIMIT))
                 .map_err(|e| e.to_string())?;
         Ok(Self { stream, topic, backend: compute.info.backend.clone(), last_report: 0 })
     }
