@@ -38,22 +38,30 @@ fn close(a: &Value, b: &Value, tol: f64, what: &str) {
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (tolerance {tol})");
 }
 
-#[test]
-fn wgpu_generates_scores_and_fills_masks_as_transformers() {
-    let gpt2 = case("gpt2-tiny-perturbed");
-    let exp = expected("gpt2-tiny-perturbed");
-    let v = json(&[
+/// `hearth generate`'s 20 greedy tokens after the fixtures' prompt, on the GPU, with the
+/// weights stored as `weights`: what `expected.json`'s `greedy_new_ids` hold.
+fn greedy_on_wgpu<'a>(model: &'a str, weights: &'a str) -> [&'a str; 12] {
+    [
         "--device",
         "wgpu",
+        "--weights",
+        weights,
         "generate",
         "--model",
-        &gpt2,
+        model,
         "--prompt",
         "Swimming at the beach is",
         "--max-new-tokens",
         "20",
         "--json",
-    ]);
+    ]
+}
+
+#[test]
+fn wgpu_generates_scores_and_fills_masks_as_transformers() {
+    let gpt2 = case("gpt2-tiny-perturbed");
+    let exp = expected("gpt2-tiny-perturbed");
+    let v = json(&greedy_on_wgpu(&gpt2, "f32"));
     assert_eq!(v["new_ids"], exp["greedy_new_ids"]);
 
     let v = json(&[
@@ -120,20 +128,7 @@ fn wgpu_generates_scores_and_fills_masks_as_transformers() {
 fn wgpu_with_f16_weights_generates_as_transformers() {
     let gpt2 = case("gpt2-tiny-perturbed");
     let exp = expected("gpt2-tiny-perturbed");
-    let out = hearth(&[
-        "--device",
-        "wgpu",
-        "--weights",
-        "f16",
-        "generate",
-        "--model",
-        &gpt2,
-        "--prompt",
-        "Swimming at the beach is",
-        "--max-new-tokens",
-        "20",
-        "--json",
-    ]);
+    let out = hearth(&greedy_on_wgpu(&gpt2, "f16"));
     if !out.status.success() {
         // Only a GPU without f16 may refuse, and then with its one line.
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1,6 +1,12 @@
 //! Numbers as people read and type them.
 
 /// `1536` → `1.5 KiB`.
+/// A byte count from hearth-lm's `u128` estimates, saturated: an absurd config reads as
+/// `u64::MAX` bytes, which every limit refuses.
+pub fn saturating_bytes(n: u128) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
 pub fn human_bytes(bytes: u64) -> String {
     const KIB: f64 = 1024.0;
     const MIB: f64 = KIB * 1024.0;

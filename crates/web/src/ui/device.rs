@@ -10,7 +10,7 @@ use super::state::AppState;
 use super::widgets::Status;
 use crate::limits::{check_fits, CPU_WEIGHTS_LIMIT};
 use crate::protocol::{DeviceInfo, Request, Topic};
-use crate::units::{human_bytes, human_count};
+use crate::units::{human_bytes, human_count, saturating_bytes};
 
 /// The models people ask about, by name.
 fn known_models() -> Vec<(String, ModelConfig)> {
@@ -26,10 +26,6 @@ fn known_models() -> Vec<(String, ModelConfig)> {
         }
     }
     out
-}
-
-fn bytes(n: u128) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// What the storage line says: the dtype of the weights here, and why.
@@ -152,8 +148,8 @@ pub fn DevicePanel() -> impl IntoView {
                                     .map(|(name, config)| {
                                         let storage = info2.weights();
                                         let params = config.num_parameters();
-                                        let weights = bytes(config.weight_bytes(storage));
-                                        let largest = bytes(config.largest_tensor_bytes(storage));
+                                        let weights = saturating_bytes(config.weight_bytes(storage));
+                                        let largest = saturating_bytes(config.largest_tensor_bytes(storage));
                                         let row_id = format!("fits-{name}");
                                         let verdict = match check_fits(&info2, weights, largest) {
                                             Ok(()) => "yes".to_string(),

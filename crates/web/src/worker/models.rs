@@ -21,6 +21,7 @@ use super::{emit, emit_error, now_ms, read_file};
 use crate::hub::directory_url;
 use crate::limits::{check_fits, weight_limits, TENSOR_IN_FLIGHT_LIMIT};
 use crate::protocol::{Event, LoadStats, ModelInfo, Slot, Topic, TrainArch};
+use crate::units::saturating_bytes;
 
 pub async fn load_url(slot: Slot, url: &str) {
     let result = match directory_url(url) {
@@ -147,15 +148,11 @@ fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
         let weights = compute.info.weights();
         check_fits(
             &compute.info,
-            bytes(config.weight_bytes(weights)),
-            bytes(config.largest_tensor_bytes(weights)),
+            saturating_bytes(config.weight_bytes(weights)),
+            saturating_bytes(config.largest_tensor_bytes(weights)),
         )?;
     }
     Ok(config)
-}
-
-fn bytes(n: u128) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 /// The directory's tokenizer, or the architecture's built-in one (fetched the first time),
@@ -309,7 +306,7 @@ fn describe(
         hidden,
         vocab_size,
         context,
-        largest_tensor: bytes(config.largest_tensor_bytes(weights)),
+        largest_tensor: saturating_bytes(config.largest_tensor_bytes(weights)),
         weights: weights.name().into(),
         tokenizer,
         load,
