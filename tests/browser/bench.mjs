@@ -7,7 +7,7 @@
 //
 //   target/release/hearth train --corpus web/corpus/tiny_shakespeare_like.txt --preset gpt2 \
 //       --tokenizer gpt2 --context 64 --batch-size 1 --steps 1 --eval-every 1000 --out /tmp/hearth-bench-models/gpt2-124m
-//   trunk build --release && node tests/browser/bench.mjs [--cpu] [--model NAME] [--only load|generate|inside]
+//   trunk build --release && node tests/browser/bench.mjs [--cpu] [--kernels plain|tuned] [--model NAME] [--only load|generate|inside]
 //
 // It serves /tmp/hearth-bench-models (HEARTH_BENCH_MODELS) as the hub; each job runs three
 // times (the first includes shader compiles).
@@ -104,7 +104,10 @@ async function waitFor(what, check, timeout = 60_000) {
 const text = async (id, p = page) => ((await tid(id, p).textContent()) || '').trim();
 
 const cpu = process.argv.includes('--cpu');
-await page.goto(origin + (cpu ? '/?backend=cpu#generate' : '/#generate'));
+// `--kernels plain|tuned`: one worker build, whatever the adapter (the page chooses otherwise).
+const kernels = process.argv.includes('--kernels') ? process.argv[process.argv.indexOf('--kernels') + 1] : null;
+const query = [cpu && 'backend=cpu', kernels && `kernels=${kernels}`].filter(Boolean).join('&');
+await page.goto(`${origin}/${query ? `?${query}` : ''}#generate`);
 await waitFor('the backend', async () => ['webgpu', 'cpu'].includes(await text('backend')));
 // `--model NAME`: the directory under HEARTH_BENCH_MODELS (default gpt2-124m); random GPT-2
 // medium, large and XL come from `node tests/browser/random_gpt2.mjs DIR 24 1024 16` (36 1280 20,

@@ -694,6 +694,12 @@ await test('the device panel shows the adapter, its limits and what fits', async
   assert(measured.weights_storage.includes('stored as f32') && measured.weights_storage.includes('no shader-f16'),
     `storage line: ${measured.weights_storage}`);
   assert((await text('fits')).includes('Weights (f32)'), 'the table names the storage');
+  // A software adapter gets the plain worker build; the fused and autotuned one is never fetched.
+  measured.kernels = await text('kernels');
+  assert(measured.kernels.startsWith('GPU kernels: plain') && measured.kernels.includes('software adapter'),
+    `kernels line: ${measured.kernels}`);
+  assert(requests.get('/hearth-worker_bg.wasm') >= 1 && !requests.has('/hearth-worker-tuned_bg.wasm'),
+    'the plain worker was fetched, the tuned one not');
   await tid('stored-list').click();
   await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
   measured.stored_total = await text('stored-total');
@@ -725,6 +731,43 @@ await test('?backend=cpu runs everything on the CPU backend', async () => {
   await tid('generate-inside-view-surprisal', cpu).click();
   await waitFor('the score on the CPU', async () => (await text('generate-inside-score', cpu)).includes(`mean loss ${score.loss.toFixed(4)}`));
   await cpu.close();
+});
+
+// The worker build a hardware adapter gets (Burn's fusion and autotune), forced on SwiftShader,
+// where it is not chosen because it is slower (each new shape is tuned there on a CPU): its
+// kernels must still give the CLI's ids. Three tokens run the prefill's and the decode's shapes.
+await test('?kernels=tuned starts the fused and autotuned worker, which generates the CLI\'s greedy ids', async () => {
+  const tuned = watch(await browser.newPage());
+  await tuned.goto(origin + '/?kernels=tuned');
+  await waitFor('the webgpu backend', async () => (await text('backend', tuned)) === 'webgpu');
+  await tab('device', tuned);
+  measured.kernels_tuned = await text('kernels', tuned);
+  assert(measured.kernels_tuned === 'GPU kernels: fused and autotuned: requested with ?kernels=tuned.',
+    `kernels line: ${measured.kernels_tuned}`);
+  assert(requests.get('/hearth-worker-tuned_bg.wasm') === 1, 'the tuned worker was fetched');
+  await tid('device-panel', tuned).screenshot({ path: path.join(shots, 'device-tuned.png') });
+  const cli = JSON.parse(fs.readFileSync(expectedGreedy, 'utf8'));
+  await loadGpt2(tuned);
+  const start = Date.now();
+  const ids = await greedy(tuned, GREEDY_PROMPT, 3, 240_000);
+  measured.tuned_3_greedy_tokens_s = (Date.now() - start) / 1000;
+  assertEqualIds(ids, cli.new_ids.slice(0, 3), 'tuned worker greedy ids vs hearth generate');
+  await noError('generate', tuned);
+  assert((await text('kernels', tuned)).startsWith('GPU kernels: fused and autotuned'), 'still the tuned worker');
+  await tuned.close();
+});
+
+await test('a tuned worker whose WebGPU check fails is replaced by the plain one', async () => {
+  const before = requests.get('/hearth-worker_bg.wasm') || 0;
+  const back = watch(await browser.newPage());
+  await back.goto(origin + '/?kernels=tuned&test-hooks=fail-tuned');
+  await waitFor('the plain worker on webgpu', async () =>
+    (await text('backend', back)) === 'webgpu' && (await text('kernels', back)).startsWith('GPU kernels: plain'));
+  const line = await text('kernels', back);
+  assert(line.includes('the fused and autotuned kernels failed on this adapter (WebGPU computed wrong results'),
+    `kernels line: ${line}`);
+  assert(requests.get('/hearth-worker_bg.wasm') > before, 'the plain worker was fetched');
+  await back.close();
 });
 
 // The medium model streams onto SwiftShader's WebGPU (load time, memory), then generates on the

@@ -6,6 +6,7 @@
 pub mod adapter;
 pub mod choices;
 pub mod hub;
+pub mod kernels;
 pub mod limits;
 pub mod protocol;
 pub mod units;

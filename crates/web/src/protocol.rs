@@ -138,6 +138,10 @@ pub enum Request {
     /// Start the device (WebGPU unless `force_cpu`), then restore a saved training run.
     Init {
         force_cpu: bool,
+        /// Test hook (`?test-hooks=fail-tuned`): the tuned worker build reports that its WebGPU
+        /// computed wrong results, so the page's fallback to the plain build can be tested.
+        #[serde(default)]
+        fail_tuned: bool,
     },
     /// `tokenizer`: `gpt2`, `bert-base-uncased` or `trained`. `seq` orders live updates.
     Tokenize {
@@ -360,6 +364,9 @@ pub struct DeviceInfo {
     /// f16 arithmetic checked out at start-up, else `f32` (hearth-lm's `WeightDtype` names).
     #[serde(default)]
     pub weights: String,
+    /// The worker build answering: `plain` or `tuned` (`kernels::Kernels`).
+    #[serde(default)]
+    pub kernels: String,
 }
 
 impl DeviceInfo {

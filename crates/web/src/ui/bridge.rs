@@ -9,6 +9,8 @@ use wasm_bindgen::prelude::*;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, MessageEvent, Url, Worker};
 
 use super::state::AppState;
+use crate::adapter::js as adapter;
+use crate::kernels::{self, AdapterKind, Choice, Kernels};
 use crate::protocol::{Event, Request, Topic};
 
 thread_local! {
@@ -18,6 +20,15 @@ thread_local! {
     /// Times the worker was restarted after a crash: a worker that keeps crashing is not
     /// restarted forever.
     static RESTARTS: Cell<u32> = const { Cell::new(0) };
+    /// The worker build started (and restarted after a crash).
+    static KERNELS: Cell<Kernels> = const { Cell::new(Kernels::Plain) };
+    /// Whether the running worker has said which device it got.
+    static READY: Cell<bool> = const { Cell::new(false) };
+    /// Counts the workers started: a dying worker can still deliver queued errors and messages
+    /// after its successor started, and those must not count against the new one.
+    static GENERATION: Cell<u32> = const { Cell::new(0) };
+    /// Test hook `?test-hooks=fail-tuned` (`Request::Init`).
+    static FAIL_TUNED: Cell<bool> = const { Cell::new(false) };
 }
 
 const MAX_RESTARTS: u32 = 3;
@@ -62,10 +73,47 @@ fn persist_storage() {
     let _ = call();
 }
 
-/// Starts the worker built by Trunk beside the page.
-pub fn start(state: AppState, force_cpu: bool) {
+/// Chooses the worker build from the adapter the page is offered (`kernels::choose`: the fused
+/// and autotuned kernels on a hardware adapter, the plain ones elsewhere), then starts it.
+pub fn begin(state: AppState, force_cpu: bool, requested: Option<String>, fail_tuned: bool) {
     persist_storage();
-    let worker = match Worker::new("./hearth-worker_loader.js") {
+    FAIL_TUNED.with(|f| f.set(fail_tuned));
+    wasm_bindgen_futures::spawn_local(async move {
+        let adapter = if force_cpu {
+            AdapterKind::Missing
+        } else {
+            match adapter::request().await {
+                Ok(found) if adapter::is_software(&found) => AdapterKind::Software,
+                Ok(_) => AdapterKind::Hardware,
+                Err(_) => AdapterKind::Missing,
+            }
+        };
+        use_kernels(state, kernels::choose(requested.as_deref(), force_cpu, adapter));
+        start(state, force_cpu);
+    });
+}
+
+fn use_kernels(state: AppState, choice: Choice) {
+    KERNELS.with(|k| k.set(choice.kernels));
+    state.kernels.set(Some(choice));
+}
+
+/// The tuned build failed where the plain one may not: start the plain one instead.
+fn fall_back(state: AppState, force_cpu: bool, choice: Choice) {
+    web_sys::console::warn_1(&choice.reason.clone().into());
+    use_kernels(state, choice);
+    restart(state, force_cpu);
+}
+
+/// Starts the worker build chosen by [`begin`], which Trunk built beside the page.
+fn start(state: AppState, force_cpu: bool) {
+    READY.with(|r| r.set(false));
+    let generation = GENERATION.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
+    });
+    let current = move || GENERATION.with(Cell::get) == generation;
+    let worker = match Worker::new(KERNELS.with(Cell::get).loader()) {
         Ok(w) => w,
         Err(e) => {
             state.topic(Topic::Device).error.set(Some(format!("the compute worker could not start: {e:?}")));
@@ -73,6 +121,9 @@ pub fn start(state: AppState, force_cpu: bool) {
         }
     };
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+        if !current() {
+            return;
+        }
         let data = Array::from(&event.data());
         let json = data.get(0).as_string().unwrap_or_default();
         let event: Event = match serde_json::from_str(&json) {
@@ -86,7 +137,13 @@ pub fn start(state: AppState, force_cpu: bool) {
             Event::Started => {
                 LISTENING.with(|l| l.set(true));
                 send(&Array::of2(
-                    &JsValue::from_str(&serde_json::to_string(&Request::Init { force_cpu }).expect("json")),
+                    &JsValue::from_str(
+                        &serde_json::to_string(&Request::Init {
+                            force_cpu,
+                            fail_tuned: FAIL_TUNED.with(Cell::get),
+                        })
+                        .expect("json"),
+                    ),
                     &JsValue::NULL,
                 ));
                 for message in QUEUE.with(|q| std::mem::take(&mut *q.borrow_mut())) {
@@ -94,6 +151,13 @@ pub fn start(state: AppState, force_cpu: bool) {
                 }
             }
             Event::Download { name } => save_file(name, &data.get(1)),
+            Event::Ready(info) => {
+                if let Some(choice) = kernels::fallback(KERNELS.with(Cell::get), force_cpu, info) {
+                    fall_back(state, force_cpu, choice);
+                    return;
+                }
+                READY.with(|r| r.set(true));
+            }
             Event::DeviceLost { message } => {
                 restart_after_crash(state, force_cpu, format!("the GPU device was lost — {message}"));
                 return;
@@ -103,7 +167,13 @@ pub fn start(state: AppState, force_cpu: bool) {
         state.apply(event);
     });
     let on_error = Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |event: web_sys::ErrorEvent| {
-        restart_after_crash(state, force_cpu, event.message());
+        if !current() {
+            return;
+        }
+        match kernels::fallback_after_crash(KERNELS.with(Cell::get), &event.message()) {
+            Some(choice) => fall_back(state, force_cpu, choice),
+            None => restart_after_crash(state, force_cpu, event.message()),
+        }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));

@@ -8,6 +8,7 @@ use leptos::prelude::*;
 use super::bridge::post;
 use super::state::AppState;
 use super::widgets::Status;
+use crate::kernels::{Choice, Kernels};
 use crate::limits::{check_fits, CPU_WEIGHTS_LIMIT};
 use crate::protocol::{DeviceInfo, Request, Topic};
 use crate::units::{human_bytes, human_count, saturating_bytes};
@@ -41,6 +42,13 @@ fn storage_line(info: &DeviceInfo) -> String {
         }
         _ => "Weights are stored as f32 (the CPU backend computes in f32).".into(),
     }
+}
+
+/// Which worker build computes here and why (`kernels::choose`), on WebGPU, where it matters.
+fn kernels_line(info: &DeviceInfo, choice: Option<Choice>) -> Option<String> {
+    let running = Kernels::parse(&info.kernels).unwrap_or(Kernels::Plain);
+    let reason = choice.map(|c| format!(": {}", c.reason)).unwrap_or_default();
+    (info.backend == "webgpu").then(|| format!("GPU kernels: {}{reason}.", running.label()))
 }
 
 /// The rule the fit table applies on this device, in words.
@@ -110,6 +118,7 @@ pub fn DevicePanel() -> impl IntoView {
                                 .clone()
                                 .map(|r| view! { <span class="notice">" — using the CPU backend because " {r}</span> })}
                         </p>
+                        {kernels_line(&info, state.kernels.get()).map(|line| view! { <p class="muted" data-testid="kernels">{line}</p> })}
                         {(info.backend == "webgpu")
                             .then(|| {
                                 view! {

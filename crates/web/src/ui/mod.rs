@@ -26,7 +26,8 @@ const TABS: [(&str, &str); 5] = [
     ("device", "Device"),
 ];
 
-/// `?backend=cpu` forces the CPU backend; `#generate` etc. opens a tab.
+/// `?backend=cpu` forces the CPU backend, `?kernels=plain|tuned` a worker build; `#generate`
+/// etc. opens a tab.
 fn location_part(part: fn(&web_sys::Location) -> Result<String, wasm_bindgen::JsValue>) -> String {
     web_sys::window().and_then(|w| part(&w.location()).ok()).unwrap_or_default()
 }
@@ -38,7 +39,8 @@ pub fn App() -> impl IntoView {
     let search = location_part(web_sys::Location::search);
     let force_cpu = search.contains("backend=cpu");
     let test_hooks = search.contains("test-hooks");
-    bridge::start(state, force_cpu);
+    let requested = crate::kernels::requested(&search).map(String::from);
+    bridge::begin(state, force_cpu, requested, test_hooks && search.contains("fail-tuned"));
     let initial = location_part(web_sys::Location::hash).trim_start_matches('#').to_string();
     let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) {
         initial

@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 
+use crate::kernels::Choice;
 use crate::protocol::{
     Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, InsideResult, InsideText, LossPoint, ModelInfo,
     Placed, RunSummary, SamplingParams, Slot, TokenScore, Topic, TrainStatus,
@@ -163,6 +164,8 @@ pub struct AppState {
     pub stored: RwSignal<Option<Vec<(String, u64)>>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
     pub recovered: RwSignal<Option<String>>,
+    /// Which worker build the page started, and why (`kernels::choose`).
+    pub kernels: RwSignal<Option<Choice>>,
     /// The runs table (the run in the panel first).
     pub runs: RwSignal<Vec<RunSummary>>,
     /// Runs whose curves are overlaid on the chart.
@@ -184,6 +187,7 @@ impl AppState {
             gen_model: RwSignal::new(None),
             fill_results: RwSignal::new(None),
             recovered: RwSignal::new(None),
+            kernels: RwSignal::new(None),
             stored: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),

@@ -6,10 +6,9 @@ use std::cell::RefCell;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, FloatDType, Tensor};
 use hearth_lm::model::precision::WeightDtype;
-use js_sys::{Function, Object, Promise, Reflect};
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 
+use crate::adapter::js::{self as adapter, get};
+use crate::kernels::Kernels;
 use crate::protocol::{DeviceInfo, Event};
 
 thread_local! {
@@ -39,20 +38,28 @@ fn cpu(reason: String) -> Compute {
             backend: "cpu".into(),
             fallback_reason: Some(reason),
             weights: WeightDtype::F32.name().into(),
+            kernels: Kernels::of_this_build().name().into(),
             ..DeviceInfo::default()
         },
     }
 }
 
 /// WebGPU if it starts and computes correctly, else the CPU backend with the reason.
-pub async fn init(force_cpu: bool) -> Compute {
+/// `fail_tuned` (a test hook) fails the check in the tuned build only.
+pub async fn init(force_cpu: bool, fail_tuned: bool) -> Compute {
     if force_cpu {
         return cpu("the CPU backend was requested (?backend=cpu)".into());
+    }
+    if fail_tuned && Kernels::of_this_build() == Kernels::Tuned {
+        return cpu("WebGPU computed wrong results (the test hook fail-tuned)".into());
     }
     let mut info = match adapter_info().await {
         Ok(info) => info,
         Err(reason) => return cpu(reason),
     };
+    if Kernels::of_this_build() == Kernels::Tuned {
+        install_subgroup_shims();
+    }
     // Burn's WGSL runtime requests the adapter's own limits, not WebGPU's defaults, so the
     // limits read above are the device's.
     let (device, setup) = match Device::wgpu_options().init_with_setup_async().await {
@@ -68,6 +75,50 @@ pub async fn init(force_cpu: bool) -> Compute {
             Compute { device, info }
         }
         Err(e) => cpu(format!("WebGPU computed wrong results ({e})")),
+    }
+}
+
+/// Lets the tuned kernels compile in the browser as they do natively, with two changes to what
+/// this worker asks of WebGPU (found on SwiftShader, where each failing kernel is a CubeCL panic):
+/// - every `requestDevice` asks for the adapter's `subgroups` feature. CubeCL writes
+///   `enable subgroups;` into a kernel that reads the subgroup size, as browsers' WGSL requires,
+///   and several matmuls autotune tries read it; but wgpu 30's WebGPU backend has no name for the
+///   feature (gfx-rs/wgpu#10146), so the device never had it ("extension 'subgroups' is not
+///   allowed in the current environment").
+/// - such a kernel turns off the `subgroup_uniformity` diagnostic. Browsers reject a subgroup
+///   operation they cannot prove is reached by the whole subgroup; wgpu's native compiler does not
+///   check it, and these kernels gave the CPU backend's results there (on an NVIDIA H200 and on
+///   lavapipe) and do on SwiftShader with the check off.
+///
+/// The plain kernels read no subgroup value and are left as they were.
+fn install_subgroup_shims() {
+    let install = js_sys::Function::new_no_args(
+        r#"
+        const adapter = globalThis.GPUAdapter && GPUAdapter.prototype;
+        const device = globalThis.GPUDevice && GPUDevice.prototype;
+        if (!adapter || !device || adapter.hearthSubgroups) return;
+        const request = adapter.requestDevice;
+        adapter.requestDevice = function (descriptor) {
+            const asked = Object.assign({}, descriptor || {});
+            const features = Array.from(asked.requiredFeatures || []);
+            if (this.features.has('subgroups') && !features.includes('subgroups')) features.push('subgroups');
+            asked.requiredFeatures = features;
+            return request.call(this, asked);
+        };
+        const create = device.createShaderModule;
+        device.createShaderModule = function (descriptor) {
+            const code = descriptor && descriptor.code;
+            if (typeof code === 'string' && code.startsWith('enable subgroups;')) {
+                const relaxed = code.replace('enable subgroups;', 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);');
+                descriptor = Object.assign({}, descriptor, { code: relaxed });
+            }
+            return create.call(this, descriptor);
+        };
+        adapter.hearthSubgroups = true;
+        "#,
+    );
+    if let Err(e) = install.call0(&wasm_bindgen::JsValue::NULL) {
+        web_sys::console::warn_1(&e);
     }
 }
 
@@ -127,38 +178,10 @@ async fn weight_storage(device: &Device) -> WeightDtype {
     }
 }
 
-fn get(target: &JsValue, key: &str) -> JsValue {
-    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn text(target: &JsValue, key: &str) -> String {
-    get(target, key).as_string().unwrap_or_default()
-}
-
 /// Asks `navigator.gpu` for the adapter Burn will also get (high performance) and reads its
 /// description and limits.
 async fn adapter_info() -> Result<DeviceInfo, String> {
-    let navigator = get(&js_sys::global(), "navigator");
-    let gpu = get(&navigator, "gpu");
-    if gpu.is_undefined() || gpu.is_null() {
-        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
-    }
-    let request: Function =
-        get(&gpu, "requestAdapter").dyn_into().map_err(|_| "navigator.gpu.requestAdapter is missing")?;
-    let options = Object::new();
-    let _ = Reflect::set(&options, &"powerPreference".into(), &"high-performance".into());
-    let promise: Promise = request
-        .call1(&gpu, &options)
-        .map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?
-        .dyn_into()
-        .map_err(|_| "requestAdapter did not return a promise")?;
-    let adapter = JsFuture::from(promise)
-        .await
-        .map_err(|e| format!("requestAdapter failed: {}", super::js_error(&e)))?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return Err("WebGPU is present but offers no adapter".into());
-    }
-    let details = get(&adapter, "info");
+    let adapter = adapter::request().await?;
     let limits_js = get(&adapter, "limits");
     let names = [
         "maxBufferSize",
@@ -172,13 +195,8 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
     let limits: Vec<(String, u64)> =
         names.iter().map(|n| (n.to_string(), get(&limits_js, n).as_f64().unwrap_or(0.0) as u64)).collect();
     let limit = |name: &str| limits.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v);
-    let description = text(&details, "description");
-    let device = text(&details, "device");
-    let (vendor, architecture) = (text(&details, "vendor"), text(&details, "architecture"));
-    let fallback = get(&adapter, "isFallbackAdapter").as_bool() == Some(true)
-        || get(&details, "isFallbackAdapter").as_bool() == Some(true);
-    let names = [vendor.as_str(), architecture.as_str(), description.as_str(), device.as_str()];
-    let software = crate::adapter::is_software(fallback, &names);
+    let software = adapter::is_software(&adapter);
+    let [vendor, architecture, description, device] = adapter::names(&adapter);
     let device_type = crate::adapter::kind_label(software);
     Ok(DeviceInfo {
         backend: "webgpu".into(),
@@ -196,5 +214,6 @@ async fn adapter_info() -> Result<DeviceInfo, String> {
         fallback_reason: None,
         // Decided once the device has started (`weight_storage`).
         weights: WeightDtype::F32.name().into(),
+        kernels: Kernels::of_this_build().name().into(),
     })
 }

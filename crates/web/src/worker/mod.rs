@@ -69,8 +69,8 @@ pub fn start() {
 
 async fn handle(request: Request, extra: JsValue) {
     match request {
-        Request::Init { force_cpu } => {
-            state::init(force_cpu).await;
+        Request::Init { force_cpu, fail_tuned } => {
+            state::init(force_cpu, fail_tuned).await;
             // A run saved in browser storage comes back once the device is up; the runs table
             // is sent again with it (the page may have asked before it was back).
             training::restore_saved().await;

@@ -33,8 +33,8 @@ thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(0) };
 }
 
-pub async fn init(force_cpu: bool) {
-    let compute = device::init(force_cpu).await;
+pub async fn init(force_cpu: bool, fail_tuned: bool) {
+    let compute = device::init(force_cpu, fail_tuned).await;
     emit(&Event::Ready(compute.info.clone()));
     STATE.with(|s| s.borrow_mut().compute = Some(compute));
 }
