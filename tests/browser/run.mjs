@@ -757,7 +757,7 @@ await test('?kernels=tuned starts the fused and autotuned worker, which generate
   await tuned.close();
 });
 
-await test('a tuned worker whose WebGPU check fails is replaced by the plain one', async () => {
+await test('a tuned worker that fails its WebGPU check or crashes is replaced by the plain one', async () => {
   const before = requests.get('/hearth-worker_bg.wasm') || 0;
   const back = watch(await browser.newPage());
   await back.goto(origin + '/?kernels=tuned&test-hooks=fail-tuned');
@@ -767,6 +767,16 @@ await test('a tuned worker whose WebGPU check fails is replaced by the plain one
   assert(line.includes('the fused and autotuned kernels failed on this adapter (WebGPU computed wrong results'),
     `kernels line: ${line}`);
   assert(requests.get('/hearth-worker_bg.wasm') > before, 'the plain worker was fetched');
+  // A crash of the tuned worker: the plain one follows, with the usual recovery message.
+  await back.goto(origin + '/?kernels=tuned&test-hooks=1');
+  await waitFor('the tuned worker', async () =>
+    (await text('backend', back)) === 'webgpu' && (await text('kernels', back)).includes('fused and autotuned: requested'));
+  await tid('test-crash', back).click();
+  await waitFor('the plain worker after the crash', async () => {
+    const line = await text('kernels', back);
+    return line.startsWith('GPU kernels: plain') && line.includes('the fused and autotuned worker stopped');
+  });
+  assert((await text('recovery', back)).includes('stopped'), `recovery: ${await text('recovery', back)}`);
   await back.close();
 });
 

@@ -22,8 +22,6 @@ thread_local! {
     static RESTARTS: Cell<u32> = const { Cell::new(0) };
     /// The worker build started (and restarted after a crash).
     static KERNELS: Cell<Kernels> = const { Cell::new(Kernels::Plain) };
-    /// Whether the running worker has said which device it got.
-    static READY: Cell<bool> = const { Cell::new(false) };
     /// Counts the workers started: a dying worker can still deliver queued errors and messages
     /// after its successor started, and those must not count against the new one.
     static GENERATION: Cell<u32> = const { Cell::new(0) };
@@ -93,21 +91,20 @@ pub fn begin(state: AppState, force_cpu: bool, requested: Option<String>, fail_t
     });
 }
 
+/// Sets the build the next (re)start uses.
 fn use_kernels(state: AppState, choice: Choice) {
     KERNELS.with(|k| k.set(choice.kernels));
     state.kernels.set(Some(choice));
 }
 
-/// The tuned build failed where the plain one may not: start the plain one instead.
-fn fall_back(state: AppState, force_cpu: bool, choice: Choice) {
+/// The plain build replaces a tuned one that failed (`kernels::fallback*`) at its next start.
+fn fall_back(state: AppState, choice: Choice) {
     web_sys::console::warn_1(&choice.reason.clone().into());
     use_kernels(state, choice);
-    restart(state, force_cpu);
 }
 
 /// Starts the worker build chosen by [`begin`], which Trunk built beside the page.
 fn start(state: AppState, force_cpu: bool) {
-    READY.with(|r| r.set(false));
     let generation = GENERATION.with(|g| {
         g.set(g.get() + 1);
         g.get()
@@ -153,10 +150,10 @@ fn start(state: AppState, force_cpu: bool) {
             Event::Download { name } => save_file(name, &data.get(1)),
             Event::Ready(info) => {
                 if let Some(choice) = kernels::fallback(KERNELS.with(Cell::get), force_cpu, info) {
-                    fall_back(state, force_cpu, choice);
+                    fall_back(state, choice);
+                    restart(state, force_cpu);
                     return;
                 }
-                READY.with(|r| r.set(true));
             }
             Event::DeviceLost { message } => {
                 restart_after_crash(state, force_cpu, format!("the GPU device was lost — {message}"));
@@ -170,10 +167,11 @@ fn start(state: AppState, force_cpu: bool) {
         if !current() {
             return;
         }
-        match kernels::fallback_after_crash(KERNELS.with(Cell::get), &event.message()) {
-            Some(choice) => fall_back(state, force_cpu, choice),
-            None => restart_after_crash(state, force_cpu, event.message()),
+        // A crashed tuned worker is followed by the plain one, with the usual recovery.
+        if let Some(choice) = kernels::fallback_after_crash(KERNELS.with(Cell::get), &event.message()) {
+            fall_back(state, choice);
         }
+        restart_after_crash(state, force_cpu, event.message());
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
