@@ -32,7 +32,8 @@ pub mod js {
         get(target, key).as_string().unwrap_or_default()
     }
 
-    fn message(e: &JsValue) -> String {
+    /// A JS exception (or thrown value) in words.
+    pub fn message(e: &JsValue) -> String {
         e.as_string()
             .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
             .unwrap_or_else(|| format!("{e:?}"))

@@ -143,8 +143,5 @@ pub(crate) async fn read_file(file: &web_sys::File, limit: u64, what: &str) -> R
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
-pub(crate) fn js_error(e: &JsValue) -> String {
-    e.as_string()
-        .or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())))
-        .unwrap_or_else(|| format!("{e:?}"))
-}
+/// A JS exception in words (shared with the page, which reads the adapter the same way).
+pub(crate) use crate::adapter::js::message as js_error;
