@@ -90,6 +90,9 @@ fn main() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
+        if reader_went_away(&what) {
+            std::process::exit(0);
+        }
         eprintln!("error: internal error ({what}); this is a bug in hearth, please report it");
         std::process::exit(1);
     }));
@@ -104,6 +107,14 @@ fn main() {
         eprintln!("error: {message}");
         std::process::exit(1);
     }
+}
+
+/// Whether a panic is `println!`'s on a closed stdout. `hearth ... | head` closes the pipe once it
+/// has its lines; Rust ignores SIGPIPE, so the next print panics with "failed printing to stdout:
+/// Broken pipe". The reader has what it asked for: Unix tools end quietly there, and so does
+/// hearth (exit 0), rather than report a bug. Every other panic is still one.
+fn reader_went_away(panic: &str) -> bool {
+    panic.starts_with("failed printing to stdout") && panic.contains("Broken pipe")
 }
 
 /// Runs a command on a started device (tokenizing needs none, but is run the same way here).
@@ -130,4 +141,14 @@ pub type CliResult = Result<(), String>;
 /// Prints `value` as one line of JSON.
 pub fn print_json(value: &serde_json::Value) {
     println!("{value}");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_closed_stdout_is_a_quiet_exit() {
+        assert!(super::reader_went_away("failed printing to stdout: Broken pipe (os error 32)"));
+        assert!(!super::reader_went_away("failed printing to stdout: No space left on device (os error 28)"));
+        assert!(!super::reader_went_away("index out of bounds: Broken pipe"));
+    }
 }

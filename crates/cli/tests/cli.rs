@@ -63,6 +63,22 @@ fn decode_prints_text() {
 }
 
 #[test]
+fn a_reader_that_stops_early_ends_it_quietly() {
+    // `hearth ... | head`: the pipe is closed before hearth prints (the read end is dropped at
+    // once), so its first line meets EPIPE every time, with no race.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["tokenize", "--tokenizer", "gpt2", "Swimming at the beach is"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run hearth");
+    assert!(out.status.success(), "exit {:?}", out.status.code());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nothing to report on stderr");
+}
+
+#[test]
 fn fill_mask_json_matches_transformers() {
     let name = "bert-tiny-mlm-perturbed";
     let exp = expected(name);
