@@ -808,7 +808,7 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
       return (await text('generate-model', p)).includes('24 layers × 1024');
     }, 300_000);
     measured[`medium_load_seconds_${what}`] = (Date.now() - start) / 1000;
-    // "weights: 1.42 GiB streamed onto the device in 44.8 s · worker memory 431.8 MiB (high-water mark)"
+    // "model.safetensors (1.42 GiB) streamed onto the device in 44.8 s · worker memory 431.8 MiB (high-water mark)"
     const stats = await text('generate-load-stats', p);
     measured[`medium_load_stats_${what}`] = stats;
     const memory = /worker memory ([\d.]+) (MiB|GiB)/.exec(stats);

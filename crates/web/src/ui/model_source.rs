@@ -97,8 +97,10 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
             </p>
             {move || state.model(slot).get().and_then(|m| m.load).map(|l| view! {
                 <p class="muted" data-testid=format!("{prefix}-load-stats")>
+                    // The file's size, which is more than the weights the model line counts:
+                    // GPT-2 files also carry each layer's causal-mask buffer, which is skipped.
                     {format!(
-                        "weights: {} streamed onto the device in {:.1} s · worker memory {} (high-water mark)",
+                        "model.safetensors ({}) streamed onto the device in {:.1} s · worker memory {} (high-water mark)",
                         human_bytes(l.file_bytes),
                         l.seconds,
                         human_bytes(l.worker_memory)
