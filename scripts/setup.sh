@@ -14,18 +14,25 @@ command -v cargo >/dev/null || { echo "error: install Rust with rustup first (ht
 rustup show active-toolchain >/dev/null
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+# Both tools at the cheapest build that does their job: they run cargo, wasm-bindgen and copy
+# files, so optimising them buys nothing a user waits for, and on a fresh 2-core machine their
+# install competes with the project's own build (DEVELOPERS.md, "Where CI's time goes").
+cheap_install() {
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL="$1" \
+        CARGO_PROFILE_RELEASE_DEBUG=false cargo install "${@:2}"
+}
 if [[ "$(trunk --version 2>/dev/null)" != "trunk $TRUNK_VERSION" ]]; then
     echo "==> installing trunk $TRUNK_VERSION (a few minutes, once)"
-    # Trunk's own release profile is fat LTO with one codegen unit, which a tool that runs cargo
-    # and serves files gains nothing from. Without them (cargo's config overrides the package's
-    # profile) it installs in 4 m 07 s instead of 5 m 53 s on an idle 2-core machine.
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
-        cargo install trunk --version "$TRUNK_VERSION" --locked
+    # Unoptimised (it starts cargo and copies files) and without its default features: TLS
+    # (rustls, ring) for downloading tools and an update check, which offline Trunk never uses.
+    cheap_install 0 trunk --version "$TRUNK_VERSION" --locked --no-default-features
 fi
 if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
     echo "==> installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
-    # Without --locked: the CLI's own lockfile pins a walrus that no longer builds.
-    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+    # Without --locked: the CLI's own lockfile pins a walrus that no longer builds. Only the
+    # `wasm-bindgen` binary Trunk runs, without TLS (its test runner's downloads); opt-level 1
+    # because it rewrites every worker build (tens of MB).
+    cheap_install 1 wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --no-default-features --bin wasm-bindgen
 fi
 # Trunk runs offline (Trunk.toml): every crate must be here before it builds.
 cargo fetch --quiet

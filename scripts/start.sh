@@ -5,5 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ./scripts/setup.sh
-echo "==> building and serving the app (the first build takes ~10 minutes)"
+echo "==> building the app (the first build takes ~20 minutes on 2 cores)"
+trunk build --release
+# The shipped build's download, checked where it is made (CI tests a faster-to-build profile).
+bash ./scripts/check-size.sh dist
+echo "==> serving the app"
 exec trunk serve --release "$@"

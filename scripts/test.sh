@@ -1,14 +1,39 @@
 #!/usr/bin/env bash
 # Every check, the same one CI runs: formatting, lints, native tests (parity on the ndarray and
 # flex backends, and --device wgpu on Vulkan against them), the web app's build, and the browser
-# tests in headless Chromium on WebGPU.
+# tests in headless Chromium on WebGPU. It ends with a table of its phases and their minutes.
 # Run from anywhere: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p "$target"
 
+# The phase table: every phase (foreground or background) appends "name, start, end, status".
+t0=$(date +%s)
+phases="$target/phases.tsv"
+: > "$phases"
+
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
+
+# timed NAME COMMAND...: runs COMMAND and records NAME's start and end for the table.
+timed() {
+    local name=$1 start rc=0
+    shift
+    start=$(date +%s)
+    "$@" || rc=$?
+    printf '%s\t%s\t%s\t%s\n' "$name" "$((start - t0))" "$(($(date +%s) - t0))" "$rc" >> "$phases"
+    return "$rc"
+}
+
+# Where the time went, printed however the run ends. Background phases overlap the others, so
+# the minutes add up to more than the wall clock.
+table() {
+    printf '\n%-58s %7s %7s %7s\n' "phase" "start" "end" "minutes"
+    sort -t$'\t' -k2,2n "$phases" | awk -F'\t' '{
+        printf "%-58s %7.1f %7.1f %7.1f%s\n", $1, $2 / 60, $3 / 60, ($3 - $2) / 60, ($4 == 0 ? "" : "  (failed: " $4 ")")
+    }'
+    awk -v s="$(($(date +%s) - t0))" 'BEGIN { printf "%-58s %7s %7s %7.1f\n", "total (wall clock)", "", "", s / 60 }'
+}
 
 # Clippy as the compiler of our own crates: `cargo clippy` is exactly this wrapper over
 # `cargo check`. Wrapping the real builds lints every crate we compile (-D warnings) without a
@@ -25,70 +50,84 @@ kill_tree() {
     kill "$1" 2>/dev/null || true
 }
 
+medium="$target/gpt2-medium-random"
+bg_pids=()
+cleanup() {
+    local rc=$?
+    for pid in "${bg_pids[@]}"; do kill_tree "$pid"; done
+    # 1.5 GB that the next run writes again: gone when this script ends, passed or not.
+    rm -rf "$medium"
+    table
+    exit "$rc"
+}
+trap cleanup EXIT
+
 step "toolchain"
-rustup show active-toolchain >/dev/null
-rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+timed "toolchain (rustup: the wasm target)" bash -c \
+    'rustup show active-toolchain >/dev/null
+     rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown'
 
-# Before the background setup: both use apt, which allows one install at a time.
-step "a Vulkan driver for the --device wgpu tests (Mesa's lavapipe where the machine has none)"
-bash ./scripts/vulkan.sh
-
-step "setup in the background: trunk, wasm-bindgen-cli, chromium, playwright-core"
-bash ./scripts/setup.sh --browser > "$target/setup.log" 2>&1 &
+# Every install in one background job: apt allows one install at a time, and none of them is
+# needed before the native tests (Vulkan) or the wasm build (trunk, wasm-bindgen-cli).
+step "setup in the background: a Vulkan driver, trunk, wasm-bindgen-cli, chromium, playwright-core"
+timed "setup (background): Vulkan driver, tools, chromium, npm" bash -c \
+    'bash ./scripts/vulkan.sh && bash ./scripts/setup.sh --browser' > "$target/setup.log" 2>&1 &
 setup_pid=$!
+bg_pids+=("$setup_pid")
 
 step "cargo fmt --check"
-cargo fmt --all -- --check
+timed "cargo fmt --check" cargo fmt --all -- --check
 
 step "native build, linted by clippy -D warnings"
-clippy cargo test --workspace --all-targets --no-run
+timed "native build (clippy -D warnings)" clippy cargo test --workspace --all-targets --no-run
 
 step "waiting for setup"
-wait "$setup_pid" || { cat "$target/setup.log"; echo "setup failed"; exit 1; }
+timed "waiting for setup" wait "$setup_pid" || { cat "$target/setup.log"; echo "setup failed"; exit 1; }
 cat "$target/setup.log"
 
 # The wasm build beside the native tests, which do not keep both cores busy (one test binary
 # after another; lavapipe compiling shaders). Neither waits for the other's build directory: the
 # tests' artifacts are in target/debug, the wasm's in target/wasm32-unknown-unknown and its
-# build scripts' in target/release and target/wasm-release. Measured on 2 cores: 15.7–16.8 min
-# side by side, 17.5 one after the other; 19.9 side by side with the worker's size profile.
-step "trunk build --release in the background, the web crates linted by clippy -D warnings"
-clippy trunk build --release > "$target/trunk.log" 2>&1 &
+# build scripts' in target/release and target/wasm-release.
+#
+# The workers are built for the browser tests without the shipped size profile's fat LTO and
+# single codegen unit (README, "Tests"): the same code at the same opt-level, linked without the
+# whole-program pass that only makes the download smaller and took most of the wasm build's time
+# on 2 cores. `scripts/start.sh` builds the shipped profile and checks its size.
+step "trunk build --release in the background (CI profile), the web crates linted by clippy -D warnings"
+CARGO_PROFILE_WASM_RELEASE_LTO=false CARGO_PROFILE_WASM_RELEASE_CODEGEN_UNITS=16 \
+    timed "trunk build --release (background)" clippy trunk build --release > "$target/trunk.log" 2>&1 &
 trunk_pid=$!
+bg_pids+=("$trunk_pid")
 
 step "native tests (parity on the ndarray and flex backends, and wgpu on Vulkan)"
-clippy cargo test --workspace --all-targets || { kill_tree "$trunk_pid"; exit 1; }
+timed "native tests" clippy cargo test --workspace --all-targets
 
 step "waiting for trunk build --release"
-wait "$trunk_pid" || { cat "$target/trunk.log"; echo "trunk build failed"; exit 1; }
+timed "waiting for trunk build" wait "$trunk_pid" || { cat "$target/trunk.log"; echo "trunk build failed"; exit 1; }
 cat "$target/trunk.log"
 
-step "the native CLI's greedy ids on the GPT-2 fixture (the browser must match them)"
-greedy="$target/greedy-gpt2-tiny.json"
-"$target/debug/hearth" generate --model tests/fixtures/cases/gpt2-tiny --prompt "Every effort moves you" \
-    --max-new-tokens 20 --json > "$greedy"
-cat "$greedy"
-# A seeded top-k draw: the browser chooses on the GPU and must draw the same tokens.
-sampled="$target/sampled-gpt2-tiny.json"
-"$target/debug/hearth" generate --model tests/fixtures/cases/gpt2-tiny --prompt "Every effort moves you" \
-    --max-new-tokens 12 --temperature 0.8 --top-k 40 --seed 7 --json > "$sampled"
-# Per-token surprisal of the same prompt: the Surprisal view must show these losses.
-score="$target/score-gpt2-tiny.json"
-"$target/debug/hearth" score --model tests/fixtures/cases/gpt2-tiny --text "Every effort moves you" \
-    --per-token --json > "$score"
-
-step "a GPT-2 medium-sized random model (355M parameters, 1.5 GB, made here) and the CLI's greedy ids on it"
-medium="$target/gpt2-medium-random"
-# 1.5 GB that the next run writes again: gone when this script ends, passed or not.
-trap 'rm -rf "$medium"' EXIT
-node tests/browser/random_gpt2.mjs "$medium"
-greedy_medium="$target/greedy-gpt2-medium.json"
-"$target/debug/hearth" generate --model "$medium" --prompt "Every effort moves you" --max-new-tokens 3 --json \
-    > "$greedy_medium"
-cat "$greedy_medium"
+step "the native CLI's outputs the browser must match, and a GPT-2 medium-sized random model"
+cli_outputs() {
+    local hearth="$target/debug/hearth" gpt2=tests/fixtures/cases/gpt2-tiny prompt="Every effort moves you"
+    # Greedy ids on the GPT-2 fixture.
+    "$hearth" generate --model "$gpt2" --prompt "$prompt" --max-new-tokens 20 --json > "$target/greedy-gpt2-tiny.json"
+    cat "$target/greedy-gpt2-tiny.json"
+    # A seeded top-k draw: the browser chooses on the GPU and must draw the same tokens.
+    "$hearth" generate --model "$gpt2" --prompt "$prompt" --max-new-tokens 12 --temperature 0.8 --top-k 40 \
+        --seed 7 --json > "$target/sampled-gpt2-tiny.json"
+    # Per-token surprisal of the same prompt: the Surprisal view must show these losses.
+    "$hearth" score --model "$gpt2" --text "$prompt" --per-token --json > "$target/score-gpt2-tiny.json"
+    # A GPT-2 medium-sized random model (355M parameters, 1.5 GB, made here) and its greedy ids.
+    node tests/browser/random_gpt2.mjs "$medium"
+    "$hearth" generate --model "$medium" --prompt "$prompt" --max-new-tokens 3 --json > "$target/greedy-gpt2-medium.json"
+    cat "$target/greedy-gpt2-medium.json"
+}
+timed "CLI outputs for the browser, medium random model" cli_outputs
 
 step "browser tests (headless Chromium, WebGPU)"
-HEARTH_EXPECTED_GREEDY="$greedy" HEARTH_EXPECTED_SAMPLED="$sampled" HEARTH_EXPECTED_SCORE="$score" \
-    HEARTH_MEDIUM_DIR="$medium" HEARTH_EXPECTED_MEDIUM="$greedy_medium" node tests/browser/run.mjs
+HEARTH_EXPECTED_GREEDY="$target/greedy-gpt2-tiny.json" HEARTH_EXPECTED_SAMPLED="$target/sampled-gpt2-tiny.json" \
+    HEARTH_EXPECTED_SCORE="$target/score-gpt2-tiny.json" HEARTH_MEDIUM_DIR="$medium" \
+    HEARTH_EXPECTED_MEDIUM="$target/greedy-gpt2-medium.json" timed "browser tests" node tests/browser/run.mjs
 
 step "all checks passed"

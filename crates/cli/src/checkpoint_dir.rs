@@ -10,29 +10,128 @@
 //!    `--out` takes that aside copy ([`load_checkpoint`]);
 //! 3. only then is the previous checkpoint deleted.
 //!
-//! Sibling names start with a dot and carry the process id and a counter, so they cannot collide
-//! with a user's `--out` (say `run.old`) or with another process saving beside it.
+//! Sibling names start with a dot and carry the process id, a random token of this process and
+//! a counter: `.NAME.KIND-PID-TOKEN-N`. The token keeps a sibling left by a killed process from
+//! colliding with a later process that got the same pid (in a container every run is PID 1), and
+//! tells such leftovers from a live save: [`save_checkpoint`] removes the siblings of dead runs.
 
+use std::collections::hash_map::RandomState;
 use std::fs::{self, File};
+use std::hash::BuildHasher;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 use hearth_lm::io::checkpoint::Checkpoint;
+
+use crate::model_dir::{read_json, read_weights};
 
 /// What a checkpoint directory always holds (the resume state marks it as ours).
 pub const STATE_FILE: &str = "trainer_state.json";
 
-/// A sibling of `dir` no one else uses: `.NAME.KIND-PID-N`.
-fn sibling(dir: &Path, kind: &str) -> Result<PathBuf, String> {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let name = dir
+/// The kinds of sibling a save makes: the new checkpoint while it is written, and the previous
+/// one set aside where no atomic exchange is available.
+const PARTIAL: &str = "partial";
+const PREVIOUS: &str = "previous";
+
+/// This process's token: 64 random bits (the standard library seeds `RandomState` from the OS).
+fn token() -> u64 {
+    static TOKEN: OnceLock<u64> = OnceLock::new();
+    *TOKEN.get_or_init(|| RandomState::new().hash_one(std::process::id()))
+}
+
+fn dir_name(dir: &Path) -> Result<String, String> {
+    Ok(dir
         .file_name()
         .ok_or_else(|| format!("{} does not name a directory", dir.display()))?
         .to_string_lossy()
-        .into_owned();
+        .into_owned())
+}
+
+/// A sibling of `dir` no one else uses: `.NAME.KIND-PID-TOKEN-N`.
+fn sibling(dir: &Path, kind: &str) -> Result<PathBuf, String> {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = dir_name(dir)?;
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(parent(dir).join(format!(".{name}.{kind}-{}-{n}", std::process::id())))
+    Ok(parent(dir).join(format!(".{name}.{kind}-{}-{:016x}-{n}", std::process::id(), token())))
+}
+
+/// A new, empty sibling directory of `dir`: a name that exists already (whoever left it) is
+/// skipped, never reused.
+fn fresh_sibling(dir: &Path, kind: &str) -> Result<PathBuf, String> {
+    for _ in 0..100 {
+        let path = sibling(dir, kind)?;
+        match fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
+        }
+    }
+    Err(format!("cannot create a new directory beside {}: every name tried exists", dir.display()))
+}
+
+/// Who left a sibling named `.NAME.KIND-REST`, read from `REST`.
+#[derive(Debug, PartialEq)]
+enum Owner {
+    /// This process.
+    Us,
+    /// A process that may still be running (another pid that is alive, or whose liveness this
+    /// platform cannot tell).
+    MaybeLive,
+    /// A process that is gone: our pid without our token (a crashed process whose pid we got),
+    /// a pid that no longer runs, or a name without a token (written before tokens).
+    Dead,
+}
+
+fn owner(rest: &str) -> Owner {
+    let mut parts = rest.split('-');
+    let (Some(pid), Some(token_hex)) = (parts.next().and_then(|p| p.parse::<u32>().ok()), parts.next())
+    else {
+        return Owner::Dead;
+    };
+    let Some(theirs) =
+        u64::from_str_radix(token_hex, 16).ok().filter(|_| token_hex.len() == 16 && parts.next().is_some())
+    else {
+        return Owner::Dead;
+    };
+    if pid == std::process::id() {
+        return if theirs == token() { Owner::Us } else { Owner::Dead };
+    }
+    if process_alive(pid) {
+        Owner::MaybeLive
+    } else {
+        Owner::Dead
+    }
+}
+
+/// Whether a process with this pid runs now; `true` where the platform cannot tell.
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// Removes the siblings of `dir` that dead processes left: partial checkpoints always, a set-aside
+/// previous checkpoint only while `dir` itself holds a complete one (otherwise the aside copy is
+/// what [`load_checkpoint`] reads).
+fn sweep_stale(dir: &Path) -> Result<(), String> {
+    let name = dir_name(dir)?;
+    let Ok(entries) = fs::read_dir(parent(dir)) else { return Ok(()) };
+    let complete = dir.join(STATE_FILE).is_file();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        for (kind, removable) in [(PARTIAL, true), (PREVIOUS, complete)] {
+            if let Some(rest) = file_name.strip_prefix(&format!(".{name}.{kind}-")) {
+                if removable && owner(rest) == Owner::Dead {
+                    let _ = fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn parent(dir: &Path) -> PathBuf {
@@ -42,9 +141,17 @@ fn parent(dir: &Path) -> PathBuf {
     }
 }
 
-/// Flushes a directory's entries (the names of files just created or renamed in it).
+/// Flushes a directory's entries (the names of files just created or renamed in it). Only Unix
+/// can open a directory to flush it; elsewhere (Windows refuses `File::open` on a directory)
+/// renames are made durable by the filesystem's own journal and there is nothing to call.
+#[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<(), String> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| format!("cannot flush {}: {e}", dir.display()))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<(), String> {
+    Ok(())
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -69,9 +176,9 @@ fn exchange(_a: &Path, _b: &Path) -> bool {
 /// Writes `checkpoint` to `dir` as a transaction (see the module docs). On any error the
 /// previous checkpoint in `dir` is untouched and the partial one is removed.
 pub fn save_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String> {
-    let fresh = sibling(dir, "partial")?;
     fs::create_dir_all(parent(dir)).map_err(|e| format!("cannot create {}: {e}", parent(dir).display()))?;
-    fs::create_dir(&fresh).map_err(|e| format!("cannot create {}: {e}", fresh.display()))?;
+    sweep_stale(dir)?;
+    let fresh = fresh_sibling(dir, PARTIAL)?;
     let written = checkpoint
         .files
         .iter()
@@ -108,7 +215,7 @@ pub fn save_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), String
 /// Two renames where an exchange is not available: `dir` → aside, `fresh` → `dir`. Between them
 /// `dir` is missing but the aside copy is complete, and [`load_checkpoint`] finds it.
 fn replace_by_renames(fresh: &Path, dir: &Path) -> Result<PathBuf, String> {
-    let aside = sibling(dir, "previous")?;
+    let aside = sibling(dir, PREVIOUS)?;
     fs::rename(dir, &aside).map_err(|e| format!("cannot replace {}: {e}", dir.display()))?;
     if let Err(e) = fs::rename(fresh, dir) {
         let _ = fs::rename(&aside, dir);
@@ -120,7 +227,7 @@ fn replace_by_renames(fresh: &Path, dir: &Path) -> Result<PathBuf, String> {
 /// The checkpoint set aside by an interrupted [`replace_by_renames`], if `dir` is missing.
 fn aside_copy(dir: &Path) -> Option<PathBuf> {
     let name = dir.file_name()?.to_string_lossy().into_owned();
-    let prefix = format!(".{name}.previous-");
+    let prefix = format!(".{name}.{PREVIOUS}-");
     fs::read_dir(parent(dir))
         .ok()?
         .filter_map(|e| e.ok())
@@ -129,18 +236,32 @@ fn aside_copy(dir: &Path) -> Option<PathBuf> {
         .find(|p| p.join(STATE_FILE).is_file())
 }
 
-/// Reads every file of a checkpoint directory (or of its aside copy, see [`save_checkpoint`]).
+/// The files a checkpoint consists of (`Checkpoint::files`), and whether each holds weights
+/// (bounded by memory) or JSON (bounded by [`MAX_JSON_BYTES`]). Nothing else in the directory is
+/// read: a stray file there (a log, a copy of a corpus) costs nothing.
+const CHECKPOINT_FILES: [(&str, bool); 7] = [
+    ("config.json", false),
+    ("generation_config.json", false),
+    ("model.safetensors", true),
+    ("optimizer.safetensors", true),
+    ("tokenizer.json", false),
+    ("tokenizer_config.json", false),
+    (STATE_FILE, false),
+];
+
+/// Reads a checkpoint directory's files (or its aside copy's, see [`save_checkpoint`]), each
+/// checked against its size limit before it is read.
 pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
     let source = if dir.exists() { dir.to_path_buf() } else { aside_copy(dir).unwrap_or(dir.to_path_buf()) };
-    let entries =
-        fs::read_dir(&source).map_err(|e| format!("cannot read checkpoint {}: {e}", dir.display()))?;
+    if !source.is_dir() {
+        return Err(format!("cannot read checkpoint {}: not a directory", dir.display()));
+    }
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| e.to_string())?;
-        if entry.path().is_file() {
-            let bytes =
-                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
-            files.push((entry.file_name().to_string_lossy().into_owned(), bytes));
+    for (name, weights) in CHECKPOINT_FILES {
+        let path = source.join(name);
+        if path.is_file() {
+            let bytes = if weights { read_weights(&path)? } else { read_json(&path)? };
+            files.push((name.to_string(), bytes));
         }
     }
     Ok(Checkpoint { files })
@@ -158,6 +279,7 @@ pub fn occupied(dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model_dir::MAX_JSON_BYTES;
 
     fn checkpoint(tag: &str) -> Checkpoint {
         Checkpoint { files: vec![(STATE_FILE.into(), tag.as_bytes().to_vec()), ("b".into(), vec![1, 2])] }
@@ -189,7 +311,7 @@ mod tests {
         let out = root.join("run");
         save_checkpoint(&out, &checkpoint("one")).unwrap();
         // The moment between the two renames: the previous checkpoint is aside, `out` missing.
-        fs::rename(&out, sibling(&out, "previous").unwrap()).unwrap();
+        fs::rename(&out, sibling(&out, PREVIOUS).unwrap()).unwrap();
         assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"one"[..]));
         fs::remove_dir_all(root).unwrap();
     }
@@ -205,6 +327,97 @@ mod tests {
         assert!(save_checkpoint(&out, &bad).is_err());
         assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"one"[..]));
         assert_eq!(fs::read_dir(&root).unwrap().count(), 1, "the partial directory is removed");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn leftovers_of_a_crashed_process_with_our_pid_neither_block_a_save_nor_stay() {
+        let root = temp("pid-reuse");
+        let out = root.join("run");
+        let pid = std::process::id();
+        // What a killed process with our pid left: the names of the scheme before tokens (a
+        // counter from 0 in every process) and of this scheme with another token.
+        for n in 0..100 {
+            fs::create_dir(root.join(format!(".run.partial-{pid}-{n}"))).unwrap();
+        }
+        fs::create_dir(root.join(format!(".run.partial-{pid}-{:016x}-0", token() ^ 1))).unwrap();
+        save_checkpoint(&out, &checkpoint("one")).unwrap();
+        save_checkpoint(&out, &checkpoint("two")).unwrap();
+        assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"two"[..]));
+        let names: Vec<_> = fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("run")], "the dead process's siblings are swept");
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_name_taken_by_someone_else_is_skipped() {
+        let root = temp("taken");
+        let out = root.join("run");
+        // The very next names this process would try, taken (as by a process sharing our pid
+        // and token, which cannot happen, or by a user): the save picks another.
+        let next = sibling(&out, PARTIAL).unwrap();
+        let n: u32 = next.to_string_lossy().rsplit('-').next().unwrap().parse().unwrap();
+        for k in 1..4 {
+            let taken = next.to_string_lossy().replace(&format!("-{n}"), &format!("-{}", n + k));
+            fs::create_dir(taken).unwrap();
+        }
+        save_checkpoint(&out, &checkpoint("one")).unwrap();
+        assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"one"[..]));
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_live_save_and_a_needed_aside_copy_are_not_swept() {
+        let root = temp("live");
+        let out = root.join("run");
+        save_checkpoint(&out, &checkpoint("one")).unwrap();
+        // Another live process's partial save (pid 1 runs on every Linux system) is left alone.
+        let live = root.join(format!(".run.partial-1-{:016x}-0", 7));
+        fs::create_dir(&live).unwrap();
+        // The moment between the two renames of a dead process: `run` missing, the copy aside.
+        let aside = root.join(format!(".run.previous-{}-{:016x}-0", std::process::id(), token() ^ 1));
+        fs::rename(&out, &aside).unwrap();
+        assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"one"[..]));
+        sweep_stale(&out).unwrap();
+        assert!(aside.is_dir(), "the only complete checkpoint is kept");
+        if cfg!(target_os = "linux") {
+            assert!(live.is_dir(), "a live process's save is kept");
+        }
+        // Once a new save completes, the dead process's aside copy goes.
+        save_checkpoint(&out, &checkpoint("two")).unwrap();
+        sweep_stale(&out).unwrap();
+        assert!(!aside.exists());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn owners_are_read_from_the_name() {
+        let pid = std::process::id();
+        assert_eq!(owner(&format!("{pid}-{:016x}-3", token())), Owner::Us);
+        assert_eq!(owner(&format!("{pid}-{:016x}-3", token() ^ 1)), Owner::Dead);
+        assert_eq!(owner(&format!("{pid}-3")), Owner::Dead, "the scheme before tokens");
+        assert_eq!(owner("garbage"), Owner::Dead);
+        if cfg!(target_os = "linux") {
+            assert_eq!(owner(&format!("1-{:016x}-0", 5)), Owner::MaybeLive);
+            assert_eq!(owner(&format!("{}-{:016x}-0", u32::MAX, 5)), Owner::Dead);
+        }
+    }
+
+    #[test]
+    fn only_a_checkpoints_own_files_are_read_and_each_within_its_limit() {
+        let root = temp("stray");
+        let out = root.join("run");
+        save_checkpoint(&out, &checkpoint("one")).unwrap();
+        // A stray file beside the checkpoint's own is not read (a sparse file: 1 TB on paper).
+        let stray = File::create(out.join("corpus-copy.bin")).unwrap();
+        stray.set_len(1 << 40).unwrap();
+        let loaded = load_checkpoint(&out).unwrap();
+        assert_eq!(loaded.get(STATE_FILE), Some(&b"one"[..]));
+        assert!(loaded.get("corpus-copy.bin").is_none());
+        // The checkpoint's own JSON over its limit is refused with both sizes, unread.
+        File::create(out.join(STATE_FILE)).unwrap().set_len(MAX_JSON_BYTES + 1).unwrap();
+        let e = load_checkpoint(&out).unwrap_err();
+        assert!(e.contains("trainer_state.json is 67.1 MB, more than"), "{e}");
         fs::remove_dir_all(root).unwrap();
     }
 }

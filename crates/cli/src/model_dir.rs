@@ -4,10 +4,41 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use hearth_lm::io::hf::{load_model_as, load_tokenizer, HfFiles};
+use hearth_lm::model::memory::human_bytes;
 use hearth_lm::{AnyModel, Gpt2LMHeadModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// The largest JSON file of a model or checkpoint directory that is read (configs, trainer
+/// state, tokenizers: the largest `tokenizer.json` in use is ~11 MB).
+pub const MAX_JSON_BYTES: u64 = 64 << 20;
+
+/// Reads `path` whole after checking its size: a file over `limit` (what `limit_is` names) is
+/// refused with both sizes before a byte of it is read.
+pub fn read_at_most(path: &Path, limit: u64, limit_is: &str) -> Result<Vec<u8>, String> {
+    let len = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
+    if len > limit {
+        return Err(format!(
+            "{} is {}, more than {limit_is} ({})",
+            path.display(),
+            human_bytes(len as u128),
+            human_bytes(limit as u128)
+        ));
+    }
+    read(path)
+}
+
+/// A JSON file of a model directory, within [`MAX_JSON_BYTES`].
+pub fn read_json(path: &Path) -> Result<Vec<u8>, String> {
+    read_at_most(path, MAX_JSON_BYTES, "a JSON file of a model directory may be")
+}
+
+/// A weights file, within the memory the machine has available (or `--max-memory`).
+pub fn read_weights(path: &Path) -> Result<Vec<u8>, String> {
+    let budget = crate::memory::budget(None)?;
+    read_at_most(path, budget, "the memory available to load it")
 }
 
 /// Reads `config.json`, `model.safetensors` and an optional `tokenizer.json` from `dir`.
@@ -20,9 +51,9 @@ pub fn read_dir(dir: &Path) -> Result<HfFiles, String> {
     }
     let tokenizer = dir.join("tokenizer.json");
     Ok(HfFiles {
-        config_json: read(&dir.join("config.json"))?,
-        model_safetensors: read(&dir.join("model.safetensors"))?,
-        tokenizer_json: if tokenizer.exists() { Some(read(&tokenizer)?) } else { None },
+        config_json: read_json(&dir.join("config.json"))?,
+        model_safetensors: read_weights(&dir.join("model.safetensors"))?,
+        tokenizer_json: if tokenizer.exists() { Some(read_json(&tokenizer)?) } else { None },
         generation_config_json: None,
     })
 }
@@ -69,5 +100,5 @@ pub fn tokenizer(spec: &str) -> Result<Tokenizer, String> {
             hearth_lm::io::tokenizer::BUILTIN_TOKENIZERS.join(", ")
         ));
     }
-    Tokenizer::from_bytes(&read(&file)?).map_err(|e| format!("{}: {e}", file.display()))
+    Tokenizer::from_bytes(&read_json(&file)?).map_err(|e| format!("{}: {e}", file.display()))
 }

@@ -34,6 +34,19 @@ pub(crate) fn tokenizer_error(e: impl std::fmt::Display) -> Error {
     Error::Tokenizer(e.to_string())
 }
 
+/// At most this many characters of what a file or a user wrote go into a message.
+pub const EXCERPT_CHARS: usize = 200;
+
+/// `text` as a message may quote it: whole when it is short, else its first [`EXCERPT_CHARS`]
+/// characters and its length, so a forged name or value cannot make a message (and the page
+/// that shows it) as large as the file.
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((end, _)) => std::borrow::Cow::Owned(format!("{}… ({} bytes in all)", &text[..end], text.len())),
+    }
+}
+
 /// Shorthand for [`Error::InvalidInput`] with a formatted message.
 macro_rules! invalid {
     ($($arg:tt)*) => { $crate::error::Error::InvalidInput(format!($($arg)*)) };

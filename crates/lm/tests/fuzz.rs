@@ -18,7 +18,10 @@ use burn::tensor::Device;
 use common::*;
 use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::io::hf::export_bert;
+use hearth_lm::io::streamed::ModelStream;
 use hearth_lm::io::weights::SafetensorsFile;
+use hearth_lm::model::precision::WeightDtype;
+use hearth_lm::train::documents_of;
 use hearth_lm::train::{build_tokenizer, Arch, Corpus, TokenizerChoice, TrainConfig, Trainer};
 use hearth_lm::{load_model, BertConfig, ModelConfig, Rng, Tokenizer};
 
@@ -190,4 +193,73 @@ fn resume_survives_mutated_trainer_state_and_optimizer_moments() {
             let _ = Trainer::resume(&replaced(&checkpoint, name, bytes), &corpus, &device);
         });
     }
+}
+
+/// The weights arriving in chunks, as the browser streams them: every mutated file, cut at a
+/// random chunk size, gives a model or an error.
+#[test]
+fn streamed_safetensors_survive_mutated_weights() {
+    let dir = case("gpt2-bytes-tiny");
+    let config = read(dir.join("config.json"));
+    let weights = read(dir.join("model.safetensors"));
+    let device = Device::flex();
+    let mut chunks = Rng::new(11);
+    fuzz("streamed safetensors", 10, &weights, |bytes| {
+        let chunk = 1 + chunks.below(4096);
+        let Ok(mut loading) = ModelStream::new(&config, &device, WeightDtype::F32, 1 << 28, 1 << 26) else {
+            panic!("the fixture's config is valid");
+        };
+        let pushed = bytes.chunks(chunk).try_for_each(|part| loading.push(part));
+        if pushed.is_ok() {
+            let _ = loading.finish();
+        }
+    });
+}
+
+/// Every refusal of a corpus file quotes a bounded part of it, whatever the file holds.
+fn bounded_message(result: Result<Vec<String>, hearth_lm::Error>) {
+    if let Err(e) = result {
+        let message = e.to_string();
+        assert!(message.len() < 4000, "a {}-byte message", message.len());
+    }
+}
+
+#[test]
+fn document_parsers_survive_mutated_jsonl_and_csv() {
+    let jsonl = b"{\"text\": \"First Citizen: before we proceed\", \"id\": 1}\n{\"id\": 2, \"text\": \"hear me \\\"speak\\\"\", \"tags\": [1, {\"a\": null}]}\n\n{\"text\": \"x\"}\n";
+    fuzz("jsonl", 12, jsonl, |bytes| bounded_message(documents_of("d.jsonl", bytes, None)));
+    let csv = b"id,text,notes\r\n1,plain,\"a, b\"\n2,\"two\nlines \"\"q\"\"\",\n\n3,last,z\n";
+    fuzz("csv", 13, csv, |bytes| bounded_message(documents_of("d.csv", bytes, Some("text"))));
+}
+
+/// A JSONL line is read keeping only the text field: a line of 32 million small numbers (64 MB)
+/// cost 16 × that as a `serde_json::Value` (a 32-byte value per 2-byte number: 1 GiB and the
+/// vector's doubling), over this binary's whole budget, before the field was looked up.
+#[test]
+fn a_jsonl_line_costs_its_text_field_not_a_parsed_copy_of_everything() {
+    let mut line = String::from("{\"text\": \"kept\", \"embedding\": [");
+    line.push_str(&"1,".repeat(32_000_000));
+    line.push_str("1]}\n");
+    let docs = documents_of("big.jsonl", line.as_bytes(), None).unwrap();
+    assert_eq!(docs, ["kept"]);
+}
+
+/// A CSV file is read a row at a time keeping the chosen column: its other columns are never
+/// copied, and a file of bad rows keeps five messages, not one per row.
+#[test]
+fn a_csv_costs_its_chosen_column_and_bad_rows_cost_nothing() {
+    // 6 million rows of 8 bytes (48 MB): every field of every row as a `String` in a `Vec` per
+    // row was ~20 × the text.
+    let mut csv = String::from("text,n\n");
+    csv.push_str(&",123456\n".repeat(6_000_000));
+    let docs = documents_of("big.csv", csv.as_bytes(), None).unwrap();
+    assert_eq!(docs.len(), 6_000_000);
+    assert!(docs.iter().all(String::is_empty));
+    drop(docs);
+    // Rows with a field too many: counted, five named.
+    let mut bad = String::from("text\n");
+    bad.push_str(&"a,b\n".repeat(3_000_000));
+    let e = documents_of("bad.csv", bad.as_bytes(), None).unwrap_err().to_string();
+    assert!(e.starts_with("bad.csv: 3000000 bad CSV rows: line 2: 2 fields"), "{}", &e[..e.len().min(300)]);
+    assert!(e.contains("and 2999995 more"), "{}", &e[..e.len().min(300)]);
 }

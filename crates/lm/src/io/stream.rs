@@ -13,12 +13,14 @@
 //! byte offsets as `usize`: in wasm32 that is 32 bits, and a file over 4 GiB (GPT-2 XL's is
 //! 6.4 GB) failed to parse in the browser. Offsets here are `u64`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
 use safetensors::Dtype;
+use serde::de::{self, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{excerpt, Error, Result};
 
 /// One tensor of the header: its dtype, shape and byte range in the data section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,45 +46,83 @@ struct Entry {
     data_offsets: (u64, u64),
 }
 
-fn invalid_header(why: impl std::fmt::Display) -> Error {
-    Error::Safetensors(format!("the file's header is not valid: {why}"))
+/// The header's key for free-form metadata, which the format defines as string → string.
+const METADATA: &str = "__metadata__";
+
+/// The header read straight into the format's types (no intermediate JSON values, which would
+/// hold any structure a forged header nests under a key): tensor entries in the order written,
+/// and `__metadata__` checked to be strings only.
+struct Header(Vec<(String, Entry)>);
+
+impl<'de> Deserialize<'de> for Header {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = Header;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of tensor entries")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Header, A::Error> {
+                let mut entries = Vec::new();
+                let mut seen = BTreeSet::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if !seen.insert(name.clone()) {
+                        return Err(de::Error::custom(format!("`{}` appears twice", excerpt(&name))));
+                    }
+                    if name == METADATA {
+                        map.next_value::<BTreeMap<String, String>>().map_err(|e| {
+                            de::Error::custom(format!("{METADATA} must map strings to strings ({e})"))
+                        })?;
+                    } else {
+                        let entry = map
+                            .next_value::<Entry>()
+                            .map_err(|e| de::Error::custom(format!("`{}`: {e}", excerpt(&name))))?;
+                        entries.push((name, entry));
+                    }
+                }
+                Ok(Header(entries))
+            }
+        }
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+/// A header error; the reason quotes at most a bounded part of the header (names, values).
+fn invalid_header(why: impl fmt::Display) -> Error {
+    Error::Safetensors(format!("the file's header is not valid: {}", excerpt(&why.to_string())))
 }
 
 /// The header's tensors in file order, checked: ranges contiguous from 0, each the size its
 /// dtype and shape give. Returns them with the data section's length.
 fn parse_header(json: &[u8]) -> Result<(Vec<(String, TensorInfo)>, u64)> {
-    let entries: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(json).map_err(invalid_header)?;
+    let Header(entries) = serde_json::from_slice(json).map_err(invalid_header)?;
     let mut tensors = Vec::with_capacity(entries.len());
-    for (name, value) in entries {
-        // Free-form string metadata (`{"format": "pt"}`), not a tensor.
-        if name == "__metadata__" {
-            continue;
-        }
-        let entry: Entry =
-            serde_json::from_value(value).map_err(|e| invalid_header(format!("`{name}`: {e}")))?;
+    for (name, entry) in entries {
         let shape = entry
             .shape
             .iter()
             .map(|&d| usize::try_from(d))
             .collect::<std::result::Result<Vec<usize>, _>>()
-            .map_err(|_| invalid_header(format!("`{name}` has a dimension too large for this platform")))?;
+            .map_err(|_| {
+                invalid_header(format!("`{}` has a dimension too large for this platform", excerpt(&name)))
+            })?;
         tensors.push((name, TensorInfo { dtype: entry.dtype, shape, data_offsets: entry.data_offsets }));
     }
     tensors.sort_by_key(|(_, info)| info.data_offsets);
     let mut end = 0u64;
     for (name, info) in &tensors {
         let (s, e) = info.data_offsets;
+        let name = excerpt(name);
         if s != end || e < s {
             return Err(invalid_header(format!("`{name}`'s byte range [{s}, {e}) does not follow at {end}")));
         }
         let bits = info.shape.iter().fold(info.dtype.bitsize() as u128, |n, &d| n.saturating_mul(d as u128));
         if bits % 8 != 0 || bits / 8 != (e - s) as u128 {
+            let shape = excerpt(&format!("{:?}", info.shape)).into_owned();
             return Err(invalid_header(format!(
-                "`{name}` has {} bytes for a {:?} tensor of shape {:?}",
+                "`{name}` has {} bytes for a {:?} tensor of shape {shape}",
                 e - s,
                 info.dtype,
-                info.shape
             )));
         }
         end = e;
@@ -183,9 +223,9 @@ impl TensorStream {
         let take = (want - self.prefix.len()).min(chunk.len());
         self.prefix.extend_from_slice(&chunk[..take]);
         if header_len.is_none() {
-            if let Some(n) = self.header_len()? {
-                self.prefix.reserve_exact(n as usize);
-            }
+            // The header grows as its bytes arrive: nothing is reserved from the length the
+            // file claims (up to 100 MB), so a forged prefix costs only the bytes really sent.
+            self.header_len()?;
             return Ok(take);
         }
         if self.prefix.len() == want {
@@ -370,5 +410,47 @@ mod tests {
         bad[8 + at..8 + at + 5].copy_from_slice(b"[3,3]");
         let err = feed(&bad, 7, &mut Collect::default()).unwrap_err().to_string();
         assert!(err.contains("header is not valid"), "{err}");
+    }
+
+    /// `__metadata__` is string → string (the format's type); any other JSON under it, a
+    /// duplicated name, and names or values the size of the file are refused with a bounded
+    /// message.
+    #[test]
+    fn headers_hold_only_the_formats_types_and_messages_stay_short() {
+        for (bad, needle) in [
+            (r#"{"__metadata__":{"format":{"nested":[1,2,3]}}}"#.to_string(), "must map strings to strings"),
+            (r#"{"__metadata__":[1,2]}"#.to_string(), "must map strings to strings"),
+            (r#"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#.to_string(), "appears twice"),
+        ] {
+            let err = parse_header(bad.as_bytes()).expect_err(&bad).to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        let long = "x".repeat(100_000);
+        for bad in [
+            format!(r#"{{"{long}":{{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}}}"#),
+            format!(r#"{{"{long}":{{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}}}"#),
+            format!(r#"{{"a":{{"dtype":"{long}","shape":[2],"data_offsets":[0,8]}}}}"#),
+            format!(r#"{{"{long}":7}}"#),
+            format!(
+                r#"{{"__metadata__":{{"k":"v"}},"{long}":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}},"{long}":{{}}}}"#
+            ),
+        ] {
+            let err = parse_header(bad.as_bytes()).expect_err("refused").to_string();
+            assert!(err.len() < 600, "a {}-byte message: {}", err.len(), &err[..300]);
+            assert!(err.contains("header is not valid"), "{err}");
+        }
+        // Metadata of strings is accepted and not taken for a tensor.
+        let ok = br#"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+        let (tensors, len) = parse_header(ok).unwrap();
+        assert_eq!((tensors.len(), len), (1, 8));
+    }
+
+    /// A prefix claiming a 100 MB header reserves nothing: memory follows the bytes received.
+    #[test]
+    fn a_claimed_header_length_reserves_nothing() {
+        let mut stream = TensorStream::new();
+        stream.push(&99_999_999u64.to_le_bytes(), &mut Collect::default()).unwrap();
+        stream.push(b"{", &mut Collect::default()).unwrap();
+        assert!(stream.prefix.capacity() < 1 << 20, "{} bytes reserved", stream.prefix.capacity());
     }
 }

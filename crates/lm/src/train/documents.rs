@@ -4,7 +4,7 @@
 //! silently missing rows trains on something other than what the user meant.
 
 use super::corpus::{text_of, Corpus};
-use crate::error::{invalid, Result};
+use crate::error::{excerpt, invalid, Result};
 
 /// The field (JSONL) or column (CSV) that holds the text when none is named: what Hugging Face
 /// `datasets` and the tutorials use.
@@ -63,137 +63,295 @@ pub fn corpus_of_files(files: &[(String, Vec<u8>)], field: Option<&str>) -> Resu
     Corpus::from_documents(documents)
 }
 
-/// One document per non-blank line, each a JSON object whose `field` is a string.
+/// One document per non-blank line, each a JSON object whose `field` is a string. Only that
+/// field is kept of each line (a JSONL export with large other fields costs their bytes once, in
+/// the file), and only the first [`SHOWN_ERRORS`] problems are written out.
 fn json_lines(text: &str, field: &str) -> Result<Vec<String>> {
     let mut docs = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = BadRows::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let problem = match serde_json::from_str::<serde_json::Value>(line) {
-            Err(e) => Some(format!("not JSON ({e})")),
-            Ok(serde_json::Value::Object(map)) => match map.get(field) {
-                Some(serde_json::Value::String(s)) => {
-                    docs.push(s.clone());
-                    None
-                }
-                Some(other) => Some(format!("\"{field}\" is not a string but {}", kind(other))),
-                None => {
-                    let keys: Vec<&str> = map.keys().map(String::as_str).take(8).collect();
-                    Some(format!("no \"{field}\" field (it has: {})", keys.join(", ")))
-                }
-            },
-            Ok(other) => Some(format!("not a JSON object but {}", kind(&other))),
+        let problem = match json_line(line, field) {
+            Err(e) => Some(format!("not JSON ({})", excerpt(&e.to_string()))),
+            Ok(Line::Text(s)) => {
+                docs.push(s);
+                None
+            }
+            Ok(Line::NotString(kind)) => Some(format!("\"{}\" is not a string but {kind}", excerpt(field))),
+            Ok(Line::Missing(keys)) => {
+                Some(format!("no \"{}\" field (it has: {})", excerpt(field), excerpt(&keys.join(", "))))
+            }
+            Ok(Line::NotObject(kind)) => Some(format!("not a JSON object but {kind}")),
         };
         if let Some(problem) = problem {
-            errors.push(format!("line {}: {problem}", i + 1));
+            errors.push(|| format!("line {}: {problem}", i + 1));
         }
     }
-    refuse_bad_rows(errors, "JSONL", "--text-field")?;
+    errors.refuse("JSONL", "--text-field")?;
     Ok(docs)
 }
 
-fn kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
+/// What one JSONL line holds, as far as the corpus cares.
+enum Line {
+    Text(String),
+    /// The field is there but not a string: what it is instead.
+    NotString(&'static str),
+    /// No such field: the first few keys the object has.
+    Missing(Vec<String>),
+    NotObject(&'static str),
 }
 
-fn refuse_bad_rows(errors: Vec<String>, what: &str, hint: &str) -> Result<()> {
-    if errors.is_empty() {
-        return Ok(());
+/// Keys of an object named when the text field is missing.
+const SHOWN_KEYS: usize = 8;
+
+/// Reads one line keeping only `field`: other values are skipped as they are parsed, never
+/// built (a `serde_json::Value` of the whole line would hold every one of them).
+fn json_line(line: &str, field: &str) -> serde_json::Result<Line> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    /// A JSON value's kind, the value itself skipped; a string kept.
+    enum Value {
+        Text(String),
+        Other(&'static str),
     }
-    let more = if errors.len() > SHOWN_ERRORS {
-        format!(" and {} more", errors.len() - SHOWN_ERRORS)
-    } else {
-        String::new()
-    };
-    Err(invalid!(
-        "{} bad {what} row{}: {}{more} (choose the text's field with {hint})",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" },
-        errors[..errors.len().min(SHOWN_ERRORS)].join("; ")
-    ))
+    struct ValueVisitor;
+    impl<'de> Visitor<'de> for ValueVisitor {
+        type Value = Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+            Ok(Value::Text(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+            Ok(Value::Text(v))
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<Value, E> {
+            Ok(Value::Other("a boolean"))
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<Value, E> {
+            Ok(Value::Other("a number"))
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<Value, E> {
+            Ok(Value::Other("a number"))
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<Value, E> {
+            Ok(Value::Other("a number"))
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+            Ok(Value::Other("null"))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Value::Other("an array"))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Value::Other("an object"))
+        }
+    }
+    struct ValueSeed;
+    impl<'de> DeserializeSeed<'de> for ValueSeed {
+        type Value = Value;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
+            d.deserialize_any(ValueVisitor)
+        }
+    }
+
+    struct LineVisitor<'f>(&'f str);
+    impl<'de> Visitor<'de> for LineVisitor<'_> {
+        type Value = Line;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Line, A::Error> {
+            let mut found = None;
+            let mut keys = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key == self.0 && found.is_none() {
+                    found = Some(map.next_value_seed(ValueSeed)?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                if keys.len() < SHOWN_KEYS {
+                    keys.push(excerpt(&key).into_owned());
+                }
+            }
+            Ok(match found {
+                Some(Value::Text(s)) => Line::Text(s),
+                Some(Value::Other(kind)) => Line::NotString(kind),
+                None => Line::Missing(keys),
+            })
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Line, A::Error> {
+            ValueVisitor.visit_seq(seq).map(|_| Line::NotObject("an array"))
+        }
+        fn visit_str<E>(self, _: &str) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("a string"))
+        }
+        fn visit_bool<E>(self, _: bool) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("a boolean"))
+        }
+        fn visit_i64<E>(self, _: i64) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("a number"))
+        }
+        fn visit_u64<E>(self, _: u64) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("a number"))
+        }
+        fn visit_f64<E>(self, _: f64) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("a number"))
+        }
+        fn visit_unit<E>(self) -> std::result::Result<Line, E> {
+            Ok(Line::NotObject("null"))
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(line);
+    let parsed = serde::Deserializer::deserialize_any(&mut de, LineVisitor(field))?;
+    de.end()?;
+    Ok(parsed)
+}
+
+/// The bad rows of a file: how many, and the messages of the first [`SHOWN_ERRORS`] (a file of
+/// a million bad rows keeps five messages, not a million).
+#[derive(Default)]
+struct BadRows {
+    count: usize,
+    shown: Vec<String>,
+}
+
+impl BadRows {
+    /// Counts a bad row; its message is only written while it will be shown.
+    fn push(&mut self, message: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.shown.len() < SHOWN_ERRORS {
+            self.shown.push(message());
+        }
+    }
+
+    fn refuse(self, what: &str, hint: &str) -> Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let more = if self.count > self.shown.len() {
+            format!(" and {} more", self.count - self.shown.len())
+        } else {
+            String::new()
+        };
+        Err(invalid!(
+            "{} bad {what} row{}: {}{more} (choose the text's field with {hint})",
+            self.count,
+            if self.count == 1 { "" } else { "s" },
+            self.shown.join("; ")
+        ))
+    }
 }
 
 /// One document per data row of a CSV file (RFC 4180: a header row, commas, double quotes around
 /// fields that hold commas, quotes or newlines, `""` for a quote): the column named `field`.
+/// Rows are read one at a time and only that column's field is kept.
 fn csv_column(text: &str, field: &str) -> Result<Vec<String>> {
-    let rows = csv_rows(text)?;
-    let Some((header_line, header)) = rows.first() else {
+    let mut rows = CsvRows { chars: text.chars().peekable(), line: 1 };
+    let Some((header_line, header)) = rows.next_row(None)? else {
         return Err(invalid!("the CSV file is empty"));
     };
-    let column = header.iter().position(|h| h.trim() == field).ok_or_else(|| {
-        invalid!("line {header_line}: the header has no \"{field}\" column (it has: {})", header.join(", "))
+    let names: Vec<String> = header.fields;
+    let column = names.iter().position(|h| h.trim() == field).ok_or_else(|| {
+        invalid!(
+            "line {header_line}: the header has no \"{}\" column (it has: {})",
+            excerpt(field),
+            excerpt(&names.join(", "))
+        )
     })?;
     let mut docs = Vec::new();
-    let mut errors = Vec::new();
-    for (line, row) in &rows[1..] {
-        if row.len() == 1 && row[0].is_empty() {
+    let mut errors = BadRows::default();
+    while let Some((line, row)) = rows.next_row(Some(column))? {
+        if row.count == 1 && row.blank {
             continue; // a blank line
         }
-        if row.len() != header.len() {
-            errors.push(format!("line {line}: {} fields where the header has {}", row.len(), header.len()));
+        if row.count != names.len() {
+            errors.push(|| format!("line {line}: {} fields where the header has {}", row.count, names.len()));
             continue;
         }
-        docs.push(row[column].clone());
+        docs.push(row.fields.into_iter().next().unwrap_or_default());
     }
-    refuse_bad_rows(errors, "CSV", "--text-field")?;
+    errors.refuse("CSV", "--text-field")?;
     Ok(docs)
 }
 
-/// The rows of a CSV text with the line each starts on (1-based).
-fn csv_rows(text: &str) -> Result<Vec<(usize, Vec<String>)>> {
-    let mut rows = Vec::new();
-    let mut chars = text.chars().peekable();
-    let mut line = 1;
-    while chars.peek().is_some() {
-        let start_line = line;
-        let mut row = Vec::new();
+/// One CSV row as read: how many fields it has, whether it is an empty line, and the fields
+/// kept (every field of the header row; only the chosen column's of a data row).
+struct CsvRow {
+    count: usize,
+    blank: bool,
+    fields: Vec<String>,
+}
+
+/// The rows of a CSV text, one at a time, with the line each starts on (1-based).
+struct CsvRows<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+}
+
+impl CsvRows<'_> {
+    /// The next row; `keep` is the one column whose field is kept (`None`: all of them).
+    fn next_row(&mut self, keep: Option<usize>) -> Result<Option<(usize, CsvRow)>> {
+        if self.chars.peek().is_none() {
+            return Ok(None);
+        }
+        let start_line = self.line;
+        let mut row = CsvRow { count: 0, blank: false, fields: Vec::new() };
         let mut field = String::new();
         let mut quoted = false;
+        let end_field = |row: &mut CsvRow, field: &mut String| {
+            if row.count == 0 {
+                // A blank line is one empty field (an empty quoted field too, as before).
+                row.blank = field.is_empty();
+            }
+            if keep.is_none_or(|k| k == row.count) {
+                row.fields.push(std::mem::take(field));
+            } else {
+                field.clear();
+            }
+            row.count += 1;
+        };
         loop {
-            match chars.next() {
+            match self.chars.next() {
                 None => {
                     if quoted {
                         return Err(invalid!("line {start_line}: a quoted field is never closed"));
                     }
-                    row.push(std::mem::take(&mut field));
+                    end_field(&mut row, &mut field);
                     break;
                 }
                 Some('"') if quoted => {
-                    if chars.peek() == Some(&'"') {
-                        chars.next();
+                    if self.chars.peek() == Some(&'"') {
+                        self.chars.next();
                         field.push('"');
                     } else {
                         quoted = false;
                     }
                 }
                 Some('"') if field.is_empty() => quoted = true,
-                Some(',') if !quoted => row.push(std::mem::take(&mut field)),
-                Some('\r') if !quoted && chars.peek() == Some(&'\n') => {}
+                Some(',') if !quoted => end_field(&mut row, &mut field),
+                Some('\r') if !quoted && self.chars.peek() == Some(&'\n') => {}
                 Some('\n') if !quoted => {
-                    line += 1;
-                    row.push(std::mem::take(&mut field));
+                    self.line += 1;
+                    end_field(&mut row, &mut field);
                     break;
                 }
                 Some(c) => {
                     if c == '\n' {
-                        line += 1;
+                        self.line += 1;
                     }
                     field.push(c);
                 }
             }
         }
-        rows.push((start_line, row));
+        Ok(Some((start_line, row)))
     }
-    Ok(rows)
 }
 
 #[cfg(test)]
