@@ -128,6 +128,8 @@ timed "CLI outputs for the browser, medium random model" cli_outputs
 step "browser tests (headless Chromium, WebGPU)"
 HEARTH_EXPECTED_GREEDY="$target/greedy-gpt2-tiny.json" HEARTH_EXPECTED_SAMPLED="$target/sampled-gpt2-tiny.json" \
     HEARTH_EXPECTED_SCORE="$target/score-gpt2-tiny.json" HEARTH_MEDIUM_DIR="$medium" \
-    HEARTH_EXPECTED_MEDIUM="$target/greedy-gpt2-medium.json" timed "browser tests" node tests/browser/run.mjs
+    HEARTH_EXPECTED_MEDIUM="$target/greedy-gpt2-medium.json" \
+    HEARTH_WASM_BUILD="CI profile: no fat LTO, 16 codegen units (scripts/check-size.sh checks the shipped sizes)" \
+    timed "browser tests" node tests/browser/run.mjs
 
 step "all checks passed"
