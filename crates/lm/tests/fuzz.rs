@@ -105,11 +105,15 @@ fn fuzz(name: &str, seed: u64, seed_input: &[u8], mut target: impl FnMut(&[u8]))
     assert_eq!(ok_inputs, CASES);
 }
 
+/// The byte-level GPT-2 fixture's `config.json` and `model.safetensors`: the seed weights.
+fn gpt2_files() -> (Vec<u8>, Vec<u8>) {
+    let dir = case("gpt2-bytes-tiny");
+    (read(dir.join("config.json")), read(dir.join("model.safetensors")))
+}
+
 #[test]
 fn safetensors_loader_survives_mutated_weights() {
-    let dir = case("gpt2-bytes-tiny");
-    let config = read(dir.join("config.json"));
-    let weights = read(dir.join("model.safetensors"));
+    let (config, weights) = gpt2_files();
     let device = Device::flex();
     fuzz("safetensors", 1, &weights, |bytes| {
         if let Ok(file) = SafetensorsFile::parse(bytes) {
@@ -122,9 +126,7 @@ fn safetensors_loader_survives_mutated_weights() {
 
 #[test]
 fn config_parsing_survives_mutated_configs() {
-    let dir = case("gpt2-bytes-tiny");
-    let gpt2_config = read(dir.join("config.json"));
-    let gpt2_weights = read(dir.join("model.safetensors"));
+    let (gpt2_config, gpt2_weights) = gpt2_files();
     let bert = BertConfig::tiny();
     let bert_model = bert.init(&Device::flex());
     let bert_weights = block_on(export_bert(&bert_model, None)).unwrap().model_safetensors;
@@ -199,9 +201,7 @@ fn resume_survives_mutated_trainer_state_and_optimizer_moments() {
 /// random chunk size, gives a model or an error.
 #[test]
 fn streamed_safetensors_survive_mutated_weights() {
-    let dir = case("gpt2-bytes-tiny");
-    let config = read(dir.join("config.json"));
-    let weights = read(dir.join("model.safetensors"));
+    let (config, weights) = gpt2_files();
     let device = Device::flex();
     let mut chunks = Rng::new(11);
     fuzz("streamed safetensors", 10, &weights, |bytes| {

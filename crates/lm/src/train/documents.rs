@@ -109,109 +109,97 @@ const SHOWN_KEYS: usize = 8;
 /// Reads one line keeping only `field`: other values are skipped as they are parsed, never
 /// built (a `serde_json::Value` of the whole line would hold every one of them).
 fn json_line(line: &str, field: &str) -> serde_json::Result<Line> {
-    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-    /// A JSON value's kind, the value itself skipped; a string kept.
-    enum Value {
-        Text(String),
-        Other(&'static str),
-    }
-    struct ValueVisitor;
-    impl<'de> Visitor<'de> for ValueVisitor {
-        type Value = Value;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON value")
-        }
-        fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
-            Ok(Value::Text(v.to_owned()))
-        }
-        fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
-            Ok(Value::Text(v))
-        }
-        fn visit_bool<E>(self, _: bool) -> std::result::Result<Value, E> {
-            Ok(Value::Other("a boolean"))
-        }
-        fn visit_i64<E>(self, _: i64) -> std::result::Result<Value, E> {
-            Ok(Value::Other("a number"))
-        }
-        fn visit_u64<E>(self, _: u64) -> std::result::Result<Value, E> {
-            Ok(Value::Other("a number"))
-        }
-        fn visit_f64<E>(self, _: f64) -> std::result::Result<Value, E> {
-            Ok(Value::Other("a number"))
-        }
-        fn visit_unit<E>(self) -> std::result::Result<Value, E> {
-            Ok(Value::Other("null"))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(Value::Other("an array"))
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(Value::Other("an object"))
-        }
-    }
-    struct ValueSeed;
-    impl<'de> DeserializeSeed<'de> for ValueSeed {
-        type Value = Value;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Value, D::Error> {
-            d.deserialize_any(ValueVisitor)
-        }
-    }
-
-    struct LineVisitor<'f>(&'f str);
-    impl<'de> Visitor<'de> for LineVisitor<'_> {
-        type Value = Line;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Line, A::Error> {
-            let mut found = None;
-            let mut keys = Vec::new();
-            while let Some(key) = map.next_key::<String>()? {
-                if key == self.0 && found.is_none() {
-                    found = Some(map.next_value_seed(ValueSeed)?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                if keys.len() < SHOWN_KEYS {
-                    keys.push(excerpt(&key).into_owned());
-                }
-            }
-            Ok(match found {
-                Some(Value::Text(s)) => Line::Text(s),
-                Some(Value::Other(kind)) => Line::NotString(kind),
-                None => Line::Missing(keys),
-            })
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> std::result::Result<Line, A::Error> {
-            ValueVisitor.visit_seq(seq).map(|_| Line::NotObject("an array"))
-        }
-        fn visit_str<E>(self, _: &str) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("a string"))
-        }
-        fn visit_bool<E>(self, _: bool) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("a boolean"))
-        }
-        fn visit_i64<E>(self, _: i64) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("a number"))
-        }
-        fn visit_u64<E>(self, _: u64) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("a number"))
-        }
-        fn visit_f64<E>(self, _: f64) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("a number"))
-        }
-        fn visit_unit<E>(self) -> std::result::Result<Line, E> {
-            Ok(Line::NotObject("null"))
-        }
-    }
-
     let mut de = serde_json::Deserializer::from_str(line);
-    let parsed = serde::Deserializer::deserialize_any(&mut de, LineVisitor(field))?;
+    let value = serde::de::DeserializeSeed::deserialize(Shape(Some(field)), &mut de)?;
     de.end()?;
-    Ok(parsed)
+    Ok(match value {
+        Json::Object { field: Some(value), .. } => match *value {
+            Json::Text(s) => Line::Text(s),
+            other => Line::NotString(other.kind()),
+        },
+        Json::Object { field: None, keys } => Line::Missing(keys),
+        other => Line::NotObject(other.kind()),
+    })
+}
+
+/// A JSON value as far as a corpus line needs it: a string kept, an object's one field and its
+/// first keys, anything else only its kind.
+enum Json {
+    Text(String),
+    Other(&'static str),
+    Object { field: Option<Box<Json>>, keys: Vec<String> },
+}
+
+impl Json {
+    fn kind(&self) -> &'static str {
+        match self {
+            Json::Text(_) => "a string",
+            Json::Other(kind) => kind,
+            Json::Object { .. } => "an object",
+        }
+    }
+}
+
+/// Reads a value into [`Json`], looking inside an object for the field it names (`None`: the
+/// object's contents are skipped, as every nested value's are).
+struct Shape<'f>(Option<&'f str>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Shape<'_> {
+    type Value = Json;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Json, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Shape<'_> {
+    type Value = Json;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Json, E> {
+        Ok(Json::Text(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Json, E> {
+        Ok(Json::Text(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<Json, E> {
+        Ok(Json::Other("a boolean"))
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<Json, E> {
+        Ok(Json::Other("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<Json, E> {
+        Ok(Json::Other("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Json, E> {
+        Ok(Json::Other("a number"))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Json, E> {
+        Ok(Json::Other("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Json, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Json::Other("an array"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Json, A::Error> {
+        let Some(wanted) = self.0 else {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            return Ok(Json::Other("an object"));
+        };
+        let mut field = None;
+        let mut keys = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == wanted && field.is_none() {
+                field = Some(Box::new(map.next_value_seed(Shape(None))?));
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+            if keys.len() < SHOWN_KEYS {
+                keys.push(excerpt(&key).into_owned());
+            }
+        }
+        Ok(Json::Object { field, keys })
+    }
 }
 
 /// The bad rows of a file: how many, and the messages of the first [`SHOWN_ERRORS`] (a file of
