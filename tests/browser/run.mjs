@@ -610,6 +610,9 @@ await test('a lost GPU device restarts the worker and restores the last checkpoi
   const lost = watch(await browser.newPage());
   await lost.goto(origin + '/?test-hooks=1');
   await waitFor('the backend', async () => (await text('backend', lost)) === 'webgpu');
+  // The first page owns the runs: this one says so, and takes them over to restore the run.
+  await waitFor('the other-tab banner', async () => (await tid('owner-banner', lost).count()) === 1);
+  await tid('owner-take-over', lost).click();
   await tab('pretrain', lost);
   await waitFor('the restored run', async () => (await text('train-step', lost)) === '33', 120_000);
   await tid('test-lose-device', lost).click();
@@ -676,6 +679,139 @@ await test('two runs in the table, overlaid on the chart; the table survives a r
     const rows = page.locator('[data-testid=run-row]');
     return (await rows.count()) === 2 && (await rows.nth(1).locator('[data-testid=run-name]').inputValue()) === 'shakespeare micro';
   }, 120_000);
+});
+
+// Issue 31: runs are never lost to the order of the user's controls, to a second tab, to a full
+// storage, to what an interrupted save left, or to a saved run that crashes the worker.
+const rows = (p = page) => p.locator('[data-testid=run-row]');
+async function fillForm(p, values) {
+  for (const [id, value] of values) {
+    if (id === 'train-start-from' || id === 'train-size' || id === 'train-device') {
+      await tid(id, p).selectOption(value);
+    } else {
+      await tid(id, p).fill(value);
+      await tid(id, p).blur();
+    }
+  }
+}
+// A micro GPT on the sample and the CPU backend: a checkpoint of tens of MB, steps of ~0.1 s.
+const microRun = (steps, every) => [['train-start-from', 'random'], ['train-size', 'micro'],
+  ['train-device', 'cpu'], ['train-steps', String(steps)], ['train-eval-every', String(every)]];
+async function startNew(p = page) {
+  await tid('train-start', p).click();
+  await tid('train-replace-yes', p).click();
+}
+
+await test('Stop then Start at once: after a reload both runs are listed and download', async () => {
+  await tab('pretrain');
+  const before = await rows().count();
+  await fillForm(page, microRun(400, 5));
+  await startNew();
+  await waitFor('the first run at step 6', async () => Number(await text('train-step')) >= 6, 180_000);
+  await tid('train-stop').click();
+  // Start waits for the final save (the button is disabled while "saving…" shows), and
+  // Playwright clicks it the moment it is enabled.
+  await fillForm(page, [['train-steps', '6']]);
+  await startNew();
+  await waitFor('the second run saved at step 6', async () =>
+    (await rows().count()) === before + 2 && (await text('train-step')) === '6' &&
+    (await text('train-saved')).includes('step 6'), 180_000);
+  await page.reload();
+  await tab('pretrain');
+  await waitFor('both runs after the reload', async () => (await rows().count()) === before + 2 &&
+    (await text('train-step')) === '6', 120_000);
+  const stopped = rows().nth(1);
+  const [download] = await Promise.all([page.waitForEvent('download'), stopped.locator('[data-testid=run-download]').click()]);
+  const file = path.join(os.tmpdir(), download.suggestedFilename());
+  await download.saveAs(file);
+  assert(/^hearth-gpt2-step([6-9]|\d\d+)\.zip$/.test(download.suggestedFilename()), `the stopped run's zip: ${download.suggestedFilename()}`);
+  assert(fs.readFileSync(file).includes(Buffer.from('/model.safetensors')), 'its zip holds the weights');
+  await noError('pretrain');
+});
+
+await test('two tabs: one owns the runs, the other takes over and starts a run; every run is kept', async () => {
+  const other = watch(await browser.newPage());
+  await other.goto(origin + '/');
+  await waitFor('the banner in the second tab', async () => (await tid('owner-banner', other).count()) === 1, 60_000);
+  await tab('pretrain', other);
+  assert(!(await tid('train-start', other).isEnabled()), 'Start is disabled where another tab owns the runs');
+  await other.screenshot({ path: path.join(shots, 'two-tabs-banner.png') });
+  // The first tab trains on.
+  await fillForm(page, [['train-steps', '400'], ['train-eval-every', '5']]);
+  await tid('train-resume').click();
+  await waitFor('the first tab training past its next save', async () => Number(await text('train-step')) >= 12, 120_000);
+  await tid('owner-take-over', other).click();
+  await waitFor('the first tab told', async () => (await tid('owner-banner').count()) === 1);
+  await waitFor('the first tab stopped training', async () => {
+    const step = await text('train-step');
+    await page.waitForTimeout(1500);
+    return (await text('train-step')) === step;
+  });
+  await waitFor('the saved run restored in the second tab', async () => Number(await text('train-step', other)) >= 10, 120_000);
+  await fillForm(other, microRun(3, 3));
+  await startNew(other);
+  await waitFor('the second tab\'s run saved', async () => (await text('train-step', other)) === '3' &&
+    (await text('train-saved', other)).includes('step 3'), 120_000);
+  const listed = await rows(other).count();
+  await other.close();
+  await waitFor('the runs back in the first tab', async () => (await tid('owner-banner').count()) === 0, 30_000);
+  await page.reload();
+  await tab('pretrain');
+  await waitFor('every run after the reload', async () => (await rows().count()) === listed &&
+    (await text('train-step')) === '3', 120_000);
+  const [download] = await Promise.all([page.waitForEvent('download'), rows().nth(1).locator('[data-testid=run-download]').click()]);
+  assert(/^hearth-gpt2-step\d+\.zip$/.test(download.suggestedFilename()), `the first tab's run downloads: ${download.suggestedFilename()}`);
+  measured.runs_after_two_tabs = listed;
+});
+
+await test('Start is refused when the run in the panel cannot be kept; it stays restorable', async () => {
+  const count = await rows().count();
+  const [worker] = page.workers();
+  await worker.evaluate(() => {
+    Cache.prototype.put = () => Promise.reject(new DOMException('the quota is exceeded', 'QuotaExceededError'));
+  });
+  await startNew();
+  await waitFor('the refusal', async () => (await text('pretrain-error')).includes('the new run did not start'), 60_000);
+  measured.start_refused_message = await text('pretrain-error');
+  assert((await text('train-step')) === '3', 'the run in the panel is untouched');
+  await page.reload();
+  await tab('pretrain');
+  await waitFor('the run restored, the table unchanged', async () => (await text('train-step')) === '3' &&
+    (await rows().count()) === count, 120_000);
+});
+
+await test('a planted orphan generation is swept at start; the Device panel lists the runs\' storage', async () => {
+  const orphan = 'https://hearth.local/run/g1/model.safetensors';
+  await page.evaluate(async (key) => {
+    const cache = await caches.open('hearth-v1');
+    await cache.put(key, new Response(new Uint8Array(4096)));
+  }, orphan);
+  await page.reload();
+  await tab('pretrain');
+  await waitFor('the run restored', async () => (await text('train-step')) === '3', 120_000);
+  const left = await page.evaluate(async (key) => !!(await (await caches.open('hearth-v1')).match(key)), orphan);
+  assert(!left, 'the orphan generation is gone');
+  await tab('device');
+  await tid('stored-list').click();
+  await waitFor('the runs\' storage', async () => (await tid('stored-runs').count()) === 1 &&
+    (await text('stored-runs')).includes('(the run in the panel)'));
+  assert(!(await text('stored-runs')).includes('interrupted'), 'nothing unreferenced is left');
+  await tid('device-panel').screenshot({ path: path.join(shots, 'device-storage.png') });
+});
+
+await test('a restore that crashes the worker twice lands in safe mode; retry restores it', async () => {
+  await page.goto(origin + '/?test-hooks=crash-restore');
+  await waitFor('safe mode', async () => (await tid('safe-mode').count()) === 1, 180_000);
+  assert((await text('safe-mode')).includes('2 times'), `safe mode: ${await text('safe-mode')}`);
+  await page.screenshot({ path: path.join(shots, 'safe-mode.png') });
+  const [download] = await Promise.all([page.waitForEvent('download'), tid('safe-mode-download').click()]);
+  assert(/^hearth-gpt2-step3\.zip$/.test(download.suggestedFilename()), `the raw download: ${download.suggestedFilename()}`);
+  // Without the hook the run is still not restored by itself, until asked.
+  await page.goto(origin + '/');
+  await waitFor('safe mode again', async () => (await tid('safe-mode').count()) === 1, 120_000);
+  await tid('safe-mode-retry').click();
+  await tab('pretrain');
+  await waitFor('the run restored', async () => (await text('train-step')) === '3', 120_000);
 });
 
 await test('the device panel shows the adapter, its limits and what fits', async () => {

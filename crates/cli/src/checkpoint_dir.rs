@@ -356,10 +356,12 @@ mod tests {
         // The very next names this process would try, taken (as by a process sharing our pid
         // and token, which cannot happen, or by a user): the save picks another.
         let next = sibling(&out, PARTIAL).unwrap();
-        let n: u32 = next.to_string_lossy().rsplit('-').next().unwrap().parse().unwrap();
+        let next = next.to_string_lossy();
+        // Only the last field is the counter (the root's name may hold "-N" too).
+        let (stem, n) = next.rsplit_once('-').unwrap();
+        let n: u32 = n.parse().unwrap();
         for k in 1..4 {
-            let taken = next.to_string_lossy().replace(&format!("-{n}"), &format!("-{}", n + k));
-            fs::create_dir(taken).unwrap();
+            fs::create_dir(format!("{stem}-{}", n + k)).unwrap();
         }
         save_checkpoint(&out, &checkpoint("one")).unwrap();
         assert_eq!(load_checkpoint(&out).unwrap().get(STATE_FILE), Some(&b"one"[..]));

@@ -142,7 +142,27 @@ pub enum Request {
         /// computed wrong results, so the page's fallback to the plain build can be tested.
         #[serde(default)]
         fail_tuned: bool,
+        /// Test hook (`?test-hooks=crash-restore`): the worker traps while it restores the saved
+        /// run, as a checkpoint that takes the tab's memory would, so safe mode can be tested.
+        #[serde(default)]
+        crash_restore: bool,
+        /// This tab owned the runs before its worker was replaced (a crash, a lost device, the
+        /// switch to the CPU): the new worker takes them back rather than queueing behind
+        /// another tab.
+        #[serde(default)]
+        owner: bool,
     },
+    /// This tab takes the runs over from the tab that owns them (`worker/owner.rs`).
+    TakeOver,
+    /// Safe mode: restore the saved run again.
+    SavedRetry,
+    /// Safe mode: the saved run's files as a zip, without loading them.
+    SavedDownload,
+    /// Safe mode: the saved run moves to the runs table unloaded; the panel starts empty.
+    SavedSetAside,
+    /// Deletes every kept run and whatever runs' storage nothing refers to (not the run in the
+    /// panel).
+    RunsClear,
     /// `tokenizer`: `gpt2`, `bert-base-uncased` or `trained`. `seq` orders live updates.
     Tokenize {
         seq: u64,
@@ -538,9 +558,27 @@ pub enum Event {
     DeviceLost {
         message: String,
     },
-    /// The downloads kept in browser storage: (URL, bytes).
+    /// The downloads kept in browser storage: (URL, bytes); and the runs' checkpoints: (what,
+    /// bytes).
     Stored {
         files: Vec<(String, u64)>,
+        #[serde(default)]
+        runs: Vec<(String, u64)>,
+    },
+    /// Whether this tab owns the runs (trains and saves) or another tab does.
+    Owner {
+        owner: bool,
+    },
+    /// The storage transaction in flight ("saving the checkpoint"), or none.
+    Storage {
+        busy: Option<String>,
+    },
+    /// The saved run crashed the worker while it was being restored, `attempts` times: it is not
+    /// restored again until the user says so.
+    SafeMode {
+        name: String,
+        step: usize,
+        attempts: u32,
     },
     /// The runs table, newest first.
     Runs(Vec<RunSummary>),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hf::{load_model, HfFiles};
 use super::tokenizer::Tokenizer;
-use super::weights::{parameter_sizes, to_safetensors, Layout, SafetensorsFile};
+use super::weights::{parameter_sizes, Layout, SafetensorsFile};
 use crate::error::{invalid, Result};
 use crate::model::config::ModelConfig;
 use crate::model::memory::Budget;
@@ -96,7 +96,7 @@ impl Trainer {
             corpus_fingerprint: self.corpus_fingerprint,
             train_seconds: self.train_seconds,
         };
-        let optimizer = to_safetensors(&self.optim.export_state().await?)?;
+        let optimizer = self.optim.state_safetensors().await?;
         let mut files = vec![
             ("config.json".to_string(), hf.config_json),
             ("model.safetensors".to_string(), hf.model_safetensors),

@@ -4,7 +4,7 @@
 use burn::tensor::Device;
 
 use super::tokenizer::Tokenizer;
-use super::weights::{export_tensors, load_module, to_safetensors, Layout, SafetensorsFile};
+use super::weights::{load_module, module_safetensors, Layout, SafetensorsFile};
 use crate::error::{invalid, Error, Result};
 use crate::model::bert::BertForMaskedLM;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
@@ -131,7 +131,7 @@ pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tok
 /// A GPT-2 as a directory `GPT2LMHeadModel.from_pretrained` opens (tied `lm_head` not stored,
 /// keys with the `transformer.` prefix, as `save_pretrained` writes them).
 pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
-    let tensors = export_tensors(model, Layout::Gpt2).await?;
+    let weights = module_safetensors(model, Layout::Gpt2).await?;
     let c = model.config();
     let generation = serde_json::json!({
         "bos_token_id": c.bos_token_id,
@@ -139,7 +139,7 @@ pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>)
     });
     Ok(HfFiles {
         config_json: c.to_json().into_bytes(),
-        model_safetensors: to_safetensors(&tensors)?,
+        model_safetensors: weights,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
         generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
     })
@@ -147,10 +147,9 @@ pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>)
 
 /// A BERT masked LM as a directory `BertForMaskedLM.from_pretrained` opens.
 pub async fn export_bert(model: &BertForMaskedLM, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
-    let tensors = export_tensors(model, Layout::Bert).await?;
     Ok(HfFiles {
         config_json: model.config().to_json().into_bytes(),
-        model_safetensors: to_safetensors(&tensors)?,
+        model_safetensors: module_safetensors(model, Layout::Bert).await?,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
         generation_config_json: None,
     })

@@ -8,3 +8,4 @@ pub mod stream;
 pub mod streamed;
 pub mod tokenizer;
 pub mod weights;
+pub mod writer;

@@ -11,6 +11,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Device, FloatDType, Shape, Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
+use super::writer::Writer;
 use crate::error::{Error, Result};
 use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
@@ -360,12 +361,17 @@ pub fn stored_parameters<M: Module>(module: &M, layout: Layout) -> Vec<StoredPar
     stored.params
 }
 
-/// Collects every float parameter under its Hugging Face key, in checkpoint layout, flattened
-/// (with its shape) so one map holds tensors of every rank.
+/// A parameter read later, one at a time: its value in checkpoint layout (f32, transposed where
+/// the layout wants it, flattened), computed on the device only when it is read, so an export
+/// never holds a second copy of the whole model.
+type Deferred = Box<dyn FnOnce() -> Tensor<1>>;
+
+/// Collects every float parameter under its Hugging Face key, with its shape in the file, so one
+/// map holds tensors of every rank.
 struct Exporter {
     layout: Layout,
     path: ParamPath,
-    tensors: BTreeMap<String, (Vec<usize>, Tensor<1>)>,
+    tensors: BTreeMap<String, (Vec<usize>, Deferred)>,
 }
 
 impl ModuleVisitor for Exporter {
@@ -379,13 +385,24 @@ impl ModuleVisitor for Exporter {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.key(self.layout);
-        // Files are written in f32 whatever the model's storage.
-        let value = param.val().cast(FloatDType::F32);
-        let value = if self.path.transposed::<D>(self.layout) { value.transpose() } else { value };
-        let shape = value.dims().to_vec();
+        let transposed = self.path.transposed::<D>(self.layout);
+        let shape = stored_shape(param.lazy_shape().to_vec(), transposed);
         let n = shape.iter().product::<usize>();
-        self.tensors.insert(key, (shape, value.reshape([n])));
+        let value = param.val();
+        let read = move || {
+            // Files are written in f32 whatever the model's storage.
+            let value = value.cast(FloatDType::F32);
+            let value = if transposed { value.transpose() } else { value };
+            value.reshape([n])
+        };
+        self.tensors.insert(key, (shape, Box::new(read)));
     }
+}
+
+fn exporter<M: Module>(module: &M, layout: Layout) -> Exporter {
+    let mut exporter = Exporter { layout, path: ParamPath::default(), tensors: BTreeMap::new() };
+    module.visit(&mut exporter);
+    exporter
 }
 
 /// Every float parameter's Hugging Face key and element count: what a checkpoint's optimizer
@@ -397,31 +414,49 @@ pub fn parameter_sizes<M: Module>(module: &M, layout: Layout) -> BTreeMap<String
 /// Every float parameter of `module` as `(hf_key, shape, values)`, read asynchronously (the
 /// only way WebGPU can), sorted by key.
 pub async fn export_tensors<M: Module>(module: &M, layout: Layout) -> Result<Vec<NamedTensor>> {
-    let mut exporter = Exporter { layout, path: ParamPath::default(), tensors: BTreeMap::new() };
-    module.visit(&mut exporter);
+    let exporter = exporter(module, layout);
     let mut out = Vec::with_capacity(exporter.tensors.len());
-    for (key, (shape, tensor)) in exporter.tensors {
-        let data = tensor.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
-        let values = data.try_to_vec::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+    for (key, (shape, read)) in exporter.tensors {
+        let values = crate::tensor::read_f32(read()).await?;
         out.push((key, shape, values));
     }
     Ok(out)
 }
 
+/// `module`'s weights as a safetensors file, written tensor by tensor: the file plus one tensor
+/// at a time in memory (see `io::writer`).
+pub async fn module_safetensors<M: Module>(module: &M, layout: Layout) -> Result<Vec<u8>> {
+    let exporter = exporter(module, layout);
+    let entries: Vec<(String, Vec<usize>)> =
+        exporter.tensors.iter().map(|(k, (shape, _))| (k.clone(), shape.clone())).collect();
+    let mut writer = Writer::new(&entries, PT)?;
+    // The writer's order is the names sorted, as the map's.
+    for (_, (_, read)) in exporter.tensors {
+        push_tensor(&mut writer, read()).await?;
+    }
+    writer.finish()
+}
+
+/// Reads one tensor from the device and appends it: its host copy lives only for the call.
+pub async fn push_tensor(writer: &mut Writer, tensor: Tensor<1>) -> Result<()> {
+    let data = tensor.into_data_async().await.map_err(|e| Error::Backend(format!("{e:?}")))?;
+    let values = data.as_slice::<f32>().map_err(|e| Error::Backend(format!("{e:?}")))?;
+    writer.push(values)
+}
+
+/// The metadata `transformers` expects in a safetensors file.
+pub const PT: &[(&str, &str)] = &[("format", "pt")];
+
 /// Serialises named f32 tensors as safetensors bytes with the `{"format": "pt"}` metadata
 /// `transformers` expects.
 pub fn to_safetensors(tensors: &[NamedTensor]) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((key, shape, _), b)| {
-            let view = safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), b)
-                .map_err(|e| Error::Safetensors(e.to_string()))?;
-            Ok((key.clone(), view))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let metadata = Some(std::collections::HashMap::from([("format".to_string(), "pt".to_string())]));
-    safetensors::serialize(views, metadata).map_err(|e| Error::Safetensors(e.to_string()))
+    let entries: Vec<(String, Vec<usize>)> = tensors.iter().map(|(k, s, _)| (k.clone(), s.clone())).collect();
+    let mut writer = Writer::new(&entries, PT)?;
+    let by_name: BTreeMap<&str, &[f32]> =
+        tensors.iter().map(|(k, _, v)| (k.as_str(), v.as_slice())).collect();
+    let order: Vec<String> = writer.order().map(String::from).collect();
+    for name in order {
+        writer.push(by_name.get(name.as_str()).copied().unwrap_or_default())?;
+    }
+    writer.finish()
 }

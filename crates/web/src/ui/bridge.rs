@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 
 use js_sys::{Array, Uint8Array};
-use leptos::prelude::Set;
+use leptos::prelude::{GetUntracked, Set};
 use wasm_bindgen::prelude::*;
 use web_sys::{Blob, BlobPropertyBag, HtmlAnchorElement, MessageEvent, Url, Worker};
 
@@ -27,6 +27,8 @@ thread_local! {
     static GENERATION: Cell<u32> = const { Cell::new(0) };
     /// Test hook `?test-hooks=fail-tuned` (`Request::Init`).
     static FAIL_TUNED: Cell<bool> = const { Cell::new(false) };
+    /// Test hook `?test-hooks=crash-restore` (`Request::Init`).
+    static CRASH_RESTORE: Cell<bool> = const { Cell::new(false) };
 }
 
 const MAX_RESTARTS: u32 = 3;
@@ -73,9 +75,10 @@ fn persist_storage() {
 
 /// Chooses the worker build from the adapter the page is offered (`kernels::choose`: the fused
 /// and autotuned kernels on a hardware adapter, the plain ones elsewhere), then starts it.
-pub fn begin(state: AppState, force_cpu: bool, requested: Option<String>, fail_tuned: bool) {
+pub fn begin(state: AppState, force_cpu: bool, requested: Option<String>, hooks: Hooks) {
     persist_storage();
-    FAIL_TUNED.with(|f| f.set(fail_tuned));
+    FAIL_TUNED.with(|f| f.set(hooks.fail_tuned));
+    CRASH_RESTORE.with(|f| f.set(hooks.crash_restore));
     wasm_bindgen_futures::spawn_local(async move {
         let adapter = if force_cpu {
             AdapterKind::Missing
@@ -89,6 +92,13 @@ pub fn begin(state: AppState, force_cpu: bool, requested: Option<String>, fail_t
         use_kernels(state, kernels::choose(requested.as_deref(), force_cpu, adapter));
         start(state, force_cpu);
     });
+}
+
+/// The test hooks `?test-hooks=…` turns on in every worker the page starts.
+#[derive(Clone, Copy, Default)]
+pub struct Hooks {
+    pub fail_tuned: bool,
+    pub crash_restore: bool,
 }
 
 /// Sets the build the next (re)start uses.
@@ -138,6 +148,8 @@ fn start(state: AppState, force_cpu: bool) {
                         &serde_json::to_string(&Request::Init {
                             force_cpu,
                             fail_tuned: FAIL_TUNED.with(Cell::get),
+                            crash_restore: CRASH_RESTORE.with(Cell::get),
+                            owner: state.owner.get_untracked() == Some(true),
                         })
                         .expect("json"),
                     ),

@@ -93,7 +93,10 @@ pub fn loss_chart(
     let lr_points =
         lr.iter().map(|&(x, y)| format!("{:.1},{:.1}", sx(x), s_lr(y))).collect::<Vec<_>>().join(" ");
     let y_ticks: Vec<f64> = (0..=4).map(|i| y_min + (y_max - y_min) * i as f64 / 4.0).collect();
-    let x_ticks: Vec<f64> = (0..=4).map(|i| x_max * i as f64 / 4.0).collect();
+    // Steps and tokens are whole numbers: ticks at whole numbers, each once (an empty chart's
+    // axis read "0, 0, 1, 1, 1").
+    let mut x_ticks: Vec<f64> = (0..=4).map(|i| (x_max * i as f64 / 4.0).round()).collect();
+    x_ticks.dedup();
     let lr_ticks: Vec<f64> =
         if lr_max > 0.0 { (0..=2).map(|i| lr_max * i as f64 / 2.0).collect() } else { Vec::new() };
     let x_label = if by_tokens { "tokens seen" } else { "step" };

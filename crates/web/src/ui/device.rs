@@ -69,18 +69,39 @@ fn fit_rule(info: &DeviceInfo) -> String {
     }
 }
 
-/// What browser storage keeps of downloaded models, and a button that forgets it.
+/// What browser storage keeps (downloaded models, the runs' checkpoints), and buttons that
+/// forget the downloads or the kept runs.
 #[component]
 fn StoredDownloads() -> impl IntoView {
     let state = expect_context::<AppState>();
     view! {
-        <h3>"Downloads kept in this browser"</h3>
+        <h3>"Kept in this browser"</h3>
         <div class="row">
             <button data-testid="stored-list" on:click=move |_| post(&Request::StoredList)>"List"</button>
             <button data-testid="stored-clear" on:click=move |_| post(&Request::StoredClear)>
                 "Forget all downloads"
             </button>
+            <button data-testid="runs-clear" on:click=move |_| post(&Request::RunsClear)>
+                "Delete the kept runs (not the run in the Pretrain panel)"
+            </button>
         </div>
+        {move || {
+            let runs = state.stored_runs.get();
+            (!runs.is_empty()).then(|| {
+                let total: u64 = runs.iter().map(|(_, b)| b).sum();
+                view! {
+                    <table class="stored" data-testid="stored-runs">
+                        <thead><tr><th>"Runs"</th><th>"Size"</th></tr></thead>
+                        <tbody>
+                            {runs.into_iter().map(|(what, bytes)| view! {
+                                <tr><td>{what}</td><td>{human_bytes(bytes)}</td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <p class="muted" data-testid="stored-runs-total">{format!("{} for the runs", human_bytes(total))}</p>
+                }
+            })
+        }}
         {move || state.stored.get().map(|files| {
             let total: u64 = files.iter().map(|(_, b)| b).sum();
             view! {
@@ -92,7 +113,7 @@ fn StoredDownloads() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-                <p class="muted" data-testid="stored-total">{format!("{} in total; the training run's checkpoint is kept apart", human_bytes(total))}</p>
+                <p class="muted" data-testid="stored-total">{format!("{} of downloads", human_bytes(total))}</p>
             }
         })}
     }

@@ -7,8 +7,10 @@ mod fill_mask;
 mod generate;
 mod inside;
 mod model_source;
+mod owner;
 mod pretrain;
 mod recovery;
+mod safe_mode;
 mod state;
 mod tokenize;
 mod verify;
@@ -40,7 +42,11 @@ pub fn App() -> impl IntoView {
     let force_cpu = search.contains("backend=cpu");
     let test_hooks = search.contains("test-hooks");
     let requested = crate::kernels::requested(&search).map(String::from);
-    bridge::begin(state, force_cpu, requested, test_hooks && search.contains("fail-tuned"));
+    let hooks = bridge::Hooks {
+        fail_tuned: test_hooks && search.contains("fail-tuned"),
+        crash_restore: test_hooks && search.contains("crash-restore"),
+    };
+    bridge::begin(state, force_cpu, requested, hooks);
     let initial = location_part(web_sys::Location::hash).trim_start_matches('#').to_string();
     let tab = RwSignal::new(if TABS.iter().any(|(id, _)| *id == initial) {
         initial
@@ -61,6 +67,8 @@ pub fn App() -> impl IntoView {
             <recovery::TestHooks enabled=test_hooks />
         </header>
         <recovery::Recovery />
+        <owner::OwnerBanner />
+        <safe_mode::SafeMode />
         <nav class="tabs">
             {TABS
                 .iter()

@@ -162,6 +162,14 @@ pub struct AppState {
     pub evals: RwSignal<Vec<EvalPoint>>,
     /// The downloads kept in browser storage, once listed.
     pub stored: RwSignal<Option<Vec<(String, u64)>>>,
+    /// The runs' storage (what, bytes), listed with the downloads.
+    pub stored_runs: RwSignal<Vec<(String, u64)>>,
+    /// Whether this tab owns the runs (`None` until the worker knows).
+    pub owner: RwSignal<Option<bool>>,
+    /// The storage transaction in flight ("saving the checkpoint"), if any.
+    pub storage_busy: RwSignal<Option<String>>,
+    /// Safe mode: the saved run (name, step, crashed restores) that is not restored by itself.
+    pub safe_mode: RwSignal<Option<(String, usize, u32)>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
     pub recovered: RwSignal<Option<String>>,
     /// Which worker build the page started, and why (`kernels::choose`).
@@ -189,6 +197,10 @@ impl AppState {
             recovered: RwSignal::new(None),
             kernels: RwSignal::new(None),
             stored: RwSignal::new(None),
+            stored_runs: RwSignal::new(Vec::new()),
+            owner: RwSignal::new(None),
+            storage_busy: RwSignal::new(None),
+            safe_mode: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
             dist_seq: RwSignal::new(0),
@@ -235,7 +247,13 @@ impl AppState {
     pub fn apply(&self, event: Event) {
         match event {
             Event::Started => self.started.set(true),
-            Event::Stored { files } => self.stored.set(Some(files)),
+            Event::Stored { files, runs } => {
+                self.stored.set(Some(files));
+                self.stored_runs.set(runs);
+            }
+            Event::Owner { owner } => self.owner.set(Some(owner)),
+            Event::Storage { busy } => self.storage_busy.set(busy),
+            Event::SafeMode { name, step, attempts } => self.safe_mode.set(Some((name, step, attempts))),
             Event::Runs(runs) => {
                 // A deleted run leaves the overlay too.
                 self.overlay.update(|o| o.retain(|id| runs.iter().any(|r| r.id == *id)));

@@ -8,7 +8,9 @@ mod fetch;
 mod infer;
 mod inside;
 mod models;
+mod owner;
 mod run;
+mod runs;
 mod state;
 mod storage;
 mod stored;
@@ -69,12 +71,25 @@ pub fn start() {
 
 async fn handle(request: Request, extra: JsValue) {
     match request {
-        Request::Init { force_cpu, fail_tuned } => {
+        Request::Init { force_cpu, fail_tuned, crash_restore, owner } => {
             state::init(force_cpu, fail_tuned).await;
-            // A run saved in browser storage comes back once the device is up; the runs table
-            // is sent again with it (the page may have asked before it was back).
-            training::restore_saved().await;
-            training::list_runs().await;
+            runs::set_crash_restore(crash_restore);
+            // Once the device is up: the tab that gets the runs restores the saved one and sends
+            // the runs table again (the page may have asked before it was back).
+            owner::claim(owner);
+        }
+        Request::TakeOver => owner::take_over(),
+        Request::SavedRetry => {
+            training::restore_saved(true).await;
+            runs::list_runs().await;
+        }
+        Request::SavedDownload => runs::download_saved().await,
+        Request::SavedSetAside => runs::set_saved_aside().await,
+        Request::RunsClear => {
+            if let Err(e) = runs::clear_kept().await {
+                emit_error(Topic::Device, format!("cannot delete the kept runs: {e}"));
+            }
+            stored::list().await;
         }
         Request::Tokenize { seq, tokenizer, text } => infer::tokenize(seq, &tokenizer, &text).await,
         Request::Decode { tokenizer, ids } => infer::decode(&tokenizer, &ids).await,
@@ -95,9 +110,9 @@ async fn handle(request: Request, extra: JsValue) {
         Request::VerifyInside { slot, text } => inside::verify(slot, &text).await,
         Request::LoadCorpus { text_field } => training::load_corpus(extra, text_field).await,
         Request::LoadSample => training::load_sample().await,
-        Request::RunsList => training::list_runs().await,
-        Request::RunRename { id, name } => training::rename_run(id, name).await,
-        Request::RunDelete { id } => training::delete_run(id).await,
+        Request::RunsList => runs::list_runs().await,
+        Request::RunRename { id, name } => runs::rename_run(id, name).await,
+        Request::RunDelete { id } => runs::delete_run(id).await,
         Request::RunDownload { id } => training::download_run(id).await,
         Request::TrainStart { settings } => training::start(settings).await,
         Request::TrainControl { action } => training::control(action).await,

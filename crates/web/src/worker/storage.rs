@@ -27,9 +27,19 @@ pub fn local_key(name: &str) -> String {
     format!("{LOCAL}{name}")
 }
 
-/// The downloads kept (remote URLs only, not the run's checkpoint), with their sizes. Sizes come
-/// from each entry's `Blob`, which the browser can answer without reading the bytes.
+/// The downloads kept (remote URLs only, not the runs' checkpoints), with their sizes.
 pub async fn downloads() -> Result<Vec<(String, u64)>, String> {
+    entries(|url| !url.starts_with(LOCAL)).await
+}
+
+/// Our own entries (the runs' checkpoints, corpora and tables), by key, with their sizes.
+pub async fn local_entries() -> Result<Vec<(String, u64)>, String> {
+    entries(|url| url.starts_with(LOCAL)).await
+}
+
+/// The entries whose key `wanted` accepts, with their sizes. Sizes come from each entry's
+/// `Blob`, which the browser can answer without reading the bytes.
+async fn entries(wanted: impl Fn(&str) -> bool) -> Result<Vec<(String, u64)>, String> {
     let cache = open().await?;
     let keys = JsFuture::from(cache.keys()).await.map_err(|e| js_error(&e))?;
     let mut out = Vec::new();
@@ -37,7 +47,7 @@ pub async fn downloads() -> Result<Vec<(String, u64)>, String> {
         let Some(url) = js_sys::Reflect::get(&request, &"url".into()).ok().and_then(|u| u.as_string()) else {
             continue;
         };
-        if url.starts_with(LOCAL) {
+        if !wanted(&url) {
             continue;
         }
         let found = JsFuture::from(cache.match_with_str(&url)).await.map_err(|e| js_error(&e))?;

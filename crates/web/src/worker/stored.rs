@@ -1,16 +1,23 @@
-//! The Device panel's view of browser storage: which downloads are kept, and forgetting them.
+//! The Device panel's view of browser storage: the downloads kept and the runs' checkpoints,
+//! with their sizes, and forgetting them.
 
-use super::{emit, emit_error, storage};
+use super::{emit, emit_error, runs, storage};
 use crate::protocol::{Event, Topic};
 
 pub async fn list() {
-    match storage::downloads().await {
-        Ok(files) => emit(&Event::Stored { files }),
+    let listed = async {
+        let files = storage::downloads().await?;
+        let runs = runs::storage_rows().await?;
+        Ok::<_, String>((files, runs))
+    }
+    .await;
+    match listed {
+        Ok((files, runs)) => emit(&Event::Stored { files, runs }),
         Err(e) => emit_error(Topic::Device, format!("cannot list browser storage: {e}")),
     }
 }
 
-/// Deletes every kept download; the training run's checkpoint stays.
+/// Deletes every kept download; the runs stay (the Device panel deletes them apart).
 pub async fn clear() {
     let result = async {
         for (url, _) in storage::downloads().await? {

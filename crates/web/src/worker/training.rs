@@ -5,25 +5,21 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::tensor::Device;
-use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::io::hf::export_model;
 use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{corpus_of_files, Corpus};
 use hearth_lm::train::{size_preset, Arch, TrainConfig, Trainer};
 use hearth_lm::{HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 
 use super::builtins;
 use super::run::{eval_point, CorpusFile, Run};
-use super::train_device;
-use super::{emit, emit_bytes, emit_error, now_ms, read_file, state, storage, yield_now};
+use super::runs::{self, Access, Saved};
+use super::{emit, emit_error, now_ms, owner, read_file, state, train_device, yield_now};
 use crate::protocol::{
-    CorpusInfo, Event, LossPoint, RunState, RunSummary, Slot, StartFrom, Topic, TrainAction, TrainArch,
-    TrainSettings,
+    CorpusInfo, Event, LossPoint, RunState, Slot, StartFrom, Topic, TrainAction, TrainArch, TrainSettings,
 };
-use crate::zip::zip_stored;
 
 /// Larger texts take minutes just to tokenize in a tab; the CLI is the tool for them.
 const CORPUS_LIMIT: u64 = 64 << 20;
@@ -116,9 +112,16 @@ struct Source {
     name: String,
 }
 
-async fn source(from: StartFrom) -> Result<Source, String> {
+/// The model a fine-tune starts from, exported for the run. The run's memory (weights,
+/// gradients, moments, activations, checkpoint files) is checked first: the export is itself a
+/// copy of the weights, and a model too large to fine-tune here is refused before it is made.
+async fn source(from: StartFrom, settings: &TrainSettings, budget: Budget) -> Result<Source, String> {
     let loaded = |slot: Slot, panel: &str| {
         state::model(slot).ok_or_else(|| format!("load a model in the {panel} panel first"))
+    };
+    let fits = |model: ModelConfig, tokenizer: &Tokenizer| {
+        let config = train_config(settings, Some((model, String::new())))?;
+        config.check_memory(tokenizer, budget).map(|_| ()).map_err(|e| e.to_string())
     };
     match from {
         StartFrom::Random => Err("random weights have no source model".into()),
@@ -129,11 +132,14 @@ async fn source(from: StartFrom) -> Result<Source, String> {
                 (Slot::FillMask, "Fill mask")
             };
             let m = loaded(slot, panel)?;
+            fits(m.model.config(), &m.tokenizer)?;
             let files = export_model(&m.model, Some(&m.tokenizer)).await.map_err(|e| e.to_string())?;
             Ok(Source { files, tokenizer: m.tokenizer.clone(), name: m.info.source.clone() })
         }
         StartFrom::Trained => {
             let run = state::run().ok_or("nothing has been trained here yet")?;
+            let model = run.trainer.lock().await.model().config();
+            fits(model, &run.tokenizer())?;
             let files = run.export().await?;
             Ok(Source {
                 files,
@@ -213,7 +219,7 @@ pub(super) async fn build(
     budget: Budget,
 ) -> Result<Trainer, String> {
     if settings.start_from.pretrained() {
-        let source = source(settings.start_from).await?;
+        let source = source(settings.start_from, settings, budget).await?;
         let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
         settings.arch = match model {
             ModelConfig::Gpt2(_) => TrainArch::Gpt2,
@@ -250,6 +256,9 @@ impl Drop for Starting {
 }
 
 pub async fn start(settings: TrainSettings) {
+    if !owner::is_owner() {
+        return emit_error(TOPIC, owner::NOT_OWNER);
+    }
     if let Some(run) = state::run() {
         if matches!(run.state.get(), RunState::Running | RunState::Preparing) {
             return emit_error(TOPIC, "a run is in progress: pause or stop it before starting another");
@@ -313,8 +322,19 @@ pub async fn start(settings: TrainSettings) {
     }
     // Named by its place among the runs, counted before the run it replaces moves to the table
     // (where it stays with its last checkpoint).
-    let name = format!("run {}", runs_count().await + 1);
-    archive_current().await;
+    let count = runs::kept_runs().await.map_or(0, |k| k.len()) + usize::from(state::run().is_some());
+    let name = format!("run {}", count + 1);
+    // The run in the panel (or a saved run that could not be restored) must be kept first; if it
+    // cannot be, the new run does not start and the old one stays where it is.
+    if let Err(e) = runs::keep_current().await {
+        return emit_error(
+            TOPIC,
+            format!(
+                "the new run did not start: the run saved here could not be kept in the runs table ({e}). \
+                 It is unchanged; free browser storage (Device panel) or download it, then press Start again"
+            ),
+        );
+    }
     let id = js_sys::Date::now() as u64;
     let run = Rc::new(Run::new(trainer, settings, corpus, Vec::new(), id, name));
     run.state.set(RunState::Running);
@@ -333,6 +353,9 @@ pub async fn control(action: TrainAction) {
             run.emit_status();
         }
         (TrainAction::Resume, RunState::Paused | RunState::Stopped) => {
+            if !owner::is_owner() {
+                return emit_error(TOPIC, owner::NOT_OWNER);
+            }
             if run.step.get() >= run.total.get() {
                 return emit_error(TOPIC, "the run has finished its steps: raise Steps and press Continue");
             }
@@ -345,6 +368,9 @@ pub async fn control(action: TrainAction) {
 }
 
 pub async fn extend(steps: usize) {
+    if !owner::is_owner() {
+        return emit_error(TOPIC, owner::NOT_OWNER);
+    }
     let Some(run) = state::run() else { return emit_error(TOPIC, "there is no run to continue") };
     if steps <= run.step.get() {
         return emit_error(
@@ -417,166 +443,63 @@ async fn drive(run: Rc<Run>) {
         drop(trainer);
         run.emit_status();
         if eval_due && run.state.get() == RunState::Running {
-            save(&run).await;
+            runs::save(&run).await;
             // Saving took time that was not training.
             run.speed.borrow_mut().restart();
         }
         yield_now().await;
     }
     run.driving.set(false);
-    save(&run).await;
+    runs::save(&run).await;
     run.emit_status();
 }
 
-/// What sits beside the checkpoint files in storage: the switch that says which generation of
-/// files is the checkpoint.
-#[derive(Clone, Serialize, Deserialize)]
-struct SavedRun {
-    /// The run's key in the runs table (0 in checkpoints saved before the table existed).
-    #[serde(default)]
-    id: u64,
-    #[serde(default)]
-    name: String,
-    /// The corpus is kept as JSON lines (several documents) rather than text.
-    #[serde(default)]
-    corpus_jsonl: bool,
-    settings: TrainSettings,
-    corpus_name: String,
-    files: Vec<String>,
-    losses: Vec<LossPoint>,
-    /// The generation the files are stored under. Absent in checkpoints saved before
-    /// generations existed, whose files sit directly under `run/`.
-    #[serde(default)]
-    generation: Option<u64>,
-    /// Where the corpus is stored (by content, so a save rewrites it only for a new corpus).
-    #[serde(default)]
-    corpus_key: Option<String>,
+/// The runs were just granted to this tab (at start, or taken over from another tab, or left
+/// by one that closed): tidy storage, restore the saved run, list the table.
+pub async fn took_runs() {
+    runs::sweep().await;
+    restore_saved(false).await;
+    runs::list_runs().await;
 }
 
-const META: &str = "run/meta.json";
-/// The corpus of checkpoints saved before generations existed.
-const LEGACY_CORPUS: &str = "run/corpus.txt";
-
-fn file_key(generation: Option<u64>, name: &str) -> String {
-    match generation {
-        Some(g) => storage::local_key(&format!("run/g{g}/{name}")),
-        None => storage::local_key(&format!("run/{name}")),
+/// Another tab took the runs: a run training here stops (what it trained since its last save
+/// is not written; the other tab restores that save).
+pub fn lost_runs() {
+    if let Some(run) = state::run() {
+        if matches!(run.state.get(), RunState::Running | RunState::Preparing) {
+            run.state.set(RunState::Paused);
+            run.emit_status();
+        }
     }
 }
 
-/// FNV-1a of the corpus bytes: its storage key.
-fn corpus_key(bytes: &[u8]) -> String {
-    let hash =
-        bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    storage::local_key(&format!("run/corpus-{hash:016x}.txt"))
-}
-
-impl SavedRun {
-    fn corpus(&self) -> String {
-        self.corpus_key.clone().unwrap_or_else(|| storage::local_key(LEGACY_CORPUS))
-    }
-
-    fn keys(&self) -> Vec<String> {
-        self.files.iter().map(|n| file_key(self.generation, n)).collect()
-    }
-}
-
-/// The checkpoint the switch points at now, if one is readable.
-async fn saved_meta() -> Result<Option<SavedRun>, String> {
-    let Some(meta) = storage::get(&storage::local_key(META)).await? else { return Ok(None) };
-    serde_json::from_slice(&meta)
-        .map(Some)
-        .map_err(|e| format!("the saved run is unreadable ({e}); start a new one"))
-}
-
-/// Writes the switch: from now on `meta` is the checkpoint a reload restores.
-async fn put_meta(meta: &SavedRun) -> Result<(), String> {
-    let switch = serde_json::to_vec(meta).map_err(|e| e.to_string())?;
-    storage::put(&storage::local_key(META), &switch).await
-}
-
-/// Writes the run's checkpoint to browser storage as a transaction: the files go under a new
-/// generation, then one write of `meta.json` switches to it, then the previous generation is
-/// deleted. A failure anywhere before the switch (a full quota, a closed tab) leaves the
-/// previous checkpoint whole and still the one a reload restores.
-async fn save(run: &Run) {
+/// Restores the run saved in browser storage, paused, with its curves. A run whose restore took
+/// the worker down twice is not restored by itself (safe mode) unless `force`.
+pub async fn restore_saved(force: bool) {
     let result = async {
-        let checkpoint = run.checkpoint().await?;
-        // An unreadable switch is as good as none: the new generation replaces it.
-        let previous = saved_meta().await.ok().flatten();
-        // Unique across runs: a kept run's files stay under their generation.
-        let after = previous.as_ref().and_then(|m| m.generation).map_or(1, |g| g + 1);
-        let generation = after.max(js_sys::Date::now() as u64);
-        // The switch may still point at the run this one replaced (kept in the runs table):
-        // its files are not this run's to delete.
-        let previous = previous.filter(|m| m.id == run.id || m.id == 0);
-        let meta = SavedRun {
-            id: run.id,
-            name: run.name.borrow().clone(),
-            corpus_jsonl: run.corpus.jsonl,
-            settings: run.settings.clone(),
-            corpus_name: run.corpus.name.clone(),
-            files: checkpoint.files.iter().map(|(n, _)| n.clone()).collect(),
-            losses: run.losses.borrow().clone(),
-            generation: Some(generation),
-            corpus_key: Some(corpus_key(&run.corpus.bytes)),
+        let _t = runs::begin("restoring the saved run", Access::Write).await?;
+        let (meta, corpus, checkpoint) = match runs::begin_restore(force).await? {
+            Saved::Nothing => return Ok(None),
+            Saved::SafeMode { name, step, attempts } => {
+                emit(&Event::SafeMode { name, step, attempts });
+                return Ok(None);
+            }
+            Saved::Found { meta, corpus, checkpoint } => (*meta, corpus, checkpoint),
         };
-        // The runs table, read once: whose corpus is still in use.
-        let kept = kept_runs().await;
-        let new_corpus = !corpus_in_use(&meta.corpus(), previous.as_ref(), &kept);
-        let written = async {
-            for (name, bytes) in &checkpoint.files {
-                storage::put(&file_key(Some(generation), name), bytes).await?;
-            }
-            if new_corpus {
-                storage::put(&meta.corpus(), &run.corpus.bytes).await?;
-            }
-            put_meta(&meta).await
+        let restored = async {
+            let file = CorpusFile::stored(meta.corpus_name.clone(), corpus, meta.corpus_jsonl)?;
+            let compute = state::compute(TOPIC).ok_or("no device")?;
+            // On the backend the run was training on (its settings keep what "automatic" chose).
+            let trains_on = train_device::saved(&compute, meta.settings.device);
+            let trainer =
+                Trainer::resume_within(&checkpoint, &file.corpus, &trains_on.device, trains_on.budget)
+                    .map_err(|e| e.to_string())?;
+            Ok::<_, String>((file, trainer))
         }
         .await;
-        if let Err(e) = written {
-            // Nothing points at the new generation: take it away again and say why.
-            for key in meta.keys() {
-                let _ = storage::delete(&key).await;
-            }
-            if new_corpus {
-                let _ = storage::delete(&meta.corpus()).await;
-            }
-            let kept = previous.map_or(String::new(), |_| "; the previous checkpoint is kept".into());
-            return Err(format!("{e}{}{kept}", storage::usage().await));
-        }
-        if let Some(previous) = previous {
-            for key in previous.keys() {
-                let _ = storage::delete(&key).await;
-            }
-            if !corpus_in_use(&previous.corpus(), Some(&meta), &kept) {
-                let _ = storage::delete(&previous.corpus()).await;
-            }
-        }
-        Ok::<_, String>(())
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            run.saved_step.set(Some(run.step.get()));
-            list_runs().await;
-        }
-        Err(e) => emit_error(TOPIC, format!("the checkpoint could not be saved in browser storage: {e}")),
-    }
-}
-
-/// Restores the run saved in browser storage, paused, with its curves.
-pub async fn restore_saved() {
-    let result = async {
-        let Some(meta) = saved_meta().await? else { return Ok(None) };
-        let bytes = storage::get(&meta.corpus()).await?.ok_or("the saved run's corpus is missing")?;
-        let file = CorpusFile::stored(meta.corpus_name.clone(), bytes, meta.corpus_jsonl)?;
-        let checkpoint = read_checkpoint(&meta).await?;
-        let compute = state::compute(TOPIC).ok_or("no device")?;
-        // On the backend the run was training on (its settings keep what "automatic" chose).
-        let trains_on = train_device::saved(&compute, meta.settings.device);
-        let trainer = Trainer::resume_within(&checkpoint, &file.corpus, &trains_on.device, trains_on.budget)
-            .map_err(|e| e.to_string())?;
+        // Restored or refused with a message: either way the worker is still here.
+        runs::restore_ended().await;
+        let (file, trainer) = restored?;
         let file = Rc::new(file);
         emit(&Event::CorpusLoaded(corpus_info(&file.name, &file.corpus, file.bytes.len())));
         state::set_corpus(file.clone());
@@ -599,151 +522,24 @@ pub async fn restore_saved() {
             });
         }
         Ok(None) => {}
-        Err(e) => emit_error(TOPIC, format!("could not restore the saved run: {e}")),
+        Err(e) => emit_error(
+            TOPIC,
+            format!("could not restore the saved run: {e}. It stays in browser storage; Start keeps it in the runs table"),
+        ),
     }
 }
 
-async fn read_checkpoint(meta: &SavedRun) -> Result<Checkpoint, String> {
-    let mut checkpoint = Checkpoint::default();
-    for name in &meta.files {
-        let data = storage::get(&file_key(meta.generation, name))
-            .await?
-            .ok_or_else(|| format!("the saved {name} is missing"))?;
-        checkpoint.files.push((name.clone(), data));
-    }
-    Ok(checkpoint)
-}
-
-/// A run kept in the runs table: its row, and the switch of its last checkpoint.
-#[derive(Clone, Serialize, Deserialize)]
-struct KeptRun {
-    summary: RunSummary,
-    meta: SavedRun,
-}
-
-const RUNS: &str = "runs/index.json";
-
-async fn kept_runs() -> Vec<KeptRun> {
-    match storage::get(&storage::local_key(RUNS)).await {
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
-async fn put_kept_runs(runs: &[KeptRun]) -> Result<(), String> {
-    let bytes = serde_json::to_vec(runs).map_err(|e| e.to_string())?;
-    storage::put(&storage::local_key(RUNS), &bytes).await
-}
-
-async fn runs_count() -> usize {
-    kept_runs().await.len() + usize::from(state::run().is_some())
-}
-
-/// Whether a corpus key is used by a kept run or by `other`.
-fn corpus_in_use(key: &str, other: Option<&SavedRun>, kept: &[KeptRun]) -> bool {
-    other.is_some_and(|m| m.corpus() == key) || kept.iter().any(|k| k.meta.corpus() == key)
-}
-
-/// Moves the run in the panel (and its saved checkpoint) into the runs table before a new run
-/// takes the panel. Its checkpoint files stay where they are.
-async fn archive_current() {
-    let Some(run) = state::run() else { return };
-    let Ok(Some(meta)) = saved_meta().await else { return };
-    if meta.id != run.id && meta.id != 0 {
-        return;
-    }
-    let mut summary = run.summary();
-    summary.current = false;
-    let mut runs = kept_runs().await;
-    runs.retain(|k| k.summary.id != summary.id);
-    runs.insert(0, KeptRun { summary, meta });
-    if let Err(e) = put_kept_runs(&runs).await {
-        emit_error(TOPIC, format!("the previous run could not be kept in the runs table: {e}"));
-    }
-}
-
-/// The runs table: the run in the panel first, then the kept ones, newest first.
-pub async fn list_runs() {
-    let mut rows: Vec<RunSummary> = state::run().map(|r| r.summary()).into_iter().collect();
-    rows.extend(kept_runs().await.into_iter().map(|k| k.summary));
-    emit(&Event::Runs(rows));
-}
-
-pub async fn rename_run(id: u64, name: String) {
-    let name = name.trim().chars().take(80).collect::<String>();
-    if name.is_empty() {
-        return emit_error(TOPIC, "a run's name cannot be empty");
-    }
-    match state::run().filter(|r| r.id == id) {
-        Some(run) => {
-            *run.name.borrow_mut() = name.clone();
-            // Only the switch carries the name: the checkpoint's files stay as they are.
-            if let Ok(Some(mut meta)) = saved_meta().await {
-                if meta.id == id {
-                    meta.name = name;
-                    if let Err(e) = put_meta(&meta).await {
-                        return emit_error(TOPIC, e);
-                    }
-                }
-            }
-        }
-        None => {
-            let mut runs = kept_runs().await;
-            for k in runs.iter_mut().filter(|k| k.summary.id == id) {
-                k.summary.name = name.clone();
-                k.meta.name = name.clone();
-            }
-            if let Err(e) = put_kept_runs(&runs).await {
-                return emit_error(TOPIC, e);
-            }
-        }
-    }
-    list_runs().await;
-}
-
-pub async fn delete_run(id: u64) {
-    if state::run().is_some_and(|r| r.id == id) {
-        return emit_error(TOPIC, "the run in the panel cannot be deleted; start another run first");
-    }
-    let mut runs = kept_runs().await;
-    let Some(at) = runs.iter().position(|k| k.summary.id == id) else { return list_runs().await };
-    let gone = runs.remove(at);
-    if let Err(e) = put_kept_runs(&runs).await {
-        return emit_error(TOPIC, e);
-    }
-    for key in gone.meta.keys() {
-        let _ = storage::delete(&key).await;
-    }
-    let current = saved_meta().await.ok().flatten();
-    if !corpus_in_use(&gone.meta.corpus(), current.as_ref(), &runs) {
-        let _ = storage::delete(&gone.meta.corpus()).await;
-    }
-    list_runs().await;
-}
-
-/// A kept run's last checkpoint as a zip (the run in the panel downloads with `download`).
+/// A kept run's last checkpoint as a zip; the run in the panel's from memory.
 pub async fn download_run(id: u64) {
     if state::run().is_some_and(|r| r.id == id) {
         return download().await;
     }
-    let kept = kept_runs().await.into_iter().find(|k| k.summary.id == id);
-    let Some(kept) = kept else { return emit_error(TOPIC, "that run is no longer kept") };
-    let checkpoint = read_checkpoint(&kept.meta).await;
-    emit_zip(kept.summary.settings.arch, kept.summary.step, checkpoint);
-}
-
-/// A checkpoint offered as `hearth-<arch>-step<N>.zip`.
-fn emit_zip(arch: TrainArch, step: usize, checkpoint: Result<Checkpoint, String>) {
-    let dir = format!("hearth-{}-step{step}", arch.as_str());
-    match checkpoint.and_then(|c| zip_stored(&dir, &c.files)) {
-        Ok(zip) => emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip),
-        Err(e) => emit_error(TOPIC, e),
-    }
+    runs::download_run(id).await;
 }
 
 /// The run as a zip: the Hugging Face directory plus what resuming needs.
 pub async fn download() {
     let Some(run) = state::run() else { return emit_error(TOPIC, "nothing has been trained yet") };
     let checkpoint = run.checkpoint().await;
-    emit_zip(run.settings.arch, run.step.get(), checkpoint);
+    runs::emit_zip(run.settings.arch, run.step.get(), checkpoint);
 }

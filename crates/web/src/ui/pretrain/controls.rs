@@ -14,6 +14,10 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
     let status = state.train;
     let run_state = move || status.get().map(|s| s.state).unwrap_or(RunState::Idle);
     let running = move || matches!(run_state(), RunState::Running | RunState::Preparing);
+    // Another tab trains and saves (banner at the top), or a save is in flight: Start would
+    // only queue behind it, so it waits visibly instead.
+    let not_owner = move || state.owner.get() == Some(false);
+    let busy = move || state.storage_busy.get().is_some();
     let start_now = move || {
         state.losses.set(Vec::new());
         state.evals.set(Vec::new());
@@ -36,16 +40,20 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
     };
     view! {
         <div class="row">
-            <button class="primary" data-testid="train-start" prop:disabled=running on:click=start>"Start"</button>
+            <button class="primary" data-testid="train-start" prop:disabled=move || running() || not_owner() || busy()
+                on:click=start>"Start"</button>
             <button data-testid="train-pause" prop:disabled=move || run_state() != RunState::Running
                 on:click=move |_| post(&Request::TrainControl { action: TrainAction::Pause })>"Pause"</button>
             <button data-testid="train-resume"
-                prop:disabled=move || !matches!(run_state(), RunState::Paused | RunState::Stopped | RunState::Done)
+                prop:disabled=move || not_owner() || !matches!(run_state(), RunState::Paused | RunState::Stopped | RunState::Done)
                 on:click=proceed>"Resume / continue"</button>
             <button data-testid="train-stop" prop:disabled=move || !matches!(run_state(), RunState::Running | RunState::Paused)
                 on:click=move |_| post(&Request::TrainControl { action: TrainAction::Stop })>"Stop"</button>
             <button data-testid="train-download" prop:disabled=move || status.get().is_none_or(|s| s.step == 0)
                 on:click=move |_| post(&Request::DownloadTrained)>"Download (Hugging Face zip)"</button>
+            {move || state.storage_busy.get().map(|what| view! {
+                <span class="muted" data-testid="storage-busy">{format!("{what}…")}</span>
+            })}
         </div>
         {move || confirming.get().then(|| view! {
             <div class="confirm" data-testid="train-replace-confirm">
