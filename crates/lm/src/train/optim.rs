@@ -234,22 +234,8 @@ impl AdamW {
         Ok(deltas)
     }
 
-    /// The moments as `exp_avg.<key>` / `exp_avg_sq.<key>` tensors, for a checkpoint.
-    pub async fn export_state(&self) -> Result<Vec<NamedTensor>> {
-        let mut out = Vec::with_capacity(2 * self.state.len());
-        for (key, m) in &self.state {
-            let (avg, sq) = match m {
-                Moments::Device(pair) => (read_f32(pair.0.clone()).await?, read_f32(pair.1.clone()).await?),
-                Moments::Host { exp_avg, exp_avg_sq } => (exp_avg.clone(), exp_avg_sq.clone()),
-            };
-            out.push((format!("exp_avg.{key}"), vec![avg.len()], avg));
-            out.push((format!("exp_avg_sq.{key}"), vec![sq.len()], sq));
-        }
-        Ok(out)
-    }
-
     /// The moments as `optimizer.safetensors`, written moment by moment (`io::writer`): the
-    /// file plus one moment in memory, where [`AdamW::export_state`] copies them all first.
+    /// file plus one moment in memory, where copying them all first held them twice.
     pub async fn state_safetensors(&self) -> Result<Vec<u8>> {
         let entries: Vec<(String, Vec<usize>)> = self
             .state
@@ -280,7 +266,7 @@ impl AdamW {
         writer.finish()
     }
 
-    /// Restores moments saved by [`AdamW::export_state`] after `steps` updates, for a model whose
+    /// Restores moments saved by [`AdamW::state_safetensors`] after `steps` updates, for a model whose
     /// parameters are `expected` (Hugging Face key → element count). Everything is checked
     /// before anything is kept: each name must be a moment of a parameter, each shape that
     /// parameter's, each value finite (and the second moment ≥ 0), and after any update every
