@@ -52,9 +52,10 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
             args.max_new_tokens
         ));
     }
-    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "generate")?;
+    let (model, tokenizer) = model_dir::load_decoder(&args.model, device, "generate")?;
+    let causal = model.causal().expect("load_decoder returns a decoder");
     let prompt = tokenizer.encode_ids(&args.prompt).map_err(|e| e.to_string())?;
-    let mut generator = Generator::new(&model, &prompt, sampling, args.seed).map_err(|e| e.to_string())?;
+    let mut generator = Generator::new(causal, &prompt, sampling, args.seed).map_err(|e| e.to_string())?;
 
     if !args.json {
         print!("{}", args.prompt);

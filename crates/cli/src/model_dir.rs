@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use burn::tensor::Device;
-use hearth_lm::io::hf::{load_model_as, load_tokenizer, HfFiles};
+use hearth_lm::io::hf::{load_model_files_as, load_tokenizer, shard_files, HfFiles};
 use hearth_lm::model::memory::human_bytes;
 use hearth_lm::{AnyModel, Gpt2LMHeadModel, Tokenizer};
 
@@ -41,7 +41,31 @@ pub fn read_weights(path: &Path) -> Result<Vec<u8>, String> {
     read_at_most(path, budget, "the memory available to load it")
 }
 
-/// Reads `config.json`, `model.safetensors` and an optional `tokenizer.json` from `dir`.
+/// The shards `model.safetensors.index.json` lists, read after checking that together they fit
+/// the memory available.
+fn read_shards(dir: &Path, index: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let names = shard_files(&read_json(index)?).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let paths: Vec<_> = names.iter().map(|n| dir.join(n)).collect();
+    let mut total = 0u128;
+    for path in &paths {
+        total += std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.len()
+            as u128;
+    }
+    let budget = crate::memory::budget(None)?;
+    if total > budget as u128 {
+        return Err(format!(
+            "the {} shards in {} are {}, more than the memory available to load them ({})",
+            paths.len(),
+            dir.display(),
+            human_bytes(total),
+            human_bytes(budget as u128)
+        ));
+    }
+    paths.iter().map(|p| read(p)).collect()
+}
+
+/// Reads `config.json`, the weights (`model.safetensors`, or the shards its index lists), and
+/// the optional `tokenizer.json` and `generation_config.json` from `dir`.
 pub fn read_dir(dir: &Path) -> Result<HfFiles, String> {
     if !dir.is_dir() {
         return Err(format!(
@@ -49,12 +73,27 @@ pub fn read_dir(dir: &Path) -> Result<HfFiles, String> {
             dir.display()
         ));
     }
-    let tokenizer = dir.join("tokenizer.json");
+    let optional = |name: &str| -> Result<Option<Vec<u8>>, String> {
+        let path = dir.join(name);
+        if path.exists() {
+            read_json(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let single = dir.join("model.safetensors");
+    let index = dir.join("model.safetensors.index.json");
+    let (model_safetensors, weight_shards) = if !single.exists() && index.exists() {
+        (Vec::new(), read_shards(dir, &index)?)
+    } else {
+        (read_weights(&single)?, Vec::new())
+    };
     Ok(HfFiles {
         config_json: read_json(&dir.join("config.json"))?,
-        model_safetensors: read_weights(&dir.join("model.safetensors"))?,
-        tokenizer_json: if tokenizer.exists() { Some(read_json(&tokenizer)?) } else { None },
-        generation_config_json: None,
+        model_safetensors,
+        tokenizer_json: optional("tokenizer.json")?,
+        generation_config_json: optional("generation_config.json")?,
+        weight_shards,
     })
 }
 
@@ -66,14 +105,27 @@ pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String
     Ok((model, tokenizer))
 }
 
-/// A GPT-2 and its tokenizer; a BERT is refused with what `command` needs.
+/// A GPT-2 and its tokenizer; another architecture is refused with what `command` needs.
 pub fn load_gpt2(dir: &Path, device: &Device, command: &str) -> Result<(Gpt2LMHeadModel, Tokenizer), String> {
     match load(dir, device)? {
         (AnyModel::Gpt2(model), tokenizer) => Ok((*model, tokenizer)),
-        (AnyModel::Bert(_), _) => {
-            Err(format!("{} is a BERT masked LM; {command} needs a GPT-2 causal LM", dir.display()))
+        (other, _) => {
+            Err(format!("{} is a {}; {command} needs a GPT-2", dir.display(), other.config().architecture()))
         }
     }
+}
+
+/// A decoder (GPT-2 or the Llama family) and its tokenizer; a BERT is refused with what
+/// `command` needs. [`AnyModel::causal`] is `Some` on what this returns.
+pub fn load_decoder(dir: &Path, device: &Device, command: &str) -> Result<(AnyModel, Tokenizer), String> {
+    let (model, tokenizer) = load(dir, device)?;
+    if model.causal().is_none() {
+        return Err(format!(
+            "{} is a BERT masked LM; {command} needs a causal LM (GPT-2, Llama, Qwen)",
+            dir.display()
+        ));
+    }
+    Ok((model, tokenizer))
 }
 
 /// The model alone, with the directory's files (for commands that need no tokenizer).
@@ -82,8 +134,9 @@ pub fn load_model_only(dir: &Path, device: &Device) -> Result<(AnyModel, HfFiles
     let config = hearth_lm::ModelConfig::from_json(&files.config_json)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     crate::device::check_model(&config).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let model = load_model_as(&files.config_json, &files.model_safetensors, device, crate::device::weights())
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let model =
+        load_model_files_as(&files.config_json, &files.weight_files(), device, crate::device::weights())
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((model, files))
 }
 

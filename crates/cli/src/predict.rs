@@ -66,11 +66,12 @@ pub fn fill_mask(args: FillMaskArgs, device: &Device) -> CliResult {
 }
 
 pub fn score(args: ScoreArgs, device: &Device) -> CliResult {
-    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "score")?;
+    let (model, tokenizer) = model_dir::load_decoder(&args.model, device, "score")?;
+    let model = model.causal().expect("load_decoder returns a decoder");
     let ids = tokenizer.encode_ids(&args.text).map_err(|e| e.to_string())?;
-    let s = pollster::block_on(hearth_lm::score(&model, &ids)).map_err(|e| e.to_string())?;
+    let s = pollster::block_on(hearth_lm::score(model, &ids)).map_err(|e| e.to_string())?;
     let per_token = if args.per_token {
-        pollster::block_on(surprisal(&model, &ids, args.top_k)).map_err(|e| e.to_string())?
+        pollster::block_on(surprisal(model, &ids, args.top_k)).map_err(|e| e.to_string())?
     } else {
         Vec::new()
     };

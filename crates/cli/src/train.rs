@@ -570,7 +570,8 @@ pub fn eval(args: EvalArgs, device: &Device) -> CliResult {
     let corpus = read_corpus(&args.corpus)?;
     let ids = hearth_lm::train::encode_corpus(&tokenizer, &corpus).map_err(|e| e.to_string())?;
     let score = match &model {
-        hearth_lm::AnyModel::Gpt2(m) => {
+        hearth_lm::AnyModel::Gpt2(_) | hearth_lm::AnyModel::Llama(_) => {
+            let m = model.causal().expect("a decoder");
             pollster::block_on(hearth_lm::infer::score::score_windows(m, &ids, args.context))
                 .map_err(|e| e.to_string())?
         }

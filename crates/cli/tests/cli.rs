@@ -740,3 +740,76 @@ fn f16_weights_generate_and_score_like_transformers() {
     );
     fails_with_code(2, &["--weights", "int4", "score", "--model", &gpt2, "--text", "hi"], "f32 or f16");
 }
+
+/// The Llama family through the CLI: `generate` (greedy, with the cache) and `score` on the bf16,
+/// sharded Llama 3 fixture and the Qwen3 one, read with their own tokenizer.json.
+#[test]
+fn llama_family_generates_and_scores_as_transformers() {
+    for name in ["llama3-scaled-bf16-sharded", "qwen3-qknorm-headdim"] {
+        let exp = expected(name);
+        let prompt = "Swimming at the beach is";
+        let v = json(&[
+            "generate",
+            "--model",
+            &case(name),
+            "--prompt",
+            prompt,
+            "--max-new-tokens",
+            "20",
+            "--json",
+        ]);
+        assert_eq!(v["prompt_ids"], exp["input_ids"], "{name}");
+        assert_eq!(v["new_ids"], exp["greedy_new_ids"], "{name}");
+        let v = json(&["score", "--model", &case(name), "--text", prompt, "--json"]);
+        let loss = v["loss"].as_f64().unwrap();
+        assert!(
+            (loss - exp["loss_labels_eq_input_ids"].as_f64().unwrap()).abs() < 1e-4,
+            "{name}: loss {loss}"
+        );
+    }
+}
+
+/// A shard index that points outside the directory, a config asking for what is not implemented,
+/// and a fine-tune of the family (not built yet) each get one line and exit code 1.
+#[test]
+fn llama_family_bad_input_exits_1_with_one_line() {
+    let dir = scratch("llama-bad-index");
+    let src = PathBuf::from(case("llama3-scaled-bf16-sharded"));
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        br#"{"weight_map": {"lm_head.weight": "../secret.safetensors"}}"#,
+    )
+    .unwrap();
+    std::fs::copy(src.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    fails_with_code(
+        1,
+        &["score", "--model", &dir.to_string_lossy(), "--text", "hi there"],
+        "not a shard file",
+    );
+
+    let windowed = edited_model("qwen2-mqa-bias", "qwen2-window", |c| c["use_sliding_window"] = true.into());
+    fails_with_code(
+        1,
+        &["score", "--model", &windowed.to_string_lossy(), "--text", "hi there"],
+        "use_sliding_window",
+    );
+
+    let corpus = corpus_slice(2000);
+    let out = scratch("llama-finetune");
+    fails_with_code(
+        1,
+        &[
+            "train",
+            "--corpus",
+            &corpus.to_string_lossy(),
+            "--init-from",
+            &case("llama-gqa-tied"),
+            "--steps",
+            "2",
+            "--out",
+            &out.join("run").to_string_lossy(),
+        ],
+        "not built yet",
+    );
+}

@@ -120,6 +120,18 @@ fn wgpu_generates_scores_and_fills_masks_as_transformers() {
     }
 }
 
+/// A Qwen3 (QK-norm, GQA, a free head_dim) on the GPU: the greedy ids `transformers` gives, with
+/// the cache continuing the rotation. One process: each costs ~25 s of tuning on lavapipe, and
+/// the family's other switches run the same kernels (hearth-lm's `llama_parity.rs` checks every
+/// fixture on both CPU backends).
+#[test]
+fn wgpu_runs_the_llama_family_as_transformers() {
+    let qwen3 = case("qwen3-qknorm-headdim");
+    let exp = expected("qwen3-qknorm-headdim");
+    let v = json(&greedy_on_wgpu(&qwen3, "f32"));
+    assert_eq!(v["new_ids"], exp["greedy_new_ids"]);
+}
+
 /// `--weights f16` on the GPU (lavapipe has shader-f16; a GPU without it refuses with a line):
 /// the same greedy ids as transformers. One process: on lavapipe each tunes its f16 kernels
 /// anew (~1 min); the loss and logits against f16's tolerance are checked on the CPU backend

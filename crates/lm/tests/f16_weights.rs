@@ -49,6 +49,7 @@ fn dtypes_by_rank(model: &AnyModel) -> (Vec<DType>, Vec<DType>) {
     match model {
         AnyModel::Gpt2(m) => m.visit(&mut seen),
         AnyModel::Bert(m) => m.visit(&mut seen),
+        AnyModel::Llama(m) => m.visit(&mut seen),
     }
     (seen.0, seen.1)
 }

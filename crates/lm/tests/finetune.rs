@@ -25,6 +25,7 @@ fn files(name: &str) -> HfFiles {
         model_safetensors: read(dir.join("model.safetensors")),
         tokenizer_json: None,
         generation_config_json: None,
+        weight_shards: Vec::new(),
     }
 }
 
@@ -144,6 +145,7 @@ fn step0_loss(name: &str, off: usize, device: &Device) -> (f64, f64) {
     let eval = match &model {
         AnyModel::Gpt2(m) => block_on(score_windows(m, &ids, Some(context))).unwrap(),
         AnyModel::Bert(m) => block_on(score_masked(m, &tokenizer, &ids, Some(context))).unwrap(),
+        AnyModel::Llama(_) => unreachable!("the cases here are GPT-2 and BERT"),
     };
     (step0.train_loss, eval.loss)
 }

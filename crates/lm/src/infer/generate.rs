@@ -1,4 +1,4 @@
-//! Autoregressive generation with GPT-2: a KV cache so a new token costs one position, the
+//! Autoregressive generation with a decoder (GPT-2, the Llama family): a KV cache so a new token costs one position, the
 //! prompt cropped to the context's last window, reads that are always asynchronous (WebGPU has
 //! no synchronous readback).
 
@@ -6,14 +6,15 @@ use crate::error::{invalid, Result};
 use burn::tensor::Tensor;
 
 use crate::infer::sampling::{choose, Sampling};
+use crate::model::causal::CausalLm;
 use crate::model::check_ids;
-use crate::model::gpt2::{Gpt2LMHeadModel, KvCache};
+use crate::model::kv_cache::KvCache;
 use crate::rng::Rng;
 use crate::tensor::{ids_tensor, read_f32};
 
 /// Token-by-token generation state for one sequence.
 pub struct Generator<'m> {
-    model: &'m Gpt2LMHeadModel,
+    model: &'m dyn CausalLm,
     /// Prompt and generated tokens.
     tokens: Vec<u32>,
     prompt_len: usize,
@@ -28,12 +29,12 @@ pub struct Generator<'m> {
 impl<'m> Generator<'m> {
     /// Starts from `prompt` (at least one token; longer than the context is cropped to its
     /// last window). Ids outside the vocabulary are an error.
-    pub fn new(model: &'m Gpt2LMHeadModel, prompt: &[u32], sampling: Sampling, seed: u64) -> Result<Self> {
+    pub fn new(model: &'m dyn CausalLm, prompt: &[u32], sampling: Sampling, seed: u64) -> Result<Self> {
         if prompt.is_empty() {
             return Err(invalid!("the prompt is empty: give at least one token"));
         }
-        check_ids(prompt, model.config().vocab_size)?;
-        let n = model.config().n_positions;
+        check_ids(prompt, model.vocab_size())?;
+        let n = model.context();
         Ok(Self {
             model,
             tokens: prompt.to_vec(),
@@ -59,9 +60,10 @@ impl<'m> Generator<'m> {
     /// Logits for the next token on the device, `[1, vocab]`, running the model on whatever it
     /// has not seen yet.
     fn next_logits_on_device(&mut self) -> Tensor<2> {
-        let n = self.model.config().n_positions;
+        let n = self.model.context();
         if self.tokens.len() - self.window_start > n {
-            // Positions are absolute in GPT-2, so moving the window invalidates the cache.
+            // Positions restart at the window's start (GPT-2's table, a rotation's angle), so
+            // moving the window invalidates the cache.
             self.window_start = self.tokens.len() - n;
             if let Some(cache) = &mut self.cache {
                 *cache = KvCache::new();
@@ -79,7 +81,7 @@ impl<'m> Generator<'m> {
 
     /// Appends a token chosen by the caller (the "next token" button picks from candidates).
     pub fn push(&mut self, id: u32) -> Result<()> {
-        check_ids(&[id], self.model.config().vocab_size)?;
+        check_ids(&[id], self.model.vocab_size())?;
         self.tokens.push(id);
         Ok(())
     }
@@ -106,7 +108,7 @@ impl<'m> Generator<'m> {
 
 /// Generates `max_new_tokens` tokens after `prompt`; returns only the new ones.
 pub async fn generate(
-    model: &Gpt2LMHeadModel,
+    model: &dyn CausalLm,
     prompt: &[u32],
     max_new_tokens: usize,
     sampling: Sampling,

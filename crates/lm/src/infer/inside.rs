@@ -35,6 +35,7 @@ pub fn max_tokens(model: &AnyModel) -> usize {
     match model {
         AnyModel::Gpt2(m) => m.config().n_positions,
         AnyModel::Bert(m) => m.config().max_position_embeddings,
+        AnyModel::Llama(m) => m.config().max_position_embeddings,
     }
 }
 
@@ -43,6 +44,7 @@ pub fn shape(model: &AnyModel) -> (usize, usize) {
     match model {
         AnyModel::Gpt2(m) => (m.config().n_layer, m.config().n_head),
         AnyModel::Bert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
+        AnyModel::Llama(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
     }
 }
 
@@ -53,6 +55,7 @@ fn layer_probs(model: &AnyModel, ids: &[u32]) -> Result<Vec<Tensor<4>>> {
     let device = model.device();
     Ok(match model {
         AnyModel::Gpt2(m) => m.inside(ids_tensor(ids, &device)).attentions,
+        AnyModel::Llama(m) => m.inside(ids_tensor(ids, &device)).attentions,
         AnyModel::Bert(m) => {
             let t = ids.len();
             m.attentions(

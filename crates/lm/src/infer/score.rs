@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use crate::error::{invalid, Result};
+use crate::model::causal::CausalLm;
 use crate::model::check_ids;
-use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::tensor::{cross_entropy, int_tensor, read_f32};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,17 +21,17 @@ pub struct Score {
 /// Loss of every token given the ones before it. A text longer than the context is scored in
 /// consecutive windows of `n_positions` tokens, each overlapping the previous by one token so
 /// every token after the first is predicted exactly once.
-pub async fn score(model: &Gpt2LMHeadModel, ids: &[u32]) -> Result<Score> {
+pub async fn score(model: &dyn CausalLm, ids: &[u32]) -> Result<Score> {
     score_windows(model, ids, None).await
 }
 
 /// [`score`] with windows of `context` tokens (at most the model's context; `None` = all of it).
-pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option<usize>) -> Result<Score> {
+pub async fn score_windows(model: &dyn CausalLm, ids: &[u32], context: Option<usize>) -> Result<Score> {
     if ids.len() < 2 {
         return Err(invalid!("scoring needs at least two tokens (one to predict from, one to predict)"));
     }
-    check_ids(ids, model.config().vocab_size)?;
-    let max = model.config().n_positions;
+    check_ids(ids, model.vocab_size())?;
+    let max = model.context();
     let n = context.unwrap_or(max);
     if n == 0 || n > max {
         return Err(invalid!("the context must be between 1 and the model's {max} tokens, got {n}"));
@@ -45,7 +45,7 @@ pub async fn score_windows(model: &Gpt2LMHeadModel, ids: &[u32], context: Option
         let t = window.len() - 1;
         let input = int_tensor(&window[..t], [1, t], &device);
         let target = int_tensor(&window[1..], [t], &device);
-        let logits = model.forward(input, None).reshape([t, model.config().vocab_size]);
+        let logits = model.forward(input, None).reshape([t, model.vocab_size()]);
         let loss = read_f32(cross_entropy(logits, target)).await?[0] as f64;
         total += loss * t as f64;
         count += t;

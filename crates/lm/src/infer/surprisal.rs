@@ -7,8 +7,8 @@ use burn::tensor::Tensor;
 use serde::Serialize;
 
 use crate::error::{invalid, Result};
+use crate::model::causal::CausalLm;
 use crate::model::check_ids;
-use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::tensor::{check_float_ids, int_tensor, read_f32, top_k_pairs, top_k_rows};
 
 /// One predicted token.
@@ -30,17 +30,17 @@ pub struct TokenSurprisal {
 /// Surprisal of every token after the first, in windows of the model's context exactly as
 /// [`crate::infer::score`] scores them (each window overlaps the previous by one token), with
 /// one read per window.
-pub async fn surprisal(model: &Gpt2LMHeadModel, ids: &[u32], top_k: usize) -> Result<Vec<TokenSurprisal>> {
+pub async fn surprisal(model: &dyn CausalLm, ids: &[u32], top_k: usize) -> Result<Vec<TokenSurprisal>> {
     if ids.len() < 2 {
         return Err(invalid!("scoring needs at least two tokens (one to predict from, one to predict)"));
     }
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
     check_ids(ids, vocab)?;
     check_float_ids(vocab)?;
     if top_k == 0 || top_k > vocab {
         return Err(invalid!("top-k must be between 1 and the vocabulary's {vocab} tokens, got {top_k}"));
     }
-    let n = model.config().n_positions;
+    let n = model.context();
     let device = model.device();
     let mut out = Vec::with_capacity(ids.len() - 1);
     let mut start = 0;

@@ -154,6 +154,7 @@ impl Trainer {
         let expected = match trainer.model() {
             AnyModel::Gpt2(m) => parameter_sizes(m.as_ref(), Layout::Gpt2),
             AnyModel::Bert(m) => parameter_sizes(m.as_ref(), Layout::Bert),
+            AnyModel::Llama(m) => parameter_sizes(m.as_ref(), Layout::Llama),
         };
         let moments = optimizer.all_f32()?;
         trainer.optim.import_state(moments, state.optimizer_steps, &expected, &device.clone().inner())?;

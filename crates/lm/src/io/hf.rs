@@ -9,6 +9,8 @@ use crate::error::{invalid, Error, Result};
 use crate::model::bert::BertForMaskedLM;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
 use crate::model::gpt2::Gpt2LMHeadModel;
+use crate::model::llama::config::LlamaConfig;
+use crate::model::llama::LlamaForCausalLM;
 use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
 
@@ -18,8 +20,52 @@ pub struct HfFiles {
     pub config_json: Vec<u8>,
     pub model_safetensors: Vec<u8>,
     pub tokenizer_json: Option<Vec<u8>>,
-    /// GPT-2 only: what `transformers`' `save_pretrained` writes beside the config.
+    /// What `transformers`' `save_pretrained` writes beside the config (decoders).
     pub generation_config_json: Option<Vec<u8>>,
+    /// A sharded checkpoint's files, in `model.safetensors.index.json`'s order (then
+    /// `model_safetensors` is empty).
+    pub weight_shards: Vec<Vec<u8>>,
+}
+
+impl HfFiles {
+    /// The weights: the one file, or every shard.
+    pub fn weight_files(&self) -> Vec<&[u8]> {
+        if self.weight_shards.is_empty() {
+            vec![self.model_safetensors.as_slice()]
+        } else {
+            self.weight_shards.iter().map(Vec::as_slice).collect()
+        }
+    }
+}
+
+/// The shard file names `model.safetensors.index.json` lists (its `weight_map`'s values), each
+/// once, in order of first appearance. Only plain file names ending in `.safetensors` are
+/// accepted: an index must not send the reader elsewhere on the disk.
+pub fn shard_files(index_json: &[u8]) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        weight_map: std::collections::BTreeMap<String, String>,
+    }
+    let index: Index =
+        serde_json::from_slice(index_json).map_err(|e| invalid!("model.safetensors.index.json: {e}"))?;
+    let mut files: Vec<String> = Vec::new();
+    for file in index.weight_map.values() {
+        let plain = !file.is_empty()
+            && file.ends_with(".safetensors")
+            && !file.contains(['/', '\\'])
+            && !file.starts_with('.');
+        if !plain {
+            let shown: String = file.chars().take(80).collect();
+            return Err(invalid!("model.safetensors.index.json names `{shown}`, not a shard file beside it"));
+        }
+        if !files.contains(file) {
+            files.push(file.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(invalid!("model.safetensors.index.json lists no weights"));
+    }
+    Ok(files)
 }
 
 /// GPT-2 weights onto `config`'s architecture, in f32.
@@ -56,6 +102,28 @@ pub fn load_bert_as(
     let file = SafetensorsFile::parse(safetensors)?;
     check_file_holds(&ModelConfig::Bert(config.clone()), file.total_elements())?;
     load_module(config.init(device), &file, Layout::Bert, device, weights)
+}
+
+/// Llama-family weights (Llama, Qwen2, Qwen3) onto `config`'s architecture, its matrices stored
+/// as `weights`. bf16 and f16 checkpoints are converted as they are read.
+pub fn load_llama_as(
+    config: &LlamaConfig,
+    safetensors: &[u8],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<LlamaForCausalLM> {
+    load_llama_from(config, &SafetensorsFile::parse(safetensors)?, device, weights)
+}
+
+fn load_llama_from(
+    config: &LlamaConfig,
+    file: &SafetensorsFile,
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<LlamaForCausalLM> {
+    config.validate()?;
+    check_file_holds(&ModelConfig::Llama(Box::new(config.clone())), file.total_elements())?;
+    load_module(config.init(device)?, file, Layout::Llama, device, weights)
 }
 
 /// Refuses, before the model is allocated, a config that describes more parameters than the
@@ -109,6 +177,33 @@ pub fn load_model_as(
     match ModelConfig::from_json(config_json)? {
         ModelConfig::Gpt2(c) => Ok(AnyModel::Gpt2(Box::new(load_gpt2_as(&c, safetensors, device, weights)?))),
         ModelConfig::Bert(c) => Ok(AnyModel::Bert(Box::new(load_bert_as(&c, safetensors, device, weights)?))),
+        ModelConfig::Llama(c) => {
+            Ok(AnyModel::Llama(Box::new(load_llama_as(&c, safetensors, device, weights)?)))
+        }
+    }
+}
+
+/// [`load_model_as`] from a checkpoint's weight files: one, or every shard of a sharded one
+/// (only the Llama family is published sharded).
+pub fn load_model_files_as(
+    config_json: &[u8],
+    files: &[&[u8]],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<AnyModel> {
+    if let [one] = files {
+        return load_model_as(config_json, one, device, weights);
+    }
+    if !weights.supported_on(device) {
+        return Err(invalid!("this device cannot store weights as {}; use f32", weights.name()));
+    }
+    let file = SafetensorsFile::parse_shards(files)?;
+    match ModelConfig::from_json(config_json)? {
+        ModelConfig::Llama(c) => Ok(AnyModel::Llama(Box::new(load_llama_from(&c, &file, device, weights)?))),
+        other => Err(invalid!(
+            "a sharded checkpoint of a {} model is not supported (one model.safetensors is)",
+            other.architecture()
+        )),
     }
 }
 
@@ -122,7 +217,15 @@ pub fn load_tokenizer(files: &HfFiles, model: &AnyModel) -> Result<Tokenizer> {
 pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tokenizer> {
     let tokenizer = match &files.tokenizer_json {
         Some(bytes) => Tokenizer::from_bytes(bytes)?,
-        None => Tokenizer::builtin(config.default_tokenizer_name())?,
+        None => match config.default_tokenizer_name() {
+            Some(name) => Tokenizer::builtin(name)?,
+            None => {
+                return Err(invalid!(
+                    "the model has no tokenizer.json beside it, and no built-in tokenizer belongs to a \
+                     Llama-family model: give the checkpoint's own tokenizer.json"
+                ))
+            }
+        },
     };
     check_vocabularies(&tokenizer, config.vocab_size())?;
     Ok(tokenizer)
@@ -142,6 +245,7 @@ pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>)
         model_safetensors: weights,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
         generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
+        weight_shards: Vec::new(),
     })
 }
 
@@ -152,13 +256,32 @@ pub async fn export_bert(model: &BertForMaskedLM, tokenizer: Option<&Tokenizer>)
         model_safetensors: module_safetensors(model, Layout::Bert).await?,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
         generation_config_json: None,
+        weight_shards: Vec::new(),
     })
 }
 
-/// Either architecture as the directory `from_pretrained` opens.
+/// A Llama-family decoder as a directory `AutoModelForCausalLM.from_pretrained` opens (f32
+/// weights, the tied head not stored).
+pub async fn export_llama(model: &LlamaForCausalLM, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
+    let c = model.config();
+    let generation = serde_json::json!({
+        "bos_token_id": c.bos_token_id,
+        "eos_token_id": c.eos_token_id,
+    });
+    Ok(HfFiles {
+        config_json: c.to_json().into_bytes(),
+        model_safetensors: module_safetensors(model, Layout::Llama).await?,
+        tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
+        generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
+        weight_shards: Vec::new(),
+    })
+}
+
+/// Any architecture as the directory `from_pretrained` opens.
 pub async fn export_model(model: &AnyModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
     match model {
         AnyModel::Gpt2(m) => export_gpt2(m, tokenizer).await,
         AnyModel::Bert(m) => export_bert(m, tokenizer).await,
+        AnyModel::Llama(m) => export_llama(m, tokenizer).await,
     }
 }

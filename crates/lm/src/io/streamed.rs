@@ -77,6 +77,7 @@ impl ModelStream {
                 c.validate()?;
                 AnyModel::Bert(Box::new(c.init(device)))
             }
+            ModelConfig::Llama(c) => AnyModel::Llama(Box::new(c.init(device)?)),
         };
         let uploads = Uploads {
             layout: Layout::of(&model),
@@ -127,6 +128,9 @@ impl ModelStream {
             AnyModel::Bert(m) => {
                 AnyModel::Bert(Box::new(load_module_from_tensors(*m, tensors, layout, &device, weights)?))
             }
+            AnyModel::Llama(m) => {
+                AnyModel::Llama(Box::new(load_module_from_tensors(*m, tensors, layout, &device, weights)?))
+            }
         })
     }
 }
@@ -145,6 +149,7 @@ impl TensorSink for Uploads {
         let params = match model {
             AnyModel::Gpt2(m) => stored_parameters(m.as_ref(), self.layout),
             AnyModel::Bert(m) => stored_parameters(m.as_ref(), self.layout),
+            AnyModel::Llama(m) => stored_parameters(m.as_ref(), self.layout),
         };
         for param in params {
             let Some(&i) = param.candidates.iter().find_map(|k| index.get(k.as_str())) else {

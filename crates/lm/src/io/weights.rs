@@ -23,6 +23,8 @@ pub enum Layout {
     Gpt2,
     /// BERT: `nn.Linear` weights are stored `[out, in]` and must be transposed.
     Bert,
+    /// The Llama family: `nn.Linear` too; keys as the module fields name them.
+    Llama,
 }
 
 impl Layout {
@@ -31,6 +33,7 @@ impl Layout {
         match model {
             AnyModel::Gpt2(_) => Layout::Gpt2,
             AnyModel::Bert(_) => Layout::Bert,
+            AnyModel::Llama(_) => Layout::Llama,
         }
     }
 
@@ -73,7 +76,7 @@ impl Layout {
     }
 
     fn transposes(self, container: &str) -> bool {
-        self == Layout::Bert && container == "Struct:Linear"
+        matches!(self, Layout::Bert | Layout::Llama) && container == "Struct:Linear"
     }
 }
 
@@ -106,30 +109,57 @@ impl ParamPath {
 /// A tensor as a checkpoint holds it: `(key, shape, row-major f32 values)`.
 pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
-/// A parsed safetensors file; tensors are converted to f32 only when a module asks for them.
+/// A parsed safetensors file, or the shards of one checkpoint (`model-00001-of-00003.safetensors`
+/// …) read as one; tensors are converted to f32 only when a module asks for them.
 pub struct SafetensorsFile<'a> {
-    inner: SafeTensors<'a>,
+    shards: Vec<SafeTensors<'a>>,
 }
 
 impl<'a> SafetensorsFile<'a> {
     /// Parses the header; fails with a clear message on anything that is not safetensors.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
-        let inner = SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors(e.to_string()))?;
-        Ok(Self { inner })
+        Self::parse_shards(&[bytes])
     }
 
-    /// Every tensor name in the file.
+    /// Parses every shard's header. A tensor name in two shards is an error: which one a module
+    /// got would depend on the order the files were given in.
+    pub fn parse_shards(shards: &[&'a [u8]]) -> Result<Self> {
+        let shards = shards
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| {
+                SafeTensors::deserialize(bytes).map_err(|e| {
+                    let which = if shards.len() > 1 { format!("shard {}: ", i + 1) } else { String::new() };
+                    Error::Safetensors(format!("{which}{e}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let file = Self { shards };
+        let names = file.names();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            let name: String = pair[0].chars().take(120).collect();
+            return Err(Error::Safetensors(format!("tensor `{name}` is in two shards")));
+        }
+        Ok(file)
+    }
+
+    /// Every tensor name in the file (all shards), sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.inner.names().into_iter().map(String::from).collect();
+        let mut names: Vec<String> =
+            self.shards.iter().flat_map(|s| s.names().into_iter().map(String::from)).collect();
         names.sort();
         names
     }
 
+    fn view(&self, name: &str) -> Option<safetensors::tensor::TensorView<'_>> {
+        self.shards.iter().find_map(|s| s.tensor(name).ok())
+    }
+
     /// Values in all tensors together (saturating; a header can claim any shape).
     pub fn total_elements(&self) -> u128 {
-        self.inner
-            .tensors()
+        self.shards
             .iter()
+            .flat_map(|s| s.tensors())
             .map(|(_, view)| view.shape().iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
             .fold(0u128, u128::saturating_add)
     }
@@ -137,7 +167,7 @@ impl<'a> SafetensorsFile<'a> {
     /// The first tensor that is not stored as f32, with its dtype (optimizer state must be f32).
     pub fn first_non_f32(&self) -> Option<(String, String)> {
         self.names().into_iter().find_map(|name| {
-            let dtype = self.inner.tensor(&name).ok()?.dtype();
+            let dtype = self.view(&name)?.dtype();
             (dtype != Dtype::F32).then(|| (name, format!("{dtype:?}")))
         })
     }
@@ -147,7 +177,8 @@ impl<'a> SafetensorsFile<'a> {
         self.names()
             .into_iter()
             .map(|name| {
-                let view = self.inner.tensor(&name).map_err(|e| Error::Safetensors(e.to_string()))?;
+                let view =
+                    self.view(&name).ok_or_else(|| Error::Safetensors(format!("`{name}` vanished")))?;
                 let values = to_f32(&name, view.dtype(), view.data())?;
                 Ok((name, view.shape().to_vec(), values))
             })
@@ -156,8 +187,7 @@ impl<'a> SafetensorsFile<'a> {
 
     /// The first of `keys` present, as `(key, shape, f32 values)`.
     fn find(&self, keys: &[String]) -> Option<Result<NamedTensor>> {
-        let key = keys.iter().find(|k| self.inner.tensor(k).is_ok())?;
-        let view = self.inner.tensor(key).ok()?;
+        let (key, view) = keys.iter().find_map(|k| self.view(k).map(|v| (k, v)))?;
         Some(
             to_f32(key, view.dtype(), view.data()).map(|values| (key.clone(), view.shape().to_vec(), values)),
         )

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
+use super::llama::config::LlamaConfig;
 use crate::error::{Error, Result};
 
 /// `GPT2Config` of `transformers`: the fields this implementation reads and writes.
@@ -367,6 +368,9 @@ fn check_epsilon(name: &str, eps: f64) -> Result<()> {
 pub enum ModelConfig {
     Gpt2(Gpt2Config),
     Bert(BertConfig),
+    /// `model_type` llama, qwen2 or qwen3 (boxed: its rope and token fields make it three
+    /// times the others' size).
+    Llama(Box<LlamaConfig>),
 }
 
 impl ModelConfig {
@@ -380,7 +384,13 @@ impl ModelConfig {
         match probe.model_type.as_deref() {
             Some("gpt2") => Ok(Self::Gpt2(Gpt2Config::from_json(bytes)?)),
             Some("bert") => Ok(Self::Bert(BertConfig::from_json(bytes)?)),
-            Some(other) => Err(Error::Config(format!("model_type `{other}` is not supported (gpt2, bert)"))),
+            Some("llama" | "qwen2" | "qwen3") => Ok(Self::Llama(Box::new(LlamaConfig::from_json(bytes)?))),
+            Some(other) => {
+                let other: String = other.chars().take(40).collect();
+                Err(Error::Config(format!(
+                    "model_type `{other}` is not supported (gpt2, bert, llama, qwen2, qwen3)"
+                )))
+            }
             None => Err(Error::Config("no `model_type` field".into())),
         }
     }
@@ -389,6 +399,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.num_parameters(),
             Self::Bert(c) => c.num_parameters(),
+            Self::Llama(c) => c.num_parameters(),
         }
     }
 
@@ -396,14 +407,30 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.largest_tensor(),
             Self::Bert(c) => c.largest_tensor(),
+            Self::Llama(c) => c.largest_tensor(),
         }
     }
 
-    /// The built-in tokenizer a directory without `tokenizer.json` gets.
-    pub fn default_tokenizer_name(&self) -> &'static str {
+    /// The `transformers` class, for messages.
+    pub fn architecture(&self) -> &'static str {
         match self {
-            Self::Gpt2(_) => "gpt2",
-            Self::Bert(_) => "bert-base-uncased",
+            Self::Gpt2(_) => "GPT2LMHeadModel",
+            Self::Bert(_) => "BertForMaskedLM",
+            Self::Llama(c) => match c.model_type {
+                super::llama::config::Family::Llama => "LlamaForCausalLM",
+                super::llama::config::Family::Qwen2 => "Qwen2ForCausalLM",
+                super::llama::config::Family::Qwen3 => "Qwen3ForCausalLM",
+            },
+        }
+    }
+
+    /// The built-in tokenizer a directory without `tokenizer.json` gets; none for the Llama
+    /// family, whose every checkpoint has its own vocabulary.
+    pub fn default_tokenizer_name(&self) -> Option<&'static str> {
+        match self {
+            Self::Gpt2(_) => Some("gpt2"),
+            Self::Bert(_) => Some("bert-base-uncased"),
+            Self::Llama(_) => None,
         }
     }
 
@@ -412,6 +439,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.to_json(),
             Self::Bert(c) => c.to_json(),
+            Self::Llama(c) => c.to_json(),
         }
     }
 
@@ -419,6 +447,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.vocab_size,
             Self::Bert(c) => c.vocab_size,
+            Self::Llama(c) => c.vocab_size,
         }
     }
 
@@ -427,6 +456,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.n_positions,
             Self::Bert(c) => c.max_position_embeddings,
+            Self::Llama(c) => c.max_position_embeddings,
         }
     }
 
@@ -435,6 +465,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => (c.n_layer, c.n_head, c.n_embd),
             Self::Bert(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
+            Self::Llama(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
         }
     }
 
@@ -444,6 +475,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(c) => c.resid_pdrop,
             Self::Bert(c) => c.hidden_dropout_prob,
+            Self::Llama(c) => c.attention_dropout,
         }
     }
 
@@ -458,6 +490,10 @@ impl ModelConfig {
                 (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (p, p);
                 Self::Bert(c)
             }
+            Self::Llama(mut c) => {
+                c.attention_dropout = p;
+                Self::Llama(c)
+            }
         }
     }
 }
@@ -469,6 +505,7 @@ impl Serialize for ModelConfig {
         match self {
             Self::Gpt2(c) => c.serialize(serializer),
             Self::Bert(c) => c.serialize(serializer),
+            Self::Llama(c) => c.serialize(serializer),
         }
     }
 }
@@ -520,5 +557,9 @@ mod tests {
         c.n_head = 3;
         assert!(Gpt2Config::from_json(c.to_json().as_bytes()).is_err());
         assert!(ModelConfig::from_json(br#"{"model_type": "llama"}"#).is_err());
+        assert!(ModelConfig::from_json(br#"{"model_type": "mixtral"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("mixtral"));
     }
 }

@@ -17,30 +17,7 @@ use super::config::Gpt2Config;
 use super::precision;
 use crate::fused;
 
-/// Keys and values of every layer for the tokens seen so far, so a new token attends to the
-/// prefix without recomputing it.
-#[derive(Debug, Clone, Default)]
-pub struct KvCache {
-    /// Per layer: `([b, nh, s, hd], [b, nh, s, hd])`.
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-    /// Tokens cached (`s`).
-    len: usize,
-}
-
-impl KvCache {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Tokens whose keys and values are cached; the next token's position.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
+pub use super::kv_cache::KvCache;
 
 /// GPT-2's initialisation: N(0, 0.02) everywhere, residual projections scaled by 1/√(2L).
 fn normal(std: f64) -> Initializer {

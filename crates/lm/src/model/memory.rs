@@ -131,6 +131,16 @@ impl ModelConfig {
                 positions: c.max_position_embeddings,
                 parameters: c.parameter_count(),
             },
+            // SwiGLU keeps gate, up and their product: counted as a wider MLP.
+            ModelConfig::Llama(c) => Shape {
+                vocab: c.vocab_size,
+                width: c.hidden_size.max(c.num_attention_heads.saturating_mul(c.head_dim())),
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                inner: c.intermediate_size.saturating_mul(3) / 2,
+                positions: c.max_position_embeddings,
+                parameters: c.parameter_count(),
+            },
         }
     }
 
@@ -144,6 +154,7 @@ impl ModelConfig {
         let vectors = match self {
             ModelConfig::Gpt2(c) => c.vector_count(),
             ModelConfig::Bert(c) => c.vector_count(),
+            ModelConfig::Llama(c) => c.vector_count(),
         };
         let matrices = self.parameter_count().saturating_sub(vectors);
         matrices.saturating_mul(weights.bytes()).saturating_add(vectors.saturating_mul(F32))

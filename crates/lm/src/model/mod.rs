@@ -5,10 +5,15 @@
 pub mod activation;
 pub mod attention;
 pub mod bert;
+pub mod causal;
 pub mod config;
 pub mod gpt2;
+pub mod kv_cache;
+pub mod llama;
 pub mod memory;
 pub mod precision;
+pub mod rms_norm;
+pub mod rope;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
@@ -16,6 +21,7 @@ use burn::tensor::{Device, Tensor};
 use self::bert::BertForMaskedLM;
 use self::config::ModelConfig;
 use self::gpt2::Gpt2LMHeadModel;
+use self::llama::LlamaForCausalLM;
 use crate::error::{invalid, Result};
 
 /// A model of either architecture: what a Hugging Face directory loads into, and what a
@@ -27,11 +33,13 @@ use crate::error::{invalid, Result};
 pub enum AnyModel {
     Gpt2(Box<Gpt2LMHeadModel>),
     Bert(Box<BertForMaskedLM>),
+    /// Llama, Qwen2, Qwen3.
+    Llama(Box<LlamaForCausalLM>),
 }
 
 impl AnyModel {
     /// The architecture's default tokenizer, used when a directory has no `tokenizer.json`.
-    pub fn default_tokenizer_name(&self) -> &'static str {
+    pub fn default_tokenizer_name(&self) -> Option<&'static str> {
         self.config().default_tokenizer_name()
     }
 
@@ -40,6 +48,7 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.device(),
             AnyModel::Bert(m) => m.device(),
+            AnyModel::Llama(m) => m.device(),
         }
     }
 
@@ -48,6 +57,7 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => ModelConfig::Gpt2(m.config().clone()),
             AnyModel::Bert(m) => ModelConfig::Bert(m.config().clone()),
+            AnyModel::Llama(m) => ModelConfig::Llama(Box::new(m.config().clone())),
         }
     }
 
@@ -56,6 +66,7 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.config().vocab_size,
             AnyModel::Bert(m) => m.config().vocab_size,
+            AnyModel::Llama(m) => m.config().vocab_size,
         }
     }
 
@@ -64,6 +75,7 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.num_params(),
             AnyModel::Bert(m) => m.num_params(),
+            AnyModel::Llama(m) => m.num_params(),
         }
     }
 
@@ -72,6 +84,7 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => m.transformer.wte.weight.val(),
             AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val(),
+            AnyModel::Llama(m) => m.model.embed_tokens.weight.val(),
         }
         .cast(burn::tensor::FloatDType::F32)
     }
@@ -81,6 +94,7 @@ impl AnyModel {
         let dtype = match self {
             AnyModel::Gpt2(m) => m.transformer.wte.weight.val().dtype(),
             AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val().dtype(),
+            AnyModel::Llama(m) => m.model.embed_tokens.weight.val().dtype(),
         };
         if dtype == burn::tensor::DType::F16 {
             precision::WeightDtype::F16
@@ -89,11 +103,21 @@ impl AnyModel {
         }
     }
 
+    /// The model as a decoder, for generation and scoring; `None` for an encoder.
+    pub fn causal(&self) -> Option<&dyn causal::CausalLm> {
+        match self {
+            AnyModel::Gpt2(m) => Some(m.as_ref()),
+            AnyModel::Llama(m) => Some(m.as_ref()),
+            AnyModel::Bert(_) => None,
+        }
+    }
+
     /// The same weights without the autodiff graph and with dropout off, for evaluation.
     pub fn valid(&self) -> AnyModel {
         match self {
             AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.valid())),
             AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.valid())),
+            AnyModel::Llama(m) => AnyModel::Llama(Box::new(m.valid())),
         }
     }
 }

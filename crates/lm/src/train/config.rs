@@ -144,7 +144,8 @@ impl TrainConfig {
     /// tokens (the tutorials' `context_length`) or the model's maximum if smaller.
     pub fn fine_tune(model: ModelConfig, source: impl Into<String>) -> Self {
         let arch = match model {
-            ModelConfig::Gpt2(_) => Arch::Gpt2,
+            // The Llama family is refused by `validate` until its training is built.
+            ModelConfig::Gpt2(_) | ModelConfig::Llama(_) => Arch::Gpt2,
             ModelConfig::Bert(_) => Arch::Bert,
         };
         let (n_layer, n_head, n_embd) = model.dims();
@@ -242,6 +243,13 @@ impl TrainConfig {
                 return Err(invalid!(
                     "--context {} is longer than the model's {max} positions",
                     self.data.context
+                ));
+            }
+            if let ModelConfig::Llama(c) = &init.model {
+                return Err(invalid!(
+                    "fine-tuning a {:?}-family model is not built yet: it loads, generates, scores and \
+                     opens up; training it comes with --arch llama",
+                    c.model_type
                 ));
             }
             let arch_matches = matches!(

@@ -57,11 +57,12 @@ impl Prepared {
     /// Mean loss of the batch on `model` (autodiff or not).
     pub(crate) fn loss(&self, model: &AnyModel) -> Result<Tensor<1>> {
         match (self, model) {
-            (Prepared::Causal { inputs, targets, rows, context }, AnyModel::Gpt2(m)) => {
+            (Prepared::Causal { inputs, targets, rows, context }, AnyModel::Gpt2(_) | AnyModel::Llama(_)) => {
+                let m = model.causal().expect("a decoder");
                 let device = &m.device();
                 let (b, t) = (*rows, *context);
                 let logits = m.forward(int_tensor(inputs, [b, t], device), None);
-                let vocab = m.config().vocab_size;
+                let vocab = m.vocab_size();
                 Ok(cross_entropy(logits.reshape([b * t, vocab]), int_tensor(targets, [b * t], device)))
             }
             (Prepared::Masked { inputs, labels, rows, context }, AnyModel::Bert(m)) => {
@@ -148,6 +149,7 @@ pub(crate) fn replica(model: &AnyModel) -> AnyModel {
     match model {
         AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.as_ref().clone().map(&mut Fresh))),
         AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.as_ref().clone().map(&mut Fresh))),
+        AnyModel::Llama(m) => AnyModel::Llama(Box::new(m.as_ref().clone().map(&mut Fresh))),
     }
 }
 
@@ -202,6 +204,7 @@ pub(crate) fn loss_and_grads(
         let grads = match m {
             AnyModel::Gpt2(m) => optim.host_gradients(m.as_ref(), grads)?,
             AnyModel::Bert(m) => optim.host_gradients(m.as_ref(), grads)?,
+            AnyModel::Llama(m) => optim.host_gradients(m.as_ref(), grads)?,
         };
         Ok((value, grads))
     });

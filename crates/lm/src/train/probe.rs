@@ -71,7 +71,8 @@ pub async fn probe(model: &AnyModel, tokenizer: &Tokenizer, ids: &[u32]) -> Resu
                     .collect()
             })
             .collect(),
-        AnyModel::Bert(_) => Vec::new(),
+        // BERT has no next token to lens; the Llama family's lens is not wired into the probe yet.
+        AnyModel::Bert(_) | AnyModel::Llama(_) => Vec::new(),
     };
     Ok(Probe { tokens: ids.iter().map(|&id| token(id)).collect(), attentions, lens })
 }

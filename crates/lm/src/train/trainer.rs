@@ -362,6 +362,7 @@ impl Trainer {
         let grads = match model {
             AnyModel::Gpt2(m) => self.optim.gradients(m.as_ref(), grads).await?,
             AnyModel::Bert(m) => self.optim.gradients(m.as_ref(), grads).await?,
+            AnyModel::Llama(m) => self.optim.gradients(m.as_ref(), grads).await?,
         };
         Ok((loss, grads))
     }
@@ -394,6 +395,7 @@ impl Trainer {
         let norm = match model {
             AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &inner),
             AnyModel::Bert(m) => grads.norm(m.as_ref(), &inner),
+            AnyModel::Llama(m) => grads.norm(m.as_ref(), &inner),
         };
         let (loss, norm) = match norm {
             GradNorm::Device(norm) => {
@@ -458,6 +460,7 @@ impl Trainer {
         let model = match model {
             AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
             AnyModel::Bert(m) => AnyModel::Bert(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
+            AnyModel::Llama(m) => AnyModel::Llama(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
         };
         self.model = Some(model);
         self.batcher = batcher;
@@ -550,7 +553,8 @@ impl Trainer {
         let prompt = self.sample_prompt();
         let ids = encode_corpus(&self.tokenizer, &Corpus::from_bytes(prompt.as_bytes())?)?;
         match model {
-            AnyModel::Gpt2(m) => {
+            AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
+                let m = model.causal().expect("a decoder");
                 let sampling = Sampling::new(0.8, Some(40), None)?;
                 let new = crate::infer::generate::generate(
                     m,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use burn::tensor::{Int, Tensor};
 use hearth_lm::infer::sampling::{argmax, top_k_probs};
-use hearth_lm::io::hf::{export_bert, export_gpt2, load_model};
+use hearth_lm::io::hf::{export_model, load_model};
 use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::tensor::{ids_tensor, read_f32};
 use hearth_lm::{AnyModel, Generator, Sampling, Tokenizer};
@@ -139,7 +139,7 @@ pub fn sampling_of(p: SamplingParams) -> Result<Sampling, String> {
 
 /// Logits of the next token after `ids` with the generate panel's model.
 async fn next_logits(m: &LoadedModel, ids: &[u32]) -> Result<Vec<f32>, String> {
-    let AnyModel::Gpt2(model) = &m.model else { return Err("not a GPT-2 model".into()) };
+    let Some(model) = m.model.causal() else { return Err("not a causal model".into()) };
     let mut generator = Generator::new(model, ids, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
     generator.next_logits().await.map_err(|e| e.to_string())
 }
@@ -202,7 +202,7 @@ async fn stream(
     max_new_tokens: usize,
     epoch: u64,
 ) -> Result<(), String> {
-    let AnyModel::Gpt2(model) = &m.model else { return Err("not a GPT-2 model".into()) };
+    let Some(model) = m.model.causal() else { return Err("not a causal model".into()) };
     if max_new_tokens == 0 || max_new_tokens > 2048 {
         return Err(format!("max tokens must be between 1 and 2048, got {max_new_tokens}"));
     }
@@ -236,9 +236,10 @@ async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
     // Out of range, the embedding lookup would read past its table on the GPU.
     hearth_lm::model::check_ids(ids, model.vocab_size()).map_err(|e| e.to_string())?;
     match model {
-        AnyModel::Gpt2(m) => {
+        AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
+            let m = model.causal().expect("a decoder");
             let device = m.device();
-            let n = m.config().n_positions;
+            let n = m.context();
             let ids = &ids[ids.len().saturating_sub(n)..];
             read_f32(m.forward(ids_tensor(ids, &device), None)).await.map_err(|e| e.to_string())
         }
@@ -266,11 +267,7 @@ pub(super) fn compared(model: &AnyModel, backend: &str) -> String {
 
 /// The same weights on the CPU backend, to compare a device's results with.
 pub(super) async fn on_cpu(model: &AnyModel) -> Result<AnyModel, String> {
-    let files = match model {
-        AnyModel::Gpt2(model) => export_gpt2(model, None).await,
-        AnyModel::Bert(model) => export_bert(model, None).await,
-    }
-    .map_err(|e| e.to_string())?;
+    let files = export_model(model, None).await.map_err(|e| e.to_string())?;
     load_model(&files.config_json, &files.model_safetensors, &cpu_device()).map_err(|e| e.to_string())
 }
 

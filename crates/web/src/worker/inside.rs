@@ -36,7 +36,7 @@ fn tokens_of(model: &AnyModel, tokenizer: &Tokenizer, text: &str) -> Result<(Vec
         return Err(format!("the text has {} tokens; the model sees at most {max}", encoded.ids.len()));
     }
     let tokens = match model {
-        AnyModel::Gpt2(_) => {
+        AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
             encoded.ids.iter().map(|&id| tokenizer.decode(&[id]).unwrap_or_default()).collect()
         }
         AnyModel::Bert(_) => encoded.tokens,
@@ -56,6 +56,10 @@ fn gpt2<'a>(model: &'a AnyModel, what: &str) -> Result<&'a hearth_lm::Gpt2LMHead
     match model {
         AnyModel::Gpt2(m) => Ok(m),
         AnyModel::Bert(_) => Err(format!("{what} needs a causal model (GPT-2); this is a BERT masked LM")),
+        AnyModel::Llama(m) => Err(format!(
+            "{what} of a {} is not built yet (its attention map is)",
+            m.config().architectures.first().map_or("Llama-family model", String::as_str)
+        )),
     }
 }
 

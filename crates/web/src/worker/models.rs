@@ -136,9 +136,10 @@ fn worker_memory() -> u64 {
 fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
     let config = ModelConfig::from_json(config_json).map_err(|e| e.to_string())?;
     match (&config, slot) {
-        (ModelConfig::Gpt2(_), Slot::Generate) | (ModelConfig::Bert(_), Slot::FillMask) => {}
-        (ModelConfig::Gpt2(_), Slot::FillMask) => {
-            return Err("this is a GPT-2 (causal) model; fill-mask needs a BERT masked LM".into())
+        (ModelConfig::Gpt2(_) | ModelConfig::Llama(_), Slot::Generate)
+        | (ModelConfig::Bert(_), Slot::FillMask) => {}
+        (ModelConfig::Gpt2(_) | ModelConfig::Llama(_), Slot::FillMask) => {
+            return Err("this is a causal model; fill-mask needs a BERT masked LM".into())
         }
         (ModelConfig::Bert(_), Slot::Generate) => {
             return Err("this is a BERT masked LM; generation needs a GPT-2 causal LM".into())
@@ -163,8 +164,8 @@ async fn tokenizer_for(
     config: &ModelConfig,
     topic: Topic,
 ) -> Result<Tokenizer, String> {
-    if tokenizer_json.is_none() {
-        builtins::ensure(config.default_tokenizer_name(), topic).await?;
+    if let (None, Some(name)) = (tokenizer_json, config.default_tokenizer_name()) {
+        builtins::ensure(name, topic).await?;
     }
     let files = HfFiles {
         config_json: config_json.to_vec(),
@@ -178,7 +179,7 @@ fn tokenizer_name(beside: bool, config: &ModelConfig) -> String {
     if beside {
         "tokenizer.json beside the model".to_string()
     } else {
-        format!("built-in {}", config.default_tokenizer_name())
+        format!("built-in {}", config.default_tokenizer_name().unwrap_or("none"))
     }
 }
 
@@ -296,6 +297,10 @@ fn describe(
         ModelConfig::Gpt2(c) => (TrainArch::Gpt2, c.n_layer, c.n_embd, c.vocab_size, c.n_positions),
         ModelConfig::Bert(c) => {
             (TrainArch::Bert, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
+        }
+        // A decoder: the Generate panel's kind (TrainArch names the page's two pretraining choices).
+        ModelConfig::Llama(c) => {
+            (TrainArch::Gpt2, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
         }
     };
     ModelInfo {

@@ -222,7 +222,8 @@ pub(super) async fn build(
         let source = source(settings.start_from, settings, budget).await?;
         let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
         settings.arch = match model {
-            ModelConfig::Gpt2(_) => TrainArch::Gpt2,
+            // The Llama family is refused by TrainConfig::validate until its training is built.
+            ModelConfig::Gpt2(_) | ModelConfig::Llama(_) => TrainArch::Gpt2,
             ModelConfig::Bert(_) => TrainArch::Bert,
         };
         let config = train_config(settings, Some((model, source.name)))?;
