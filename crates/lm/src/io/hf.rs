@@ -231,20 +231,22 @@ pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tok
     Ok(tokenizer)
 }
 
+/// `generation_config.json` as `save_pretrained` writes it for a decoder: its bos and eos ids.
+fn generation_config(bos: &impl serde::Serialize, eos: &impl serde::Serialize) -> Vec<u8> {
+    let generation = serde_json::json!({ "bos_token_id": bos, "eos_token_id": eos });
+    serde_json::to_vec_pretty(&generation).expect("json value")
+}
+
 /// A GPT-2 as a directory `GPT2LMHeadModel.from_pretrained` opens (tied `lm_head` not stored,
 /// keys with the `transformer.` prefix, as `save_pretrained` writes them).
 pub async fn export_gpt2(model: &Gpt2LMHeadModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
     let weights = module_safetensors(model, Layout::Gpt2).await?;
     let c = model.config();
-    let generation = serde_json::json!({
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_id,
-    });
     Ok(HfFiles {
         config_json: c.to_json().into_bytes(),
         model_safetensors: weights,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
-        generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
+        generation_config_json: Some(generation_config(&c.bos_token_id, &c.eos_token_id)),
         weight_shards: Vec::new(),
     })
 }
@@ -264,15 +266,11 @@ pub async fn export_bert(model: &BertForMaskedLM, tokenizer: Option<&Tokenizer>)
 /// weights, the tied head not stored).
 pub async fn export_llama(model: &LlamaForCausalLM, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
     let c = model.config();
-    let generation = serde_json::json!({
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_id,
-    });
     Ok(HfFiles {
         config_json: c.to_json().into_bytes(),
         model_safetensors: module_safetensors(model, Layout::Llama).await?,
         tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
-        generation_config_json: Some(serde_json::to_vec_pretty(&generation).expect("json value")),
+        generation_config_json: Some(generation_config(&c.bos_token_id, &c.eos_token_id)),
         weight_shards: Vec::new(),
     })
 }
