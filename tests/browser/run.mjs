@@ -346,6 +346,36 @@ await test('sliders: the distribution after temperature and top-k follows them',
   await tid('generate-panel').screenshot({ path: path.join(shots, 'generate.png') });
 });
 
+// Issue 31: a request shows on the activity line the moment the worker has it, with what it
+// waits for; a waiting one cancels without computing; its button cannot queue a second one.
+await test('the activity line names the running job and the one waiting; cancel works on both', async () => {
+  await tid('temperature').fill('0');
+  await tid('max-tokens').fill('2048');
+  await tid('generate-run').click();
+  await waitFor('the generation on the activity line', async () =>
+    (await page.locator('[data-testid=activity-job]:not(.waiting) [data-testid=activity-label]').allTextContents())
+      .includes('generating 2048 tokens'));
+  await tid('generate-verify').click();
+  await waitFor('the check waiting behind it', async () =>
+    (await page.locator('[data-testid=activity-job].waiting [data-testid=activity-label]').allTextContents())
+      .includes('check against CPU (Generate)'));
+  assert((await text('activity-waiting')).includes('waiting (1)'), await text('activity'));
+  assert(!(await tid('generate-verify').isEnabled()), 'a second check cannot be queued while one waits');
+  await tid('activity').screenshot({ path: path.join(shots, 'activity.png') });
+  // Cancel the waiting check: it leaves the line and its panel says so; it never ran.
+  await page.locator('[data-testid=activity-job].waiting [data-testid=activity-cancel]').click();
+  await waitFor('the check cancelled', async () => (await page.locator('[data-testid=activity-job].waiting').count()) === 0);
+  await waitFor('the panel told', async () => (await text('generate-notice')).includes('Cancelled: check against CPU'));
+  assert(await tid('generate-verify').isEnabled(), 'the check can be asked again');
+  // Cancel the running generation from the line: it stops at its next token.
+  await page.locator('[data-testid=activity-job]:not(.waiting) [data-testid=activity-cancel]').click();
+  await waitFor('the generation stopped', async () =>
+    (await tid('generate-run').isEnabled()) && (await page.locator('[data-testid=activity]').count()) === 0);
+  const n = idsOf(await text('generate-ids')).length;
+  assert(n > 0 && n < 2048, `stopped part-way (${n} tokens)`);
+  await noError('generate');
+});
+
 await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', async () => {
   await tab('fillmask');
   const dir = path.join(fixtures, 'bert-tiny-mlm');

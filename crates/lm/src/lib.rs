@@ -10,9 +10,11 @@
 //! - [`model`]: the pure Burn modules (configs, attention, GPT-2, BERT) and [`AnyModel`];
 //! - [`io`]: bytes ⇄ models: Hugging Face directories, safetensors, tokenizers, checkpoints;
 //! - [`infer`]: sampling, generation, fill-mask, scoring;
+//! - [`chat`]: chat templates rendered as transformers renders them, generation_config.json;
 //! - [`train`]: corpus, run tokenizers, windows, batches, masking, AdamW, the trainer;
 //! - [`tensor`], [`rng`], [`error`], [`finite`]: what all of them share.
 
+pub mod chat;
 pub mod error;
 pub mod finite;
 pub mod fused;

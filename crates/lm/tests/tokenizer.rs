@@ -1,4 +1,5 @@
-//! The real GPT-2 and bert-base-uncased vocabularies give the known ids.
+//! The real GPT-2 and bert-base-uncased vocabularies give the known ids; the real chat templates
+//! of SmolLM2, Llama 3.2, Qwen2.5 and Qwen3 render what transformers renders.
 
 mod common;
 
@@ -47,4 +48,37 @@ fn bad_tokenizers_are_clear_errors() {
     assert!(err.contains("tokenizer.json"), "{err}");
     let t = Tokenizer::builtin("gpt2").unwrap();
     assert!(t.decode(&[99_999]).unwrap_err().to_string().contains("outside the vocabulary"));
+}
+
+/// Every conversation of `tests/fixtures/chat/expected.json` through each real template, with and
+/// without the generation prompt: byte for byte what transformers' `apply_chat_template` renders.
+#[test]
+fn real_chat_templates_render_as_transformers() {
+    use hearth_lm::chat::{ChatTemplate, Message, Now};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/chat");
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let now = Now { unix_seconds: expected["now_unix_seconds"].as_i64().unwrap() };
+    let cases = expected["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 32);
+    for case in cases {
+        let name = case["template"].as_str().unwrap();
+        let source = std::fs::read_to_string(dir.join(format!("{name}.jinja"))).unwrap();
+        let specials = case["specials"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let template = ChatTemplate::new(source, specials).unwrap();
+        let messages: Vec<Message> = serde_json::from_value(case["messages"].clone()).unwrap();
+        let add = case["add_generation_prompt"].as_bool().unwrap();
+        let rendered = template.render(&messages, add, now).unwrap();
+        assert_eq!(
+            rendered,
+            case["rendered"].as_str().unwrap(),
+            "{name}, {}, add_generation_prompt {add}",
+            case["conversation"]
+        );
+    }
 }

@@ -15,6 +15,32 @@ pub enum Slot {
     Generate,
 }
 
+/// What a job of the activity line is: the page disables the control that would queue another
+/// of the same kind while one waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobKind {
+    Load,
+    FillMask,
+    Generate,
+    NextToken,
+    Distribution,
+    Inside,
+    Verify,
+    StartTraining,
+}
+
+/// One request the worker has received and not finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: u64,
+    pub kind: JobKind,
+    pub topic: Topic,
+    pub label: String,
+    /// On the device now; otherwise waiting for the jobs before it.
+    pub running: bool,
+    pub cancellable: bool,
+}
+
 /// Which panel an error or progress report belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Topic {
@@ -209,6 +235,11 @@ pub enum Request {
         max_new_tokens: usize,
     },
     StopGenerate,
+    /// Cancels a job of the activity line: one waiting leaves the queue; a running generation
+    /// stops at its next token.
+    Cancel {
+        job: u64,
+    },
     /// Runs the slot's model on WebGPU and on the CPU backend and compares the logits.
     Verify {
         slot: Slot,
@@ -572,6 +603,16 @@ pub enum Event {
     /// The storage transaction in flight ("saving the checkpoint"), or none.
     Storage {
         busy: Option<String>,
+    },
+    /// What the worker is doing: the job running on the device and those queued behind it, in
+    /// order (the activity line).
+    Activity {
+        jobs: Vec<Job>,
+    },
+    /// A job was cancelled before it finished: its panel stops waiting.
+    Cancelled {
+        topic: Topic,
+        label: String,
     },
     /// The saved run crashed the worker while it was being restored, `attempts` times: it is not
     /// restored again until the user says so.

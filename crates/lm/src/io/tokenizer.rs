@@ -65,6 +65,26 @@ impl Tokenizer {
         Ok(self.encode(text)?.ids)
     }
 
+    /// Token ids of `text` without the tokenizer's own special tokens: a rendered chat prompt
+    /// already holds them (transformers' `apply_chat_template` encodes with
+    /// `add_special_tokens=False`), and Llama 3's tokenizer would add a second `<|begin_of_text|>`.
+    pub fn encode_ids_plain(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text of `ids` without special tokens (a chat reply as people read it: transformers'
+    /// `decode(..., skip_special_tokens=True)`).
+    pub fn decode_plain(&self, ids: &[u32]) -> Result<String> {
+        let vocab = self.vocab_size();
+        if let Some(bad) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary (size {vocab})"
+            )));
+        }
+        self.inner.decode(ids, true).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
     /// Text of `ids`, special tokens included (a user decoding an id wants to see it).
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         let vocab = self.vocab_size();

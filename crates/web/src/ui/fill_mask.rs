@@ -9,7 +9,7 @@ use super::model_source::ModelSource;
 use super::state::AppState;
 use super::verify::Verify;
 use super::widgets::Status;
-use crate::protocol::{Request, Slot, Topic};
+use crate::protocol::{JobKind, Request, Slot, Topic};
 
 #[component]
 pub fn FillMaskPanel() -> impl IntoView {
@@ -48,7 +48,9 @@ pub fn FillMaskPanel() -> impl IntoView {
                         }
                     />
                 </label>
-                <button data-testid="fillmask-run" class="primary" on:click=move |_| run()>"Predict"</button>
+                <button data-testid="fillmask-run" class="primary"
+                    prop:disabled=move || state.job_pending(JobKind::FillMask, Topic::FillMask)
+                    on:click=move |_| run()>"Predict"</button>
             </div>
             <div data-testid="fillmask-results" class="results">
                 {move || {

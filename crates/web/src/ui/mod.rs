@@ -1,5 +1,6 @@
 //! The page: a header with the backend, tabs for the four panels and the device.
 
+mod activity;
 mod bridge;
 mod charts;
 mod device;
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
             </span>
             <recovery::TestHooks enabled=test_hooks />
         </header>
+        <activity::ActivityLine />
         <recovery::Recovery />
         <owner::OwnerBanner />
         <safe_mode::SafeMode />

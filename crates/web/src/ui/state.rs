@@ -4,8 +4,8 @@ use leptos::prelude::*;
 
 use crate::kernels::Choice;
 use crate::protocol::{
-    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, InsideResult, InsideText, LossPoint, ModelInfo,
-    Placed, RunSummary, SamplingParams, Slot, TokenScore, Topic, TrainStatus,
+    Candidate, CorpusInfo, DeviceInfo, EvalPoint, Event, InsideResult, InsideText, Job, JobKind, LossPoint,
+    ModelInfo, Placed, RunSummary, SamplingParams, Slot, TokenScore, Topic, TrainStatus,
 };
 
 /// `[head][query][key]` or `[layer][head][key]`.
@@ -168,6 +168,8 @@ pub struct AppState {
     pub owner: RwSignal<Option<bool>>,
     /// The storage transaction in flight ("saving the checkpoint"), if any.
     pub storage_busy: RwSignal<Option<String>>,
+    /// The worker's jobs: the one on the device, then those waiting (the activity line).
+    pub activity: RwSignal<Vec<Job>>,
     /// Safe mode: the saved run (name, step, crashed restores) that is not restored by itself.
     pub safe_mode: RwSignal<Option<(String, usize, u32)>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
@@ -200,6 +202,7 @@ impl AppState {
             stored_runs: RwSignal::new(Vec::new()),
             owner: RwSignal::new(None),
             storage_busy: RwSignal::new(None),
+            activity: RwSignal::new(Vec::new()),
             safe_mode: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
@@ -236,6 +239,12 @@ impl AppState {
         }]
     }
 
+    /// A job of `kind` for `topic`'s panel is running or waiting: its button would only queue a
+    /// duplicate.
+    pub fn job_pending(&self, kind: JobKind, topic: Topic) -> bool {
+        self.activity.with(|jobs| jobs.iter().any(|j| j.kind == kind && j.topic == topic))
+    }
+
     pub fn model(&self, slot: Slot) -> RwSignal<Option<ModelInfo>> {
         match slot {
             Slot::FillMask => self.fill_model,
@@ -253,6 +262,15 @@ impl AppState {
             }
             Event::Owner { owner } => self.owner.set(Some(owner)),
             Event::Storage { busy } => self.storage_busy.set(busy),
+            Event::Activity { jobs } => self.activity.set(jobs),
+            Event::Cancelled { topic, label } => {
+                let t = self.topic(topic);
+                t.settle();
+                t.notice.set(Some(format!("Cancelled: {label}.")));
+                if topic == Topic::Generate {
+                    self.generating.set(false);
+                }
+            }
             Event::SafeMode { name, step, attempts } => self.safe_mode.set(Some((name, step, attempts))),
             Event::Runs(runs) => {
                 // A deleted run leaves the overlay too.

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use super::bridge::post;
 use super::state::AppState;
-use crate::protocol::{Request, Slot};
+use crate::protocol::{JobKind, Request, Slot};
 
 /// Runs the panel's model on WebGPU and on the CPU backend and shows the largest difference.
 #[component]
@@ -22,6 +22,7 @@ pub fn Verify(panel: Slot, text: Signal<String>) -> impl IntoView {
             <button
                 data-testid=format!("{prefix}-verify")
                 title="compare this device's logits with the CPU backend's"
+                prop:disabled=move || state.job_pending(JobKind::Verify, slot.into())
                 on:click=move |_| post(&Request::Verify { slot, text: text.get_untracked() })
             >
                 "Check against CPU"

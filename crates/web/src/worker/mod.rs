@@ -2,6 +2,7 @@
 //! the UI stays responsive. Requests are handled concurrently on the worker's event loop; the
 //! long ones (generation, training) give the loop back between tokens and steps.
 
+mod activity;
 mod builtins;
 mod device;
 mod fetch;
@@ -21,7 +22,7 @@ use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use crate::protocol::{Event, Request, Topic};
+use crate::protocol::{Event, InsideQuery, JobKind, Request, Slot, Topic};
 use crate::units::human_bytes;
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -69,7 +70,70 @@ pub fn start() {
     emit(&Event::Started);
 }
 
+/// How a request shows on the activity line: its kind, panel, label, the key under which a newer
+/// one supersedes it while it waits, and whether it waits for the device.
+fn job_of(request: &Request) -> Option<(JobKind, Topic, String, Option<String>, bool)> {
+    let panel = |slot: &Slot| match slot {
+        Slot::FillMask => "Fill mask",
+        Slot::Generate => "Generate",
+    };
+    Some(match request {
+        Request::LoadUrl { slot, .. } | Request::LoadFiles { slot } | Request::UseTrained { slot } => {
+            (JobKind::Load, Topic::from(*slot), format!("loading a model ({})", panel(slot)), None, false)
+        }
+        Request::FillMask { .. } => (JobKind::FillMask, Topic::FillMask, "fill mask".into(), None, true),
+        Request::Distribution { .. } => (
+            JobKind::Distribution,
+            Topic::Generate,
+            "next-token distribution".into(),
+            Some("distribution".into()),
+            true,
+        ),
+        Request::NextToken { .. } => (JobKind::NextToken, Topic::Generate, "next token".into(), None, true),
+        Request::Generate { max_new_tokens, .. } => {
+            (JobKind::Generate, Topic::Generate, format!("generating {max_new_tokens} tokens"), None, true)
+        }
+        Request::Verify { slot, .. } => {
+            (JobKind::Verify, Topic::from(*slot), format!("check against CPU ({})", panel(slot)), None, true)
+        }
+        Request::VerifyInside { slot, .. } => (
+            JobKind::Verify,
+            Topic::from(*slot),
+            format!("check views against CPU ({})", panel(slot)),
+            None,
+            true,
+        ),
+        Request::Inside { slot, query, .. } => {
+            // (view, question): a newer question of the same kind replaces one still waiting (the
+            // attention of another layer); a view's other questions (the projection beside the
+            // neighbours) keep their place.
+            let (view, question) = match query {
+                InsideQuery::Attention { .. } => ("attention", "layer"),
+                InsideQuery::AttentionFrom { .. } => ("attention", "token"),
+                InsideQuery::Lens { .. } => ("logit lens", "lens"),
+                InsideQuery::Surprisal { .. } => ("surprisal", "surprisal"),
+                InsideQuery::Nearest { .. } => ("embeddings", "nearest"),
+                InsideQuery::Projection { .. } => ("embeddings", "projection"),
+            };
+            let key = format!("inside {} {question}", panel(slot));
+            (JobKind::Inside, Topic::from(*slot), format!("{view} ({})", panel(slot)), Some(key), true)
+        }
+        Request::TrainStart { .. } => {
+            (JobKind::StartTraining, Topic::Pretrain, "start training".into(), None, true)
+        }
+        _ => return None,
+    })
+}
+
 async fn handle(request: Request, extra: JsValue) {
+    let ticket = match job_of(&request) {
+        Some((kind, topic, label, key, true)) => match activity::queue(kind, topic, label, key).await {
+            Some(ticket) => Some(ticket),
+            None => return,
+        },
+        Some((kind, topic, label, _, false)) => Some(activity::track(kind, topic, label)),
+        None => None,
+    };
     match request {
         Request::Init { force_cpu, fail_tuned, crash_restore, owner } => {
             state::init(force_cpu, fail_tuned).await;
@@ -105,6 +169,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::StopGenerate => {
             state::bump_generation();
         }
+        Request::Cancel { job } => activity::cancel(job),
         Request::Verify { slot, text } => infer::verify(slot, &text).await,
         Request::Inside { seq, slot, text, query } => inside::inside(seq, slot, &text, query).await,
         Request::VerifyInside { slot, text } => inside::verify(slot, &text).await,
@@ -114,7 +179,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::RunRename { id, name } => runs::rename_run(id, name).await,
         Request::RunDelete { id } => runs::delete_run(id).await,
         Request::RunDownload { id } => training::download_run(id).await,
-        Request::TrainStart { settings } => training::start(settings).await,
+        Request::TrainStart { settings } => training::start(settings, ticket).await,
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,
         Request::DownloadTrained => training::download().await,

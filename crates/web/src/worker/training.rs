@@ -256,7 +256,9 @@ impl Drop for Starting {
     }
 }
 
-pub async fn start(settings: TrainSettings) {
+/// `ticket` holds the device queue while the run is built (and a fine-tune evaluated first); the
+/// run's steps then share the device with the panels.
+pub async fn start(settings: TrainSettings, ticket: Option<super::activity::Ticket>) {
     if !owner::is_owner() {
         return emit_error(TOPIC, owner::NOT_OWNER);
     }
@@ -342,6 +344,7 @@ pub async fn start(settings: TrainSettings) {
     state::set_run(run.clone());
     run.emit_history();
     run.emit_status();
+    drop(ticket);
     drive(run).await;
 }
 

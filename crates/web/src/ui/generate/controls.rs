@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::refresh_distribution;
-use crate::protocol::{Request, SamplingParams};
+use crate::protocol::{JobKind, Request, SamplingParams, Topic};
 use crate::ui::bridge::post;
 use crate::ui::state::AppState;
 
@@ -127,10 +127,13 @@ pub fn GenerateControls() -> impl IntoView {
             </label>
         </div>
         <div class="row">
-            <button data-testid="next-token" on:click=move |_| post(&Request::NextToken { prompt: state.prompt.get_untracked() })>
+            <button data-testid="next-token"
+                prop:disabled=move || state.job_pending(JobKind::NextToken, Topic::Generate)
+                on:click=move |_| post(&Request::NextToken { prompt: state.prompt.get_untracked() })>
                 "Next token (greedy)"
             </button>
-            <button data-testid="generate-run" class="primary" prop:disabled=move || state.generating.get() on:click=generate>
+            <button data-testid="generate-run" class="primary" prop:disabled=move || state.generating.get() || state.job_pending(JobKind::Generate, Topic::Generate)
+                on:click=generate>
                 "Generate"
             </button>
             <button data-testid="generate-stop" prop:disabled=move || !state.generating.get() on:click=move |_| post(&Request::StopGenerate)>

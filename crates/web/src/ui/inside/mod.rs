@@ -14,7 +14,7 @@ use self::attention::AttentionView;
 use self::embeddings::EmbeddingsView;
 use self::lens::LensView;
 use self::surprisal::SurprisalView;
-use crate::protocol::{InsideQuery, Request, Slot, TrainArch};
+use crate::protocol::{InsideQuery, JobKind, Request, Slot, TrainArch};
 use crate::ui::bridge::post;
 use crate::ui::state::AppState;
 
@@ -149,7 +149,7 @@ pub fn InsidePanel(panel: Slot, text: Signal<String>) -> impl IntoView {
                 <button
                     data-testid=format!("{prefix}-verify")
                     title="compute every view here and on the CPU backend and compare"
-                    disabled=move || state.model(slot).get().is_none()
+                    disabled=move || state.model(slot).get().is_none() || state.job_pending(JobKind::Verify, slot.into())
                     on:click=move |_| {
                         let t = ctx.looked.get_untracked().unwrap_or_else(|| text.get_untracked());
                         post(&Request::VerifyInside { slot, text: t });

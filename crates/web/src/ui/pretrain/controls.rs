@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::protocol::{Request, RunState, TrainAction, TrainSettings};
+use crate::protocol::{JobKind, Request, RunState, Topic, TrainAction, TrainSettings};
 use crate::ui::bridge::post;
 use crate::ui::state::AppState;
 use crate::units::{fixed, human_count, human_duration};
@@ -18,6 +18,8 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
     // only queue behind it, so it waits visibly instead.
     let not_owner = move || state.owner.get() == Some(false);
     let busy = move || state.storage_busy.get().is_some();
+    // Pressed already: the Start waits on the activity line for the jobs before it.
+    let starting = move || state.job_pending(JobKind::StartTraining, Topic::Pretrain);
     let start_now = move || {
         state.losses.set(Vec::new());
         state.evals.set(Vec::new());
@@ -40,7 +42,7 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
     };
     view! {
         <div class="row">
-            <button class="primary" data-testid="train-start" prop:disabled=move || running() || not_owner() || busy()
+            <button class="primary" data-testid="train-start" prop:disabled=move || running() || not_owner() || busy() || starting()
                 on:click=start>"Start"</button>
             <button data-testid="train-pause" prop:disabled=move || run_state() != RunState::Running
                 on:click=move |_| post(&Request::TrainControl { action: TrainAction::Pause })>"Pause"</button>
