@@ -2,6 +2,7 @@
 //! The only place (with the web app) that touches files, clocks and backends.
 
 mod bench;
+mod chat;
 mod checkpoint_dir;
 mod device;
 mod generate;
@@ -39,8 +40,10 @@ enum Command {
     Decode(tokenize::DecodeArgs),
     /// Top-k predictions for every [MASK] with a BERT masked LM.
     FillMask(predict::FillMaskArgs),
-    /// Continue a prompt with a GPT-2 causal LM.
+    /// Continue a prompt with a causal LM (GPT-2, Llama, SmolLM2, Qwen2.5, Qwen3).
     Generate(generate::GenerateArgs),
+    /// Chat with an instruct checkpoint through its chat template (interactive, or --message).
+    Chat(chat::ChatArgs),
     /// Mean next-token cross-entropy and perplexity of a text.
     Score(predict::ScoreArgs),
     /// Pretrain a GPT-2 (causal) or BERT (masked) model on a text file.
@@ -124,6 +127,7 @@ fn run_on(command: Command, device: &burn::tensor::Device) -> CliResult {
         Command::Decode(a) => tokenize::decode(a),
         Command::FillMask(a) => predict::fill_mask(a, device),
         Command::Generate(a) => generate::run(a, device),
+        Command::Chat(a) => chat::run(a, device),
         Command::Score(a) => predict::score(a, device),
         Command::Train(a) => train::train(*a, device),
         Command::Eval(a) => train::eval(a, device),

@@ -813,3 +813,79 @@ fn llama_family_bad_input_exits_1_with_one_line() {
         "not built yet",
     );
 }
+
+/// `hearth chat --message --json` on an instruct-shaped Qwen3 (its template in
+/// tokenizer_config.json, eos ids in generation_config.json): the prompt ids of transformers'
+/// `apply_chat_template(..., add_generation_prompt=True)`, then transformers' greedy reply, which
+/// ends at an eos id; the reply's text is decoded without special tokens.
+#[test]
+fn chat_renders_the_template_and_stops_at_eos_as_transformers() {
+    let dir = case("qwen3-chat");
+    let chat: Value = serde_json::from_slice(&std::fs::read(format!("{dir}/chat.json")).unwrap()).unwrap();
+    let v = json(&[
+        "chat",
+        "--model",
+        &dir,
+        "--system",
+        chat["messages"][0]["content"].as_str().unwrap(),
+        "--message",
+        chat["messages"][1]["content"].as_str().unwrap(),
+        "--max-new-tokens",
+        "40",
+        "--json",
+    ]);
+    assert_eq!(v["prompt_ids"], chat["prompt_ids"]);
+    assert!(v["prompt"].as_str().unwrap().ends_with("<|im_start|>assistant\n"), "{}", v["prompt"]);
+    assert_eq!(v["new_ids"], chat["new_ids"]);
+    assert_eq!(v["eos_token_ids"], chat["eos_token_ids"]);
+    assert_eq!(v["stop"], "eos");
+    assert_eq!(v["reply"], chat["reply"]);
+    assert_eq!(v["sampling"], "greedy");
+
+    // A base model has no template: one line saying so, exit 1. A broken template is refused at
+    // load with the parser's reason.
+    fails_with_code(
+        1,
+        &["chat", "--model", &case("qwen3-qknorm-headdim"), "--message", "hi"],
+        "no chat template",
+    );
+    let broken = scratch("chat-broken-template");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(format!("{dir}/{f}"), broken.join(f)).unwrap();
+    }
+    std::fs::write(broken.join("tokenizer_config.json"), r#"{"chat_template": "{% for m in messages %}"}"#)
+        .unwrap();
+    fails_with_code(1, &["chat", "--model", &broken.to_string_lossy(), "--message", "hi"], "does not parse");
+    std::fs::write(broken.join("chat_template.jinja"), "{{ raise_exception('Only user turns, please') }}")
+        .unwrap();
+    fails_with_code(
+        1,
+        &["chat", "--model", &broken.to_string_lossy(), "--message", "hi"],
+        "Only user turns, please",
+    );
+    let _ = std::fs::remove_dir_all(&broken);
+}
+
+/// The interactive session: each stdin line is a turn answered in the template's format, the
+/// second with the first reply in its prompt; `/prompt` shows it; end of input ends the session.
+#[test]
+fn chat_interactive_keeps_the_conversation() {
+    use std::io::Write;
+    let dir = case("qwen3-chat");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["chat", "--model", &dir, "--max-new-tokens", "5"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"Hi\nAgain\n/prompt\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "two replies");
+    // The last prompt holds both turns and the first reply, and opens the assistant's turn.
+    let shown = stderr.split("> ").nth(3).unwrap();
+    assert!(shown.contains("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{shown}");
+    assert!(shown.contains("<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n"), "{shown}");
+}
