@@ -45,9 +45,19 @@ pub struct TrainArgs {
     /// `cosine` or `linear` decay after warmup [default: cosine; linear with --init-from]
     #[arg(long)]
     schedule: Option<String>,
-    /// `gpt2` (causal LM) or `bert` (masked LM) [default: gpt2]
+    /// `gpt2` (causal LM), `llama` (causal LM: RoPE, RMSNorm, SwiGLU, GQA) or `bert` (masked
+    /// LM) [default: gpt2]
     #[arg(long)]
     arch: Option<String>,
+    /// --arch llama: key/value heads, dividing --n-head (grouped-query attention) [default: --n-head]
+    #[arg(long)]
+    n_kv_head: Option<usize>,
+    /// --arch llama: the rotary base [default: 10000]
+    #[arg(long)]
+    rope_theta: Option<f64>,
+    /// --arch llama: give lm_head its own matrix instead of the token embedding's
+    #[arg(long)]
+    untie_embeddings: bool,
     /// chars | bytes | gpt2 | bert-base-uncased | bpe:N [default: chars]
     #[arg(long)]
     tokenizer: Option<String>,
@@ -189,6 +199,13 @@ fn config_from(args: &TrainArgs) -> Result<TrainConfig, String> {
     let (l, h, d) = size_preset(args.preset.as_deref().unwrap_or("nano")).map_err(|e| e.to_string())?;
     (c.n_layer, c.n_head, c.n_embd) =
         (args.n_layer.unwrap_or(l), args.n_head.unwrap_or(h), args.n_embd.unwrap_or(d));
+    let llama_flags = args.n_kv_head.is_some() || args.rope_theta.is_some() || args.untie_embeddings;
+    if llama_flags && arch != Arch::Llama {
+        return Err("--n-kv-head, --rope-theta and --untie-embeddings are --arch llama's".into());
+    }
+    c.llama.n_kv_head = args.n_kv_head;
+    c.llama.rope_theta = args.rope_theta.unwrap_or(c.llama.rope_theta);
+    c.llama.tie_embeddings = !args.untie_embeddings;
     apply_recipe(args, c)
 }
 
@@ -202,6 +219,9 @@ fn fine_tune_config(args: &TrainArgs, dir: &Path, model: ModelConfig) -> Result<
         ("--n-layer", args.n_layer.is_some()),
         ("--n-head", args.n_head.is_some()),
         ("--n-embd", args.n_embd.is_some()),
+        ("--n-kv-head", args.n_kv_head.is_some()),
+        ("--rope-theta", args.rope_theta.is_some()),
+        ("--untie-embeddings", args.untie_embeddings),
     ];
     let given: Vec<&str> = shaped.iter().filter(|(_, g)| *g).map(|(f, _)| *f).collect();
     if !given.is_empty() {
@@ -263,6 +283,7 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
     let arch = match saved.arch {
         Arch::Gpt2 => "gpt2",
         Arch::Bert => "bert",
+        Arch::Llama => "llama",
     };
     conflicts.extend(check(
         "arch",

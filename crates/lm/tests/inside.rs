@@ -264,7 +264,7 @@ fn the_training_probe_is_recorded_at_every_evaluation_and_kept() {
         String::from_utf8(read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"))).unwrap();
     let corpus = Corpus::from_bytes(&text.as_bytes()[..20_000]).unwrap();
     let device = Device::flex();
-    for arch in [Arch::Gpt2, Arch::Bert] {
+    for arch in [Arch::Gpt2, Arch::Llama, Arch::Bert] {
         let mut c = TrainConfig::nano(arch);
         (c.n_layer, c.n_head, c.n_embd) = (2, 2, 32);
         (c.data.context, c.data.stride, c.batch_size) = (32, 32, 4);
@@ -290,7 +290,7 @@ fn the_training_probe_is_recorded_at_every_evaluation_and_kept() {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 0.01, "rows are distributions: {row:?}");
             }
             match arch {
-                Arch::Gpt2 => assert_eq!((p.lens.len(), p.lens[0].len()), (2, t)),
+                Arch::Gpt2 | Arch::Llama => assert_eq!((p.lens.len(), p.lens[0].len()), (2, t)),
                 Arch::Bert => assert!(p.lens.is_empty()),
             }
         }

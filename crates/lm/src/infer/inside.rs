@@ -11,6 +11,7 @@ use crate::error::{invalid, Result};
 use crate::model::bert::BertForMaskedLM;
 use crate::model::check_ids;
 use crate::model::gpt2::Gpt2LMHeadModel;
+use crate::model::llama::LlamaForCausalLM;
 use crate::model::AnyModel;
 use crate::tensor::{check_float_ids, ids_tensor, int_tensor, read_f32, top_k_pairs, top_k_rows};
 
@@ -173,19 +174,38 @@ fn bert_padded(model: &BertForMaskedLM, rows: &[Vec<u32>], t: usize) -> Result<V
 /// the device, so one read brings back `layers × positions × 2k` numbers, not the vocabulary.
 pub async fn logit_lens(model: &Gpt2LMHeadModel, ids: &[u32], top_k: usize) -> Result<Vec<Vec<LensCell>>> {
     check_text(ids, model.config().vocab_size, model.config().n_positions)?;
-    let vocab = model.config().vocab_size;
+    let inside = model.inside(ids_tensor(ids, &model.device()));
+    lens_of(inside.residuals, |r| model.decode_residual(r), ids.len(), model.config().vocab_size, top_k).await
+}
+
+/// The logit lens of a Llama-family decoder: each layer's residual stream through the final
+/// RMSNorm and the output projection.
+pub async fn logit_lens_llama(
+    model: &LlamaForCausalLM,
+    ids: &[u32],
+    top_k: usize,
+) -> Result<Vec<Vec<LensCell>>> {
+    let c = model.config();
+    check_text(ids, c.vocab_size, c.max_position_embeddings)?;
+    let inside = model.inside(ids_tensor(ids, &model.device()));
+    lens_of(inside.residuals, |r| model.decode_residual(r), ids.len(), c.vocab_size, top_k).await
+}
+
+/// The top `top_k` tokens of every residual stream decoded by `decode`, layer by position.
+async fn lens_of(
+    residuals: Vec<Tensor<3>>,
+    decode: impl Fn(Tensor<3>) -> Tensor<3>,
+    t: usize,
+    vocab: usize,
+    top_k: usize,
+) -> Result<Vec<Vec<LensCell>>> {
     check_float_ids(vocab)?;
     if top_k == 0 || top_k > vocab {
         return Err(invalid!("--top-k must be between 1 and the vocabulary's {vocab} tokens, got {top_k}"));
     }
-    let t = ids.len();
-    let inside = model.inside(ids_tensor(ids, &model.device()));
-    let n = inside.residuals.len();
-    let cells: Vec<Tensor<2>> = inside
-        .residuals
-        .into_iter()
-        .map(|r| top_k_rows(model.decode_residual(r).reshape([t, vocab]), top_k))
-        .collect();
+    let n = residuals.len();
+    let cells: Vec<Tensor<2>> =
+        residuals.into_iter().map(|r| top_k_rows(decode(r).reshape([t, vocab]), top_k)).collect();
     let values = read_f32(Tensor::cat(cells, 0)).await?;
     let rows: Vec<LensCell> = values.chunks(2 * top_k).map(top_k_pairs).collect();
     Ok((0..n).map(|l| rows[l * t..(l + 1) * t].to_vec()).collect())

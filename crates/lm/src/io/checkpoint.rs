@@ -56,7 +56,7 @@ impl Checkpoint {
 fn tokenizer_config(tokenizer: &Tokenizer, arch: Arch) -> Vec<u8> {
     let mut config = serde_json::json!({ "tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": false });
     let specials: &[(&str, &str)] = match arch {
-        Arch::Gpt2 => {
+        Arch::Gpt2 | Arch::Llama => {
             &[("bos_token", "<|endoftext|>"), ("eos_token", "<|endoftext|>"), ("unk_token", "<|endoftext|>")]
         }
         Arch::Bert => &[

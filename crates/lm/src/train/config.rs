@@ -9,6 +9,7 @@ use super::windows::{DataConfig, Packing};
 use crate::error::{invalid, Error, Result};
 use crate::io::tokenizer::Tokenizer;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
+use crate::model::llama::config::{Family, LlamaConfig, RopeParameters, TokenIds};
 use crate::model::memory::{check_training_buffer, check_training_fits, Budget, Footprint};
 
 /// The two pretraining objectives.
@@ -19,6 +20,9 @@ pub enum Arch {
     Gpt2,
     /// Masked language modelling with BERT.
     Bert,
+    /// Causal language modelling with a Llama-style decoder: RMSNorm, rotary positions, SwiGLU,
+    /// grouped-query attention (and what a Llama-family checkpoint fine-tunes as).
+    Llama,
 }
 
 impl std::str::FromStr for Arch {
@@ -27,7 +31,8 @@ impl std::str::FromStr for Arch {
         match s {
             "gpt2" | "gpt" => Ok(Arch::Gpt2),
             "bert" => Ok(Arch::Bert),
-            other => Err(invalid!("unknown architecture `{other}` (gpt2 or bert)")),
+            "llama" => Ok(Arch::Llama),
+            other => Err(invalid!("unknown architecture `{other}` (gpt2, llama or bert)")),
         }
     }
 }
@@ -106,6 +111,26 @@ pub struct TrainConfig {
     /// empty means the start of the validation split.
     #[serde(default)]
     pub probe: String,
+    /// The Llama-style architecture's own knobs (`--arch llama`).
+    #[serde(default)]
+    pub llama: LlamaKnobs,
+}
+
+/// What a Llama-style decoder trained from scratch chooses beyond GPT-2's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LlamaKnobs {
+    /// Key/value heads (grouped-query attention); `None`: one per query head.
+    pub n_kv_head: Option<usize>,
+    /// The rotary base (Llama 2: 10,000; Llama 3: 500,000).
+    pub rope_theta: f64,
+    /// `lm_head` shares the token embedding (SmolLM2, Llama 3.2 1B) or has its own matrix.
+    pub tie_embeddings: bool,
+}
+
+impl Default for LlamaKnobs {
+    fn default() -> Self {
+        Self { n_kv_head: None, rope_theta: 10_000.0, tie_embeddings: true }
+    }
 }
 
 impl TrainConfig {
@@ -133,6 +158,7 @@ impl TrainConfig {
             probe: String::new(),
             sample_tokens: 100,
             init_from: None,
+            llama: LlamaKnobs::default(),
             decay: Decay::Cosine,
             epochs: None,
         }
@@ -144,8 +170,8 @@ impl TrainConfig {
     /// tokens (the tutorials' `context_length`) or the model's maximum if smaller.
     pub fn fine_tune(model: ModelConfig, source: impl Into<String>) -> Self {
         let arch = match model {
-            // The Llama family is refused by `validate` until its training is built.
-            ModelConfig::Gpt2(_) | ModelConfig::Llama(_) => Arch::Gpt2,
+            ModelConfig::Gpt2(_) => Arch::Gpt2,
+            ModelConfig::Llama(_) => Arch::Llama,
             ModelConfig::Bert(_) => Arch::Bert,
         };
         let (n_layer, n_head, n_embd) = model.dims();
@@ -180,9 +206,9 @@ impl TrainConfig {
         Ok((steps as usize).max(1))
     }
 
-    /// Whether the objective is causal (GPT-2) rather than masked (BERT).
+    /// Whether the objective is causal (GPT-2, Llama) rather than masked (BERT).
     pub fn causal(&self) -> bool {
-        self.arch == Arch::Gpt2
+        self.arch != Arch::Bert
     }
 
     /// Tokens one step reads: batch × the tokens a row feeds the model.
@@ -205,6 +231,25 @@ impl TrainConfig {
         }
         if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(invalid!("n-embd {} must be divisible by n-head {}", self.n_embd, self.n_head));
+        }
+        if self.arch == Arch::Llama && self.init_from.is_none() {
+            let kv = self.llama.n_kv_head.unwrap_or(self.n_head);
+            if kv == 0 || !self.n_head.is_multiple_of(kv) {
+                return Err(invalid!(
+                    "--n-kv-head {kv} must divide --n-head {} (grouped-query attention)",
+                    self.n_head
+                ));
+            }
+            if !(self.n_embd / self.n_head).is_multiple_of(2) {
+                return Err(invalid!(
+                    "a head of n-embd / n-head = {} is odd: rotary positions rotate pairs",
+                    self.n_embd / self.n_head
+                ));
+            }
+            let theta = self.llama.rope_theta;
+            if !theta.is_finite() || theta <= 1.0 || theta > 1e9 {
+                return Err(invalid!("--rope-theta must be a number above 1 (10000, 500000), got {theta}"));
+            }
         }
         let finite_pos = |name: &str, v: f64| {
             if v.is_finite() && v >= 0.0 {
@@ -245,16 +290,11 @@ impl TrainConfig {
                     self.data.context
                 ));
             }
-            if let ModelConfig::Llama(c) = &init.model {
-                return Err(invalid!(
-                    "fine-tuning a {:?}-family model is not built yet: it loads, generates, scores and \
-                     opens up; training it comes with --arch llama",
-                    c.model_type
-                ));
-            }
             let arch_matches = matches!(
                 (&init.model, self.arch),
-                (ModelConfig::Gpt2(_), Arch::Gpt2) | (ModelConfig::Bert(_), Arch::Bert)
+                (ModelConfig::Gpt2(_), Arch::Gpt2)
+                    | (ModelConfig::Bert(_), Arch::Bert)
+                    | (ModelConfig::Llama(_), Arch::Llama)
             );
             if !arch_matches || self.tokenizer != TokenizerChoice::Pretrained {
                 return Err(invalid!(
@@ -283,6 +323,7 @@ impl TrainConfig {
         match self.arch {
             Arch::Gpt2 => ModelConfig::Gpt2(self.gpt2_config(tokenizer)),
             Arch::Bert => ModelConfig::Bert(self.bert_config(tokenizer)),
+            Arch::Llama => ModelConfig::Llama(Box::new(self.llama_config(tokenizer))),
         }
     }
 
@@ -323,6 +364,36 @@ impl TrainConfig {
         (c.embd_pdrop, c.attn_pdrop, c.resid_pdrop) = (self.dropout, self.dropout, self.dropout);
         let eot = tokenizer.token_to_id("<|endoftext|>");
         (c.bos_token_id, c.eos_token_id) = (eot, eot);
+        c
+    }
+
+    /// The Llama-style config of this run: `n_kv_head` key/value heads, SwiGLU at 8/3 of the
+    /// width (rounded to a multiple of 8), so that a block has GPT-2's parameter count at the
+    /// same width; RMSNorm, rotary positions at `rope_theta`, embeddings tied as `tie_embeddings`
+    /// says (as SmolLM2's).
+    pub fn llama_config(&self, tokenizer: &Tokenizer) -> LlamaConfig {
+        let intermediate = ((8 * self.n_embd / 3 + 4) / 8 * 8).max(8);
+        let kv_heads = self.llama.n_kv_head.unwrap_or(self.n_head);
+        let mut c = LlamaConfig::new(
+            Family::Llama,
+            tokenizer.vocab_size(),
+            self.n_embd,
+            intermediate,
+            self.n_layer,
+            self.n_head,
+            kv_heads,
+        );
+        c.max_position_embeddings = self.data.context;
+        c.rope_parameters = Some(RopeParameters {
+            rope_type: Some("default".into()),
+            rope_theta: Some(self.llama.rope_theta),
+            ..RopeParameters::default()
+        });
+        c.tie_word_embeddings = self.llama.tie_embeddings;
+        c.attention_dropout = self.dropout;
+        let eot = tokenizer.token_to_id("<|endoftext|>");
+        c.bos_token_id = eot;
+        c.eos_token_id = eot.map(|id| TokenIds(vec![id]));
         c
     }
 

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::infer::inside::{attentions, logit_lens, max_tokens, shape, Attentions};
+use crate::infer::inside::{attentions, logit_lens, logit_lens_llama, max_tokens, shape, Attentions};
 use crate::io::tokenizer::Tokenizer;
 use crate::model::AnyModel;
 use crate::train::trainer::EvalReport;
@@ -61,19 +61,20 @@ pub async fn probe(model: &AnyModel, tokenizer: &Tokenizer, ids: &[u32]) -> Resu
         .collect();
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
     let lens = match model {
-        AnyModel::Gpt2(m) => logit_lens(m, ids, 1)
-            .await?
-            .into_iter()
-            .map(|layer| {
-                layer
-                    .into_iter()
-                    .map(|cell| LensTop { id: cell[0].0, token: token(cell[0].0), prob: cell[0].1 as f32 })
-                    .collect()
-            })
-            .collect(),
-        // BERT has no next token to lens; the Llama family's lens is not wired into the probe yet.
-        AnyModel::Bert(_) | AnyModel::Llama(_) => Vec::new(),
+        AnyModel::Gpt2(m) => logit_lens(m, ids, 1).await?,
+        AnyModel::Llama(m) => logit_lens_llama(m, ids, 1).await?,
+        // BERT has no next token to lens.
+        AnyModel::Bert(_) => Vec::new(),
     };
+    let lens = lens
+        .into_iter()
+        .map(|layer| {
+            layer
+                .into_iter()
+                .map(|cell| LensTop { id: cell[0].0, token: token(cell[0].0), prob: cell[0].1 as f32 })
+                .collect()
+        })
+        .collect();
     Ok(Probe { tokens: ids.iter().map(|&id| token(id)).collect(), attentions, lens })
 }
 

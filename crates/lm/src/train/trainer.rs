@@ -145,6 +145,9 @@ impl Trainer {
         let model = match config.arch {
             Arch::Gpt2 => AnyModel::Gpt2(Box::new(materialize(config.gpt2_config(&tokenizer).init(&device)))),
             Arch::Bert => AnyModel::Bert(Box::new(materialize(config.bert_config(&tokenizer).init(&device)))),
+            Arch::Llama => {
+                AnyModel::Llama(Box::new(materialize(config.llama_config(&tokenizer).init(&device)?)))
+            }
         };
         let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
         trainer.fit_shards_to(&need, budget);
