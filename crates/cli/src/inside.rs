@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::embeddings::{nearest, token_id};
-use hearth_lm::infer::inside::{attentions, logit_lens};
+use hearth_lm::infer::inside::{attentions, logit_lens_of};
 use serde_json::json;
 
 use crate::{model_dir, print_json, CliResult};
@@ -107,9 +107,10 @@ pub fn percent(p: f64) -> String {
 }
 
 pub fn lens(args: LensArgs, device: &Device) -> CliResult {
-    let (model, tokenizer) = model_dir::load_gpt2(&args.model, device, "the logit lens")?;
+    let (model, tokenizer) = model_dir::load_decoder(&args.model, device, "the logit lens")?;
     let encoded = tokenizer.encode(&args.text).map_err(|e| e.to_string())?;
-    let grid = pollster::block_on(logit_lens(&model, &encoded.ids, args.top_k)).map_err(|e| e.to_string())?;
+    let grid =
+        pollster::block_on(logit_lens_of(&model, &encoded.ids, args.top_k)).map_err(|e| e.to_string())?;
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
     if args.json {
         let lens: Vec<Vec<Vec<serde_json::Value>>> = grid

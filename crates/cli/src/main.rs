@@ -54,7 +54,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Attention weights of every layer and head for a text.
     Attention(inside::AttentionArgs),
-    /// The logit lens of a GPT-2: what each layer would predict at each position.
+    /// The logit lens of a decoder: what each layer would predict at each position.
     Lens(inside::LensArgs),
     /// A token's nearest neighbours by cosine in the input embeddings.
     Embed(inside::EmbedArgs),

@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use hearth_lm::io::hf::{load_model_files_as, load_tokenizer, shard_files, HfFiles};
 use hearth_lm::model::memory::human_bytes;
-use hearth_lm::{AnyModel, Gpt2LMHeadModel, Tokenizer};
+use hearth_lm::{AnyModel, Tokenizer};
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -103,16 +103,6 @@ pub fn load(dir: &Path, device: &Device) -> Result<(AnyModel, Tokenizer), String
     let (model, files) = load_model_only(dir, device)?;
     let tokenizer = load_tokenizer(&files, &model).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok((model, tokenizer))
-}
-
-/// A GPT-2 and its tokenizer; another architecture is refused with what `command` needs.
-pub fn load_gpt2(dir: &Path, device: &Device, command: &str) -> Result<(Gpt2LMHeadModel, Tokenizer), String> {
-    match load(dir, device)? {
-        (AnyModel::Gpt2(model), tokenizer) => Ok((*model, tokenizer)),
-        (other, _) => {
-            Err(format!("{} is a {}; {command} needs a GPT-2", dir.display(), other.config().architecture()))
-        }
-    }
 }
 
 /// A decoder (GPT-2 or the Llama family) and its tokenizer; a BERT is refused with what

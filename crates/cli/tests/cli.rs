@@ -676,7 +676,7 @@ fn attention_and_lens_json() {
         (2, 6, 2)
     );
     assert!(lens[1][5][0]["prob"].as_f64().unwrap() > 0.0);
-    fails_cleanly(&["lens", "--model", &case("bert-tiny-mlm"), "--text", "x"], "needs a GPT-2");
+    fails_cleanly(&["lens", "--model", &case("bert-tiny-mlm"), "--text", "x"], "needs a causal LM");
     fails_cleanly(&["attention", "--model", &case("gpt2-tiny"), "--text", ""], "no tokens");
 }
 

@@ -54,6 +54,25 @@ fn check_case(case_name: &str) {
             assert!(diff < TOL, "{case_name} on {backend}: layer {i}'s attentions differ by {diff}");
         }
 
+        // The logit lens's last layer is the model's own prediction: through the final RMSNorm
+        // and the head, transformers' argmax at every position, with its softmax probability.
+        let lens = block_on(hearth_lm::infer::inside::logit_lens_of(&any, &prompt, 1)).unwrap();
+        let vocab = shape[2];
+        for (pos, cell) in lens.last().unwrap().iter().enumerate() {
+            let row = &want[pos * vocab..(pos + 1) * vocab];
+            let (argmax, max) =
+                row.iter().enumerate().fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+            let prob = 1.0 / row.iter().map(|&v| (v - max).exp()).sum::<f32>();
+            assert_eq!(
+                cell[0].0 as usize, argmax,
+                "{case_name} on {backend}: the lens's last layer at {pos}"
+            );
+            assert!(
+                (cell[0].1 as f32 - prob).abs() < TOL,
+                "{case_name} on {backend}: its probability at {pos}"
+            );
+        }
+
         let causal = any.causal().expect("a decoder");
         let want_ids = ids(&exp["greedy_new_ids"]);
         let greedy = block_on(generate(causal, &prompt, want_ids.len(), Sampling::ArgMax, 0)).unwrap();

@@ -178,6 +178,17 @@ pub async fn logit_lens(model: &Gpt2LMHeadModel, ids: &[u32], top_k: usize) -> R
     lens_of(inside.residuals, |r| model.decode_residual(r), ids.len(), model.config().vocab_size, top_k).await
 }
 
+/// The logit lens of any decoder (GPT-2 or the Llama family); a BERT has no next token to lens.
+pub async fn logit_lens_of(model: &AnyModel, ids: &[u32], top_k: usize) -> Result<Vec<Vec<LensCell>>> {
+    match model {
+        AnyModel::Gpt2(m) => logit_lens(m, ids, top_k).await,
+        AnyModel::Llama(m) => logit_lens_llama(m, ids, top_k).await,
+        AnyModel::Bert(_) => Err(invalid!(
+            "the logit lens needs a causal model (GPT-2, Llama, Qwen); this is a BERT masked LM"
+        )),
+    }
+}
+
 /// The logit lens of a Llama-family decoder: each layer's residual stream through the final
 /// RMSNorm and the output projection.
 pub async fn logit_lens_llama(

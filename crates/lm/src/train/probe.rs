@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::infer::inside::{attentions, logit_lens, logit_lens_llama, max_tokens, shape, Attentions};
+use crate::infer::inside::{attentions, logit_lens_of, max_tokens, shape, Attentions};
 use crate::io::tokenizer::Tokenizer;
 use crate::model::AnyModel;
 use crate::train::trainer::EvalReport;
@@ -61,10 +61,9 @@ pub async fn probe(model: &AnyModel, tokenizer: &Tokenizer, ids: &[u32]) -> Resu
         .collect();
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
     let lens = match model {
-        AnyModel::Gpt2(m) => logit_lens(m, ids, 1).await?,
-        AnyModel::Llama(m) => logit_lens_llama(m, ids, 1).await?,
         // BERT has no next token to lens.
         AnyModel::Bert(_) => Vec::new(),
+        decoder => logit_lens_of(decoder, ids, 1).await?,
     };
     let lens = lens
         .into_iter()

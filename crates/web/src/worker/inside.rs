@@ -4,7 +4,7 @@
 
 use hearth_lm::infer::embeddings::{most_frequent, nearest, projection, token_id};
 use hearth_lm::infer::inside::{
-    attention_from, attention_layer, attentions, bert_attention_padded, logit_lens, max_tokens, shape,
+    attention_from, attention_layer, attentions, bert_attention_padded, logit_lens_of, max_tokens, shape,
 };
 use hearth_lm::infer::surprisal::surprisal;
 use hearth_lm::{AnyModel, Tokenizer};
@@ -52,15 +52,10 @@ fn finite<'a>(values: impl IntoIterator<Item = &'a f32>) -> Result<(), String> {
     }
 }
 
-fn gpt2<'a>(model: &'a AnyModel, what: &str) -> Result<&'a hearth_lm::Gpt2LMHeadModel, String> {
-    match model {
-        AnyModel::Gpt2(m) => Ok(m),
-        AnyModel::Bert(_) => Err(format!("{what} needs a causal model (GPT-2); this is a BERT masked LM")),
-        AnyModel::Llama(m) => Err(format!(
-            "{what} of a {} is not built yet (its attention map is)",
-            m.config().architectures.first().map_or("Llama-family model", String::as_str)
-        )),
-    }
+fn causal<'a>(model: &'a AnyModel, what: &str) -> Result<&'a dyn hearth_lm::model::causal::CausalLm, String> {
+    model
+        .causal()
+        .ok_or_else(|| format!("{what} needs a causal model (GPT-2, Llama, Qwen); this is a BERT masked LM"))
 }
 
 fn top_k(k: usize) -> Result<usize, String> {
@@ -148,7 +143,7 @@ async fn view(
             InsideResult::AttentionFrom { query: *query, layers }
         }
         InsideQuery::Lens { top_k: k } => {
-            let grid = logit_lens(gpt2(model, "the logit lens")?, &ids, top_k(*k)?).await.map_err(err)?;
+            let grid = logit_lens_of(model, &ids, top_k(*k)?).await.map_err(err)?;
             let cells = grid
                 .into_iter()
                 .map(|layer| {
@@ -161,7 +156,7 @@ async fn view(
             InsideResult::Lens { cells }
         }
         InsideQuery::Surprisal { top_k: k } => {
-            let scored = surprisal(gpt2(model, "surprisal")?, &ids, top_k(*k)?).await.map_err(err)?;
+            let scored = surprisal(causal(model, "surprisal")?, &ids, top_k(*k)?).await.map_err(err)?;
             let loss = scored.iter().map(|t| t.loss).sum::<f64>() / scored.len() as f64;
             let tokens = scored
                 .into_iter()
@@ -223,8 +218,8 @@ async fn numbers(m: &AnyModel, ids: &[u32]) -> Result<Vec<(String, Vec<f32>)>, S
     let mut out = Vec::new();
     let a = attentions(m, ids).await.map_err(err)?;
     out.push(("attention".to_string(), a.into_iter().flatten().flatten().flatten().collect()));
-    if let AnyModel::Gpt2(g) = m {
-        let lens = logit_lens(g, ids, 3).await.map_err(err)?;
+    if let Some(g) = m.causal() {
+        let lens = logit_lens_of(m, ids, 3).await.map_err(err)?;
         out.push((
             "logit lens".into(),
             lens.iter().flatten().flatten().flat_map(|&(id, p)| [id as f32, p as f32]).collect(),
