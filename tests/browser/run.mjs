@@ -951,6 +951,51 @@ await test('a tuned worker that fails its WebGPU check or crashes is replaced by
 // did not finish in 10 minutes (a 124M one takes 27 s warm), while the CPU backend gives the
 // CLI's ids in seconds. The second load comes from browser storage, which the first wrote while
 // it streamed.
+// Issue 32: the Llama-style decoder (RoPE, RMSNorm, SwiGLU, grouped-query attention) is a third
+// architecture in the form; it trains, its probe records, and the trained model opens in the
+// Generate panel, where its views (attention, logit lens, surprisal) equal the CPU backend's.
+await test('a Llama-style decoder pretrains on the sample; its views match the CPU backend', async () => {
+  await tab('pretrain');
+  await tid('corpus-sample').click();
+  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
+  await tid('train-start-from').selectOption('random');
+  await tid('train-arch').selectOption('llama');
+  await fillForm(page, [['train-size', 'micro'], ['train-steps', '20'], ['train-eval-every', '10'], ['train-device', 'auto']]);
+  assert((await text('train-estimate')).includes('parameters'), await text('train-estimate'));
+  await tid('train-start').click();
+  if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
+  await waitFor('step 20, saved', async () =>
+    (await text('train-step')) === '20' && (await text('train-saved')).includes('step 20'), 300_000);
+  const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
+  assert(vals.length >= 2 && vals[0] < vals.at(-1), `the validation loss fell: ${vals}`);
+  await waitFor('the probe', async () => (await tid('probe-slider').count()) === 1);
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-llama.png') });
+
+  await tab('generate');
+  await tid('generate-use-trained').click();
+  await waitFor('the trained Llama', async () => (await text('generate-model')).includes('trained here'));
+  const { line, diffs } = await insideAgainstCpu('generate-inside');
+  measured.inside_llama_webgpu_vs_cpu = line;
+  for (const view of ['attention', 'logit lens', 'surprisal', 'embedding neighbours']) {
+    assert(diffs[view] < 1e-4, `${view}: max |webgpu - cpu| = ${diffs[view]} (${line})`);
+  }
+  await tid('generate-inside-look').click();
+  // Grouped-query attention: the micro preset's two query heads share one key/value head, and
+  // the grid frames them together, saying so.
+  await tid('generate-inside-heads').selectOption('all');
+  await waitFor('the heads grouped by key/value head', async () =>
+    (await page.locator('[data-testid=generate-inside-kv-group] figure').count()) === 2);
+  assert((await page.locator('[data-testid=generate-inside-kv-group]').count()) === 1, 'one key/value head');
+  assert((await tid('generate-inside-kv-group').innerText()).includes('key/value head 0: query heads 0–1'),
+    await tid('generate-inside-kv-group').innerText());
+  await shot('generate-inside', 'inside-attention-gqa.png');
+  await tid('generate-inside-heads').selectOption('mean');
+  await tid('generate-inside-view-lens').click();
+  await waitFor('the Llama logit lens', async () => (await page.locator('[data-testid=generate-inside-lens] td').count()) > 0);
+  await shot('generate-inside', 'inside-lens-llama.png');
+  await noError('generate');
+});
+
 await test('GPT-2 medium-sized weights stream onto the GPU, then from storage onto the CPU backend and generate the CLI\'s greedy ids', async () => {
   assert(mediumDir && expectedMedium, 'HEARTH_MEDIUM_DIR and HEARTH_EXPECTED_MEDIUM are not set (scripts/test.sh sets them)');
   const cli = JSON.parse(fs.readFileSync(expectedMedium, 'utf8'));

@@ -10,15 +10,23 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum TrainArch {
     Gpt2,
+    /// A Llama-style decoder (or a Llama-family checkpoint being fine-tuned).
+    Llama,
     Bert,
 }
 
 impl TrainArch {
-    pub const ALL: [TrainArch; 2] = [TrainArch::Gpt2, TrainArch::Bert];
+    pub const ALL: [TrainArch; 3] = [TrainArch::Gpt2, TrainArch::Llama, TrainArch::Bert];
+
+    /// Next-token prediction (GPT-2, Llama) rather than masked tokens (BERT).
+    pub fn causal(self) -> bool {
+        self != TrainArch::Bert
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             TrainArch::Gpt2 => "gpt2",
+            TrainArch::Llama => "llama",
             TrainArch::Bert => "bert",
         }
     }
@@ -26,6 +34,7 @@ impl TrainArch {
     pub fn label(self) -> &'static str {
         match self {
             TrainArch::Gpt2 => "GPT (causal LM)",
+            TrainArch::Llama => "Llama-style (RoPE, RMSNorm, SwiGLU, GQA)",
             TrainArch::Bert => "BERT (masked LM)",
         }
     }

@@ -330,6 +330,10 @@ pub struct InsideText {
     pub padding: usize,
     pub layers: usize,
     pub heads: usize,
+    /// Key/value heads: fewer than `heads` under grouped-query attention, where each serves
+    /// `heads / kv_heads` consecutive query heads (0 from an older worker: one per query head).
+    #[serde(default)]
+    pub kv_heads: usize,
 }
 
 /// One token's surprisal.
@@ -769,7 +773,13 @@ mod tests {
         let event = Event::Inside {
             seq: 3,
             slot: Slot::Generate,
-            text: InsideText { tokens: vec!["a".into(), "[PAD]".into()], padding: 1, layers: 2, heads: 4 },
+            text: InsideText {
+                tokens: vec!["a".into(), "[PAD]".into()],
+                padding: 1,
+                layers: 2,
+                heads: 4,
+                kv_heads: 2,
+            },
             result: InsideResult::Projection {
                 points: vec![Placed { token: "a".into(), count: 7, x: 0.25, y: -1.5 }],
                 explained: [0.5, 0.25],

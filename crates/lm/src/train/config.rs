@@ -58,6 +58,12 @@ pub fn size_preset(name: &str) -> Result<(usize, usize, usize)> {
     })
 }
 
+/// The SwiGLU width of a Llama-style block `n_embd` wide: 8/3 of it, rounded to a multiple of 8,
+/// so that its three matrices hold what GPT-2's two 4×-wide ones hold.
+pub fn swiglu_width(n_embd: usize) -> usize {
+    ((8 * n_embd / 3 + 4) / 8 * 8).max(8)
+}
+
 /// The pretrained model a fine-tuning run starts from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InitFrom {
@@ -372,7 +378,7 @@ impl TrainConfig {
     /// same width; RMSNorm, rotary positions at `rope_theta`, embeddings tied as `tie_embeddings`
     /// says (as SmolLM2's).
     pub fn llama_config(&self, tokenizer: &Tokenizer) -> LlamaConfig {
-        let intermediate = ((8 * self.n_embd / 3 + 4) / 8 * 8).max(8);
+        let intermediate = swiglu_width(self.n_embd);
         let kv_heads = self.llama.n_kv_head.unwrap_or(self.n_head);
         let mut c = LlamaConfig::new(
             Family::Llama,

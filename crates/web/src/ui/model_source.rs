@@ -44,7 +44,7 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
         input.set_value("");
     };
     let trained_ready =
-        move || state.train.get().is_some_and(|t| t.step > 0 && t.settings.arch == trained_arch(slot));
+        move || state.train.get().is_some_and(|t| t.step > 0 && fits_slot(t.settings.arch, slot));
     view! {
         <fieldset class="model-source">
             <legend>{format!("Model ({arch})")}</legend>
@@ -111,9 +111,10 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
     }
 }
 
-fn trained_arch(slot: Slot) -> TrainArch {
+/// Whether a model trained as `arch` belongs in `slot`'s panel.
+fn fits_slot(arch: TrainArch, slot: Slot) -> bool {
     match slot {
-        Slot::FillMask => TrainArch::Bert,
-        Slot::Generate => TrainArch::Gpt2,
+        Slot::FillMask => !arch.causal(),
+        Slot::Generate => arch.causal(),
     }
 }

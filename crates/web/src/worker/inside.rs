@@ -200,7 +200,11 @@ async fn view(
             InsideResult::Projection { points, explained: p.explained, source }
         }
     };
-    Ok((InsideText { tokens, padding, layers, heads }, result))
+    let kv_heads = match model {
+        AnyModel::Llama(m) => m.config().kv_heads(),
+        _ => heads,
+    };
+    Ok((InsideText { tokens, padding, layers, heads, kv_heads }, result))
 }
 
 pub async fn inside(seq: u64, slot: Slot, text: &str, query: InsideQuery) {

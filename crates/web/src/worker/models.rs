@@ -298,9 +298,8 @@ fn describe(
         ModelConfig::Bert(c) => {
             (TrainArch::Bert, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
         }
-        // A decoder: the Generate panel's kind (TrainArch names the page's two pretraining choices).
         ModelConfig::Llama(c) => {
-            (TrainArch::Gpt2, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
+            (TrainArch::Llama, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
         }
     };
     ModelInfo {

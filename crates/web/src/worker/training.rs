@@ -170,6 +170,7 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
         None => {
             let arch = match s.arch {
                 TrainArch::Gpt2 => Arch::Gpt2,
+                TrainArch::Llama => Arch::Llama,
                 TrainArch::Bert => Arch::Bert,
             };
             let (n_layer, n_head, n_embd) = size_preset(s.size.as_str()).map_err(|e| e.to_string())?;
@@ -177,6 +178,8 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
             // Both spell tokenizers as `hearth train --tokenizer` does.
             c.tokenizer = s.tokenizer.to_string().parse().map_err(|e: hearth_lm::Error| e.to_string())?;
             (c.n_layer, c.n_head, c.n_embd) = (n_layer, n_head, n_embd);
+            // Grouped-query attention: two query heads per key/value head where the heads pair up.
+            c.llama.n_kv_head = Some(if n_head.is_multiple_of(2) { n_head / 2 } else { n_head });
             // nanoGPT's recipe scaled to the run: decay to a tenth, warm up over a tenth.
             c.min_lr = s.lr / 10.0;
             c.warmup = (s.steps / 10).min(100);
@@ -222,8 +225,8 @@ pub(super) async fn build(
         let source = source(settings.start_from, settings, budget).await?;
         let model = ModelConfig::from_json(&source.files.config_json).map_err(|e| e.to_string())?;
         settings.arch = match model {
-            // The Llama family is refused by TrainConfig::validate until its training is built.
-            ModelConfig::Gpt2(_) | ModelConfig::Llama(_) => TrainArch::Gpt2,
+            ModelConfig::Gpt2(_) => TrainArch::Gpt2,
+            ModelConfig::Llama(_) => TrainArch::Llama,
             ModelConfig::Bert(_) => TrainArch::Bert,
         };
         let config = train_config(settings, Some((model, source.name)))?;

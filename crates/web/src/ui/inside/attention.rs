@@ -17,6 +17,17 @@ pub enum Heads {
     One(usize),
 }
 
+/// The query heads in groups that share one key/value head (grouped-query attention: `heads /
+/// kv_heads` consecutive heads each, as transformers' `repeat_kv` lays them out); one group per
+/// head without it.
+pub fn groups(heads: usize, kv_heads: usize) -> Vec<(usize, std::ops::Range<usize>)> {
+    if kv_heads == 0 || kv_heads >= heads || !heads.is_multiple_of(kv_heads) {
+        return (0..heads).map(|h| (h, h..h + 1)).collect();
+    }
+    let size = heads / kv_heads;
+    (0..kv_heads).map(|g| (g, g * size..(g + 1) * size)).collect()
+}
+
 /// `[query][key]` of the chosen head, or the mean over heads.
 pub fn pick(heads: &[Vec<Vec<f32>>], choice: Heads) -> Vec<Vec<f32>> {
     match choice {
@@ -119,6 +130,7 @@ pub fn AttentionView(
         <p class="readout" data-testid=format!("{prefix}-readout")>{move || hover.get()}</p>
         {move || {
             let text = inside.text.get()?;
+            let kv_heads = text.kv_heads;
             let (l, weights) = inside.attention.get()?;
             let tokens: Vec<String> = text.tokens.iter().map(|t| label(t)).collect();
             let real = tokens.len() - text.padding;
@@ -135,9 +147,17 @@ pub fn AttentionView(
                 Heads::All => view! {
                     <p class="muted">{format!("layer {l}, every head; click one to open it. ")}{caption}</p>
                     <div class="multiples" data-testid=format!("{prefix}-multiples")>
-                        {weights
-                            .iter()
-                            .enumerate()
+                        {groups(weights.len(), kv_heads).into_iter().map(|(g, range)| {
+                            let label = (range.len() > 1).then(|| format!(
+                                "key/value head {g}: query heads {}–{} share its keys and values",
+                                range.start,
+                                range.end - 1
+                            ));
+                            let (weights, tokens) = (weights.clone(), tokens.clone());
+                            view! {
+                            <div class="kv-group" data-testid=format!("{prefix}-kv-group")>
+                            {label.map(|l| view! { <p class="kv-label">{l}</p> })}
+                            {range.map(|h| (h, weights[h].clone()))
                             .map(|(h, w)| {
                                 let map = Heatmap {
                                     rows: tokens.clone(),
@@ -156,6 +176,9 @@ pub fn AttentionView(
                                 }
                             })
                             .collect_view()}
+                            </div>
+                            }
+                        }).collect_view()}
                     </div>
                 }
                 .into_any(),

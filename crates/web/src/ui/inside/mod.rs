@@ -14,7 +14,7 @@ use self::attention::AttentionView;
 use self::embeddings::EmbeddingsView;
 use self::lens::LensView;
 use self::surprisal::SurprisalView;
-use crate::protocol::{InsideQuery, JobKind, Request, Slot, TrainArch};
+use crate::protocol::{InsideQuery, JobKind, Request, Slot};
 use crate::ui::bridge::post;
 use crate::ui::state::AppState;
 
@@ -86,7 +86,7 @@ pub fn InsidePanel(panel: Slot, text: Signal<String>) -> impl IntoView {
     let layer = RwSignal::new(0usize);
     let pad = RwSignal::new(0usize);
     let nearest_token = RwSignal::new(String::new());
-    let causal = move || state.model(slot).get().is_some_and(|m| m.arch == TrainArch::Gpt2);
+    let causal = move || state.model(slot).get().is_some_and(|m| m.arch.causal());
     let inside = state.inside(slot);
     // Asks for what the current view shows.
     let refresh = move || match view.get_untracked() {

@@ -2,8 +2,9 @@
 //! fine-tune), architecture, size, tokenizer, packing and the training numbers, an "Advanced"
 //! part for the rest of the recipe, and an estimate of parameters and memory.
 
-use hearth_lm::train::size_preset;
-use hearth_lm::{BertConfig, Gpt2Config, ModelConfig};
+use hearth_lm::model::llama::config::Family;
+use hearth_lm::train::{size_preset, swiglu_width};
+use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig};
 use leptos::prelude::*;
 
 use crate::protocol::{
@@ -15,6 +16,15 @@ use crate::units::{human_bytes, human_count};
 /// (value, label) of the form's drop-downs, from the choices' own lists.
 fn options<T: Copy>(all: &[T], value: fn(T) -> String, label: fn(T) -> String) -> Vec<(String, String)> {
     all.iter().map(|&c| (value(c), label(c))).collect()
+}
+
+/// A Llama-style shape as the worker builds it (`TrainConfig::llama_config`): SwiGLU at 8/3 of
+/// the width, two query heads per key/value head where they pair up.
+fn llama(vocab: usize, context: usize, width: usize, layers: usize, heads: usize) -> LlamaConfig {
+    let kv = if heads.is_multiple_of(2) { heads / 2 } else { heads };
+    let mut c = LlamaConfig::new(Family::Llama, vocab, width, swiglu_width(width), layers, heads, kv);
+    c.max_position_embeddings = context;
+    c
 }
 
 /// Parameters, and memory for weights, gradients, two AdamW moments and activations. A
@@ -35,6 +45,9 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
             TrainArch::Gpt2 => {
                 ModelConfig::Gpt2(Gpt2Config::new(m.vocab_size, m.context, m.hidden, m.layers, heads))
             }
+            TrainArch::Llama => {
+                ModelConfig::Llama(Box::new(llama(m.vocab_size, m.context, m.hidden, m.layers, heads)))
+            }
         };
         let bytes = config.training_footprint(s.batch_size, context).total();
         return (m.params, u64::try_from(bytes).unwrap_or(u64::MAX));
@@ -46,6 +59,7 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
             ModelConfig::Bert(BertConfig::new(vocab, width, layers, heads, 4 * width, context))
         }
         TrainArch::Gpt2 => ModelConfig::Gpt2(Gpt2Config::new(vocab, context, width, layers, heads)),
+        TrainArch::Llama => ModelConfig::Llama(Box::new(llama(vocab, context, width, layers, heads))),
     };
     // The same estimate the worker checks before it allocates (hearth_lm::model::memory).
     let bytes = config.training_footprint(s.batch_size, context).total();
