@@ -79,7 +79,9 @@ step "cargo fmt --check"
 timed "cargo fmt --check" cargo fmt --all -- --check
 
 step "native build, linted by clippy -D warnings"
-timed "native build (clippy -D warnings)" clippy cargo test --workspace --all-targets --no-run
+timed "native build (clippy -D warnings)" clippy cargo test --workspace --all-targets --no-run --timings
+# Which crates the build's time went to (cargo's report: target/cargo-timings/cargo-timing.html).
+node scripts/timings-top.mjs "$target/cargo-timings/cargo-timing.html" || true
 
 step "waiting for setup"
 timed "waiting for setup" wait "$setup_pid" || { cat "$target/setup.log"; echo "setup failed"; exit 1; }

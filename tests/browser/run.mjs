@@ -854,6 +854,11 @@ await test('the device panel shows the adapter, its limits and what fits', async
   for (const name of ['gpt2', 'gpt2-medium', 'gpt2-large', 'gpt2-xl']) {
     assert((await text(`fits-${name}`)).endsWith('yes'), `${name} fits: ${await text(`fits-${name}`)}`);
   }
+  // The small models people run today, by their published shapes: their largest tensor (the
+  // embedding: Qwen's 151,936 rows × 1,024 are 622 MB) still fits SwiftShader's 1 GiB binding.
+  for (const name of ['SmolLM2-135M', 'SmolLM2-360M', 'Qwen2.5-0.5B', 'Qwen3-0.6B', 'Llama-3.2-1B']) {
+    assert((await text(`fits-${name}`)).endsWith('yes'), `${name} fits: ${await text(`fits-${name}`)}`);
+  }
   assert((await text('fits-rule')).includes('tensor by tensor'), 'the rule is stated');
   // SwiftShader has no shader-f16: weights stay f32, the table counts f32 bytes, and the panel says why.
   measured.weights_storage = await text('weights-storage');
@@ -993,6 +998,39 @@ await test('a Llama-style decoder pretrains on the sample; its views match the C
   await tid('generate-inside-view-lens').click();
   await waitFor('the Llama logit lens', async () => (await page.locator('[data-testid=generate-inside-lens] td').count()) > 0);
   await shot('generate-inside', 'inside-lens-llama.png');
+  await noError('generate');
+});
+
+// Issue 32: Chat mode. The Qwen3 fixture's directory holds its own chat template
+// (tokenizer_config.json) and generation_config.json (eos ids); the worker renders the
+// conversation as transformers' apply_chat_template does and the reply ends at an eos id.
+await test("Chat mode: an instruct checkpoint's template renders the conversation; the greedy reply is transformers' and ends at eos", async () => {
+  const expected = JSON.parse(fs.readFileSync(path.join(fixtures, 'qwen3-chat/chat.json'), 'utf8'));
+  await tab('generate');
+  await tid('generate-url').fill(fixtureUrl('qwen3-chat'));
+  await tid('generate-load-url').click();
+  await waitFor('the Qwen3 fixture to load', async () => (await text('generate-model')).includes('parameters'));
+  await noError('generate');
+  const generation = await text('generate-generation');
+  assert(generation.includes('258') && generation.includes('116'), `the eos ids are shown: ${generation}`);
+  await tid('generate-mode-chat').click();
+  await tid('chat-system').fill(expected.messages[0].content);
+  await tid('chat-temperature').fill('0');
+  await tid('chat-temperature').blur();
+  await tid('chat-max-tokens').fill('40');
+  await tid('chat-max-tokens').blur();
+  await tid('chat-input').fill(expected.messages[1].content);
+  await tid('chat-send').click();
+  await waitFor('the reply', async () =>
+    (await page.locator('[data-testid=chat-turn][data-role=assistant]').count()) === 1, 120_000);
+  // Stopped at the eos id: 13 tokens, not the 40 allowed.
+  assertEqualIds(idsOf(await text('generate-ids')), expected.new_ids, 'chat reply ids vs transformers');
+  await tid('chat-prompt-details').locator('summary').click();
+  const prompt = await text('chat-prompt-details');
+  assert(prompt.includes(`${expected.prompt_ids.length} tokens`), `the rendered prompt's length: ${prompt}`);
+  assert(prompt.includes('<|im_start|>system') && prompt.includes('<|im_start|>assistant'), prompt);
+  assert((await page.locator('[data-testid=chat-turn]').count()) === 2, 'the user turn and the reply');
+  await shot('generate-panel', 'chat.png');
   await noError('generate');
 });
 

@@ -291,6 +291,15 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
         arch.into(),
     ));
     conflicts.extend(check("tokenizer", args.tokenizer.clone(), saved.tokenizer.to_string()));
+    conflicts.extend(check(
+        "n-kv-head",
+        args.n_kv_head.map(|k| text(&k)),
+        text(&saved.llama.n_kv_head.unwrap_or(saved.n_head)),
+    ));
+    conflicts.extend(check("rope-theta", args.rope_theta.map(|t| text(&t)), text(&saved.llama.rope_theta)));
+    if args.untie_embeddings && saved.llama.tie_embeddings {
+        conflicts.push("--untie-embeddings (saved: tied)".into());
+    }
     if let Some(preset) = &args.preset {
         if let Ok((l, h, d)) = size_preset(preset) {
             if (l, h, d) != (saved.n_layer, saved.n_head, saved.n_embd) {

@@ -235,6 +235,15 @@ pub enum Request {
         max_new_tokens: usize,
     },
     StopGenerate,
+    /// Chat mode: the conversation rendered with the Generate model's chat template, and the
+    /// assistant's reply streamed (as `Event::Generated`) until an eos id or `max_new_tokens`.
+    Chat {
+        system: String,
+        turns: Vec<hearth_lm::chat::Message>,
+        sampling: SamplingParams,
+        seed: u64,
+        max_new_tokens: usize,
+    },
     /// Cancels a job of the activity line: one waiting leaves the queue; a running generation
     /// stops at its next token.
     Cancel {
@@ -451,6 +460,12 @@ pub struct ModelInfo {
     /// How the weights were loaded, when they were streamed from a download or a file.
     #[serde(default)]
     pub load: Option<LoadStats>,
+    /// The checkpoint has a chat template (its Chat mode is offered).
+    #[serde(default)]
+    pub chat: bool,
+    /// What its `generation_config.json` says ("ends at ids 2; samples at temperature 0.7…").
+    #[serde(default)]
+    pub generation: Option<String>,
 }
 
 /// What loading a model's weights took.
@@ -612,6 +627,11 @@ pub enum Event {
     /// order (the activity line).
     Activity {
         jobs: Vec<Job>,
+    },
+    /// The prompt a chat reply is generated from, as the template rendered it, and its length.
+    ChatPrompt {
+        text: String,
+        tokens: usize,
     },
     /// A job was cancelled before it finished: its panel stops waiting.
     Cancelled {

@@ -2,7 +2,7 @@
 //! models fit it.
 
 use hearth_lm::model::precision::WeightDtype;
-use hearth_lm::{BertConfig, Gpt2Config, ModelConfig};
+use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig};
 use leptos::prelude::*;
 
 use super::bridge::post;
@@ -19,6 +19,11 @@ fn known_models() -> Vec<(String, ModelConfig)> {
     for name in ["gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"] {
         if let Ok(c) = Gpt2Config::preset(name) {
             out.push((name.to_string(), ModelConfig::Gpt2(c)));
+        }
+    }
+    for name in ["SmolLM2-135M", "SmolLM2-360M", "Qwen2.5-0.5B", "Qwen3-0.6B", "Llama-3.2-1B"] {
+        if let Ok(c) = LlamaConfig::preset(name) {
+            out.push((name.to_string(), ModelConfig::Llama(Box::new(c))));
         }
     }
     for name in ["bert-base-uncased", "bert-large-uncased"] {

@@ -60,11 +60,11 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
             </div>
             <div class="row">
                 <label class="file-button">
-                    "Pick files (config.json, model.safetensors, tokenizer.json)"
+                    "Pick files (config.json, model.safetensors, tokenizer.json; an instruct model's tokenizer_config.json, generation_config.json)"
                     <input
                         type="file"
                         multiple
-                        accept=".json,.safetensors"
+                        accept=".json,.jinja,.safetensors"
                         data-testid=format!("{prefix}-files")
                         on:change=on_files
                     />
@@ -95,6 +95,9 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
                     None => "No model loaded.".to_string(),
                 }}
             </p>
+            {move || state.model(slot).get().and_then(|m| m.generation).map(|g| view! {
+                <p class="muted" data-testid=format!("{prefix}-generation")>{g}</p>
+            })}
             {move || state.model(slot).get().and_then(|m| m.load).map(|l| view! {
                 <p class="muted" data-testid=format!("{prefix}-load-stats")>
                     // The file's size, which is more than the weights the model line counts:

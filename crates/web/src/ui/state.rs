@@ -170,6 +170,8 @@ pub struct AppState {
     pub storage_busy: RwSignal<Option<String>>,
     /// The worker's jobs: the one on the device, then those waiting (the activity line).
     pub activity: RwSignal<Vec<Job>>,
+    /// Chat mode: the prompt of the last reply as the template rendered it, and its tokens.
+    pub chat_prompt: RwSignal<Option<(String, usize)>>,
     /// Safe mode: the saved run (name, step, crashed restores) that is not restored by itself.
     pub safe_mode: RwSignal<Option<(String, usize, u32)>>,
     /// Why the compute worker was restarted, while the page offers how to go on.
@@ -203,6 +205,7 @@ impl AppState {
             owner: RwSignal::new(None),
             storage_busy: RwSignal::new(None),
             activity: RwSignal::new(Vec::new()),
+            chat_prompt: RwSignal::new(None),
             safe_mode: RwSignal::new(None),
             prompt: RwSignal::new("Every effort moves you".into()),
             sampling: RwSignal::new(SamplingParams { temperature: 1.0, top_k: 50, top_p: 1.0 }),
@@ -263,6 +266,7 @@ impl AppState {
             Event::Owner { owner } => self.owner.set(Some(owner)),
             Event::Storage { busy } => self.storage_busy.set(busy),
             Event::Activity { jobs } => self.activity.set(jobs),
+            Event::ChatPrompt { text, tokens } => self.chat_prompt.set(Some((text, tokens))),
             Event::Cancelled { topic, label } => {
                 let t = self.topic(topic);
                 t.settle();

@@ -122,6 +122,20 @@ pub(super) fn cancel(id: u64) {
     }
 }
 
+/// Cancels every waiting job of `kind` (Generate's Stop pressed before its generation began).
+pub(super) fn cancel_waiting(kind: JobKind) {
+    let waiting: Vec<u64> = JOBS.with(|j| {
+        j.borrow()
+            .iter()
+            .filter(|e| e.job.kind == kind && !e.job.running && !e.cancelled)
+            .map(|e| e.job.id)
+            .collect()
+    });
+    for id in waiting {
+        cancel(id);
+    }
+}
+
 fn announce() {
     let jobs: Vec<Job> =
         JOBS.with(|j| j.borrow().iter().filter(|e| !e.cancelled).map(|e| e.job.clone()).collect());

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use burn::tensor::{Int, Tensor};
+use hearth_lm::chat::{Message, Now};
 use hearth_lm::infer::sampling::{argmax, top_k_probs};
 use hearth_lm::io::hf::{export_model, load_model};
 use hearth_lm::model::precision::WeightDtype;
@@ -202,13 +203,30 @@ async fn stream(
     max_new_tokens: usize,
     epoch: u64,
 ) -> Result<(), String> {
+    let ids = prompt_ids(&m.tokenizer, prompt)?;
+    let decode = |new: &[u32]| m.tokenizer.decode(new);
+    stream_ids(m, &ids, params, seed, max_new_tokens, epoch, &[], &decode).await
+}
+
+/// Generates after `ids`, streaming `decode` of the new tokens, until `max_new_tokens`, a Stop,
+/// or one of `eos` (a chat reply's end, included in the ids as transformers includes it).
+#[allow(clippy::too_many_arguments)]
+async fn stream_ids(
+    m: &LoadedModel,
+    ids: &[u32],
+    params: SamplingParams,
+    seed: u64,
+    max_new_tokens: usize,
+    epoch: u64,
+    eos: &[u32],
+    decode: &dyn Fn(&[u32]) -> hearth_lm::Result<String>,
+) -> Result<(), String> {
     let Some(model) = m.model.causal() else { return Err("not a causal model".into()) };
     if max_new_tokens == 0 || max_new_tokens > 2048 {
         return Err(format!("max tokens must be between 1 and 2048, got {max_new_tokens}"));
     }
     let sampling = sampling_of(params)?;
-    let ids = prompt_ids(&m.tokenizer, prompt)?;
-    let mut generator = Generator::new(model, &ids, sampling, seed).map_err(|e| e.to_string())?;
+    let mut generator = Generator::new(model, ids, sampling, seed).map_err(|e| e.to_string())?;
     let start = now_ms();
     for i in 0..max_new_tokens {
         if !state::generation_is_current(epoch) {
@@ -216,19 +234,57 @@ async fn stream(
         }
         generator.step().await.map_err(|e| e.to_string())?;
         let new = generator.new_tokens().to_vec();
-        let text = m.tokenizer.decode(&new).map_err(|e| e.to_string())?;
+        let text = decode(&new).map_err(|e| e.to_string())?;
         let seconds = (now_ms() - start) / 1000.0;
-        let done = i + 1 == max_new_tokens;
+        let done = i + 1 == max_new_tokens || new.last().is_some_and(|id| eos.contains(id));
         emit(&Event::Generated { text, ids: new, done, tokens_per_s: (i + 1) as f64 / seconds.max(1e-6) });
+        if done {
+            return Ok(());
+        }
         // Let a "stop" message in between tokens.
         yield_now().await;
     }
     if !state::generation_is_current(epoch) {
         let new = generator.new_tokens().to_vec();
-        let text = m.tokenizer.decode(&new).map_err(|e| e.to_string())?;
+        let text = decode(&new).map_err(|e| e.to_string())?;
         emit(&Event::Generated { text, ids: new, done: true, tokens_per_s: 0.0 });
     }
     Ok(())
+}
+
+/// Chat mode: the conversation through the model's chat template (as transformers'
+/// `apply_chat_template(..., add_generation_prompt=True)` renders it), then the reply streamed
+/// until the checkpoint's eos ids, decoded without special tokens.
+pub async fn chat(system: &str, turns: &[Message], params: SamplingParams, seed: u64, max_new_tokens: usize) {
+    let Some(m) = loaded(Slot::Generate) else { return };
+    let epoch = state::bump_generation();
+    let result = async {
+        let template = m.chat.as_ref().ok_or(
+            "this model has no chat template (a base model): continue text instead, or load an instruct checkpoint",
+        )?;
+        let mut messages = Vec::with_capacity(turns.len() + 1);
+        if !system.trim().is_empty() {
+            messages.push(Message::new("system", system));
+        }
+        messages.extend(turns.iter().cloned());
+        let now = Now { unix_seconds: (js_sys::Date::now() / 1000.0) as i64 };
+        let text = template.render(&messages, true, now).map_err(|e| e.to_string())?;
+        let ids = m.tokenizer.encode_ids_plain(&text).map_err(|e| e.to_string())?;
+        if ids.is_empty() {
+            return Err("the chat template rendered an empty prompt".to_string());
+        }
+        emit(&Event::ChatPrompt { text, tokens: ids.len() });
+        let mut eos = m.generation.eos_token_ids.clone();
+        if eos.is_empty() {
+            eos.extend(template.special("eos_token").and_then(|t| m.tokenizer.token_to_id(t)));
+        }
+        let decode = |new: &[u32]| m.tokenizer.decode_plain(new);
+        stream_ids(&m, &ids, params, seed, max_new_tokens, epoch, &eos, &decode).await
+    }
+    .await;
+    if let Err(e) = result {
+        emit_error(Topic::Generate, e);
+    }
 }
 
 /// Full logits of `ids` (`[t, vocab]`, flattened).

@@ -1,6 +1,8 @@
 //! The worker: every model, tokenizer and training step runs here, off the page's thread, so
 //! the UI stays responsive. Requests are handled concurrently on the worker's event loop; the
-//! long ones (generation, training) give the loop back between tokens and steps.
+//! long ones (generation, training) give the loop back between tokens and steps. Those that
+//! compute on the device take turns in one queue, which the page's activity line shows
+//! (`activity.rs`).
 
 mod activity;
 mod builtins;
@@ -93,6 +95,7 @@ fn job_of(request: &Request) -> Option<(JobKind, Topic, String, Option<String>, 
         Request::Generate { max_new_tokens, .. } => {
             (JobKind::Generate, Topic::Generate, format!("generating {max_new_tokens} tokens"), None, true)
         }
+        Request::Chat { .. } => (JobKind::Generate, Topic::Generate, "chat reply".into(), None, true),
         Request::Verify { slot, .. } => {
             (JobKind::Verify, Topic::from(*slot), format!("check against CPU ({})", panel(slot)), None, true)
         }
@@ -167,9 +170,15 @@ async fn handle(request: Request, extra: JsValue) {
             infer::generate(&prompt, sampling, seed, max_new_tokens).await
         }
         Request::StopGenerate => {
+            // A generation still waiting for the device leaves the queue; a running one stops at
+            // its next token.
+            activity::cancel_waiting(JobKind::Generate);
             state::bump_generation();
         }
         Request::Cancel { job } => activity::cancel(job),
+        Request::Chat { system, turns, sampling, seed, max_new_tokens } => {
+            infer::chat(&system, &turns, sampling, seed, max_new_tokens).await
+        }
         Request::Verify { slot, text } => infer::verify(slot, &text).await,
         Request::Inside { seq, slot, text, query } => inside::inside(seq, slot, &text, query).await,
         Request::VerifyInside { slot, text } => inside::verify(slot, &text).await,

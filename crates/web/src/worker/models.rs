@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use hearth_lm::chat::{ChatTemplate, GenerationConfig};
 use hearth_lm::io::hf::{load_model_as, tokenizer_for_config};
 use hearth_lm::io::streamed::ModelStream;
 use hearth_lm::model::precision::WeightDtype;
@@ -41,6 +42,14 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
     let config = precheck(&config_json, slot)?;
     let tokenizer_json = fetch_cached(&format!("{base}tokenizer.json"), topic, true, 64 << 20).await?;
     let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config, topic).await?;
+    let mut chat = ChatFiles::default();
+    if matches!(config, ModelConfig::Llama(_)) {
+        // An instruct checkpoint's template and generation config: small, and absent from base models.
+        for (name, slot) in chat.slots() {
+            *slot = fetch_cached(&format!("{base}{name}"), topic, true, CHAT_FILE_LIMIT).await?;
+        }
+    }
+    let chat = chat.parse()?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
     let url = format!("{base}model.safetensors");
@@ -71,7 +80,61 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
         base.to_string(),
         tokenizer_name(tokenizer_json.is_some(), &config),
         Some(stats),
+        chat,
     ))
+}
+
+/// Files beside the weights that make a checkpoint chat: at most this many bytes each.
+const CHAT_FILE_LIMIT: u64 = 1 << 20;
+
+/// `tokenizer_config.json` (its `chat_template` and special tokens), `chat_template.jinja` and
+/// `generation_config.json`, where the checkpoint has them.
+#[derive(Default)]
+struct ChatFiles {
+    tokenizer_config: Option<Vec<u8>>,
+    jinja: Option<Vec<u8>>,
+    generation: Option<Vec<u8>>,
+}
+
+impl ChatFiles {
+    fn slots(&mut self) -> [(&'static str, &mut Option<Vec<u8>>); 3] {
+        [
+            ("tokenizer_config.json", &mut self.tokenizer_config),
+            ("chat_template.jinja", &mut self.jinja),
+            ("generation_config.json", &mut self.generation),
+        ]
+    }
+
+    fn parse(&self) -> Result<(Option<ChatTemplate>, GenerationConfig), String> {
+        let template = ChatTemplate::from_files(self.tokenizer_config.as_deref(), self.jinja.as_deref())
+            .map_err(|e| e.to_string())?;
+        let generation = match &self.generation {
+            Some(bytes) => GenerationConfig::from_json(bytes).map_err(|e| e.to_string())?,
+            None => GenerationConfig::default(),
+        };
+        Ok((template, generation))
+    }
+}
+
+/// What the model line says of a generation config.
+fn describe_generation(g: &GenerationConfig) -> Option<String> {
+    if g.eos_token_ids.is_empty() && g.do_sample.is_none() {
+        return None;
+    }
+    let ids: Vec<String> = g.eos_token_ids.iter().map(u32::to_string).collect();
+    let ends =
+        if ids.is_empty() { String::new() } else { format!("a reply ends at id {}", ids.join(" or ")) };
+    let sampling = match g.do_sample {
+        Some(true) => format!(
+            "; published sampling: temperature {}, top-k {}, top-p {}",
+            g.temperature.map_or("1".into(), |t| t.to_string()),
+            g.top_k.map_or("off".into(), |k| k.to_string()),
+            g.top_p.map_or("off".into(), |p| p.to_string())
+        ),
+        Some(false) => "; published sampling: greedy".into(),
+        None => String::new(),
+    };
+    Some(format!("generation_config.json: {ends}{sampling}"))
 }
 
 /// The weights arriving for one load: what streams them onto the device, with progress.
@@ -205,6 +268,13 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
         None => None,
     };
     let tokenizer = tokenizer_for(&config_json, tokenizer_json.as_deref(), &config, topic).await?;
+    let mut chat = ChatFiles::default();
+    for (name, slot) in chat.slots() {
+        if let Some(f) = find(&|n| n == name) {
+            *slot = Some(read_file(&f, CHAT_FILE_LIMIT, "a chat template or generation config").await?);
+        }
+    }
+    let chat = chat.parse()?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
     let mut loading = Loading::new(&config_json, &compute, topic)?;
@@ -228,6 +298,7 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
         source,
         tokenizer_name(tokenizer_json.is_some(), &config),
         Some(stats),
+        chat,
     ))
 }
 
@@ -258,6 +329,7 @@ pub async fn use_trained(slot: Slot) {
             format!("trained here (step {})", run.step()),
             name,
             None,
+            (None, GenerationConfig::default()),
         ))
     }
     .await;
@@ -271,9 +343,12 @@ fn assemble(
     source: String,
     tokenizer_name: String,
     load: Option<LoadStats>,
+    (chat, generation): (Option<ChatTemplate>, GenerationConfig),
 ) -> LoadedModel {
-    let info = describe(config, model.weight_dtype(), source, tokenizer_name, load);
-    LoadedModel { model, tokenizer, info }
+    let mut info = describe(config, model.weight_dtype(), source, tokenizer_name, load);
+    info.chat = chat.is_some();
+    info.generation = describe_generation(&generation);
+    LoadedModel { model, tokenizer, info, chat, generation }
 }
 
 fn publish(slot: Slot, result: Result<LoadedModel, String>) {
@@ -314,5 +389,7 @@ fn describe(
         weights: weights.name().into(),
         tokenizer,
         load,
+        chat: false,
+        generation: None,
     }
 }

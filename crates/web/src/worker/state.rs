@@ -17,6 +17,10 @@ pub struct LoadedModel {
     pub model: AnyModel,
     pub tokenizer: Tokenizer,
     pub info: ModelInfo,
+    /// An instruct checkpoint's chat template (the Generate panel's Chat mode).
+    pub chat: Option<hearth_lm::chat::ChatTemplate>,
+    /// Its `generation_config.json`: the ids that end a reply, its sampling defaults.
+    pub generation: hearth_lm::chat::GenerationConfig,
 }
 
 #[derive(Default)]

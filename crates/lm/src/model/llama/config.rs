@@ -10,7 +10,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::super::rope::RopeScaling;
-use crate::error::{Error, Result};
+use crate::error::{excerpt, Error, Result};
 
 /// Which architecture `model_type` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,6 +215,53 @@ impl LlamaConfig {
             layer_types: None,
             partial_rotary_factor: None,
         }
+    }
+
+    /// The shapes of the small models people run, as their hub configs give them (for the fit
+    /// tables; weights are never implied): `SmolLM2-135M`, `SmolLM2-360M`, `Qwen2.5-0.5B`,
+    /// `Qwen3-0.6B`, `Llama-3.2-1B`.
+    pub fn preset(name: &str) -> Result<Self> {
+        let rope = |theta: f64| RopeParameters {
+            rope_type: Some("default".into()),
+            rope_theta: Some(theta),
+            ..RopeParameters::default()
+        };
+        let (family, vocab, hidden, inter, layers, heads, kv, head_dim, context, rope_parameters, eps) =
+            match name {
+                "SmolLM2-135M" => {
+                    (Family::Llama, 49152, 576, 1536, 30, 9, 3, None, 8192, rope(100_000.0), 1e-5)
+                }
+                "SmolLM2-360M" => {
+                    (Family::Llama, 49152, 960, 2560, 32, 15, 5, None, 8192, rope(100_000.0), 1e-5)
+                }
+                "Qwen2.5-0.5B" => {
+                    (Family::Qwen2, 151_936, 896, 4864, 24, 14, 2, None, 32768, rope(1e6), 1e-6)
+                }
+                "Qwen3-0.6B" => {
+                    (Family::Qwen3, 151_936, 1024, 3072, 28, 16, 8, Some(128), 40960, rope(1e6), 1e-6)
+                }
+                "Llama-3.2-1B" => {
+                    let llama3 = RopeParameters {
+                        rope_type: Some("llama3".into()),
+                        rope_theta: Some(500_000.0),
+                        factor: Some(32.0),
+                        low_freq_factor: Some(1.0),
+                        high_freq_factor: Some(4.0),
+                        original_max_position_embeddings: Some(8192.0),
+                        ..RopeParameters::default()
+                    };
+                    (Family::Llama, 128_256, 2048, 8192, 16, 32, 8, Some(64), 131_072, llama3, 1e-5)
+                }
+                other => {
+                    return Err(Error::Config(format!("no Llama-family preset named {}", excerpt(other))))
+                }
+            };
+        let mut c = Self::new(family, vocab, hidden, inter, layers, heads, kv);
+        c.head_dim = head_dim;
+        c.max_position_embeddings = context;
+        c.rope_parameters = Some(rope_parameters);
+        c.rms_norm_eps = eps;
+        Ok(c)
     }
 
     /// Parses `config.json` (either rope layout) and checks that everything it asks for is
@@ -460,6 +507,24 @@ mod tests {
         "num_key_value_heads": 3, "pretraining_tp": 1, "rms_norm_eps": 1e-05, "rope_interleaved": false,
         "rope_scaling": null, "rope_theta": 100000, "tie_word_embeddings": true,
         "torch_dtype": "bfloat16", "transformers_version": "4.40.1", "use_cache": true, "vocab_size": 49152}"#;
+
+    #[test]
+    fn presets_have_the_published_parameter_counts() {
+        // transformers 5.25: AutoModelForCausalLM.from_config(<the hub config>) on the meta
+        // device, .num_parameters() (DEVELOPERS.md has the script's configs).
+        for (name, params) in [
+            ("SmolLM2-135M", 134_515_008),
+            ("SmolLM2-360M", 361_821_120),
+            ("Qwen2.5-0.5B", 494_032_768),
+            ("Qwen3-0.6B", 596_049_920),
+            ("Llama-3.2-1B", 1_235_814_400),
+        ] {
+            let c = LlamaConfig::preset(name).unwrap();
+            c.validate().unwrap();
+            assert_eq!(c.parameter_count(), params, "{name}");
+        }
+        assert!(LlamaConfig::preset("llama-70b").is_err());
+    }
 
     #[test]
     fn smollm2_135m_reads_with_its_hub_layout_and_counts_its_parameters() {

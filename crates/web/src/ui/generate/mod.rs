@@ -2,12 +2,14 @@
 //! temperature, top-k and top-p, and the next-token distribution before and after them. One
 //! file per part: the controls, the distribution, the output.
 
+mod chat;
 mod controls;
 mod distribution;
 mod output;
 
 use leptos::prelude::*;
 
+use self::chat::ChatPanel;
 use self::controls::GenerateControls;
 use self::distribution::Distribution;
 use self::output::GenerateOutput;
@@ -43,10 +45,28 @@ pub fn GeneratePanel() -> impl IntoView {
             refresh_distribution(state);
         }
     });
+    // Chat mode, offered when the model has a chat template (an instruct checkpoint).
+    let chat = RwSignal::new(false);
+    let can_chat = move || state.gen_model.get().is_some_and(|m| m.chat);
+    Effect::new(move |_| {
+        if !can_chat() {
+            chat.set(false);
+        }
+    });
     view! {
         <section class="panel" data-testid="generate-panel">
             <h2>"Generate"</h2>
             <ModelSource panel=Slot::Generate />
+            <div class="row mode" class:hidden=move || !can_chat()>
+                <button data-testid="generate-mode-text" class:active=move || !chat.get() on:click=move |_| chat.set(false)>
+                    "Continue text"
+                </button>
+                <button data-testid="generate-mode-chat" class:active=move || chat.get() on:click=move |_| chat.set(true)>
+                    "Chat"
+                </button>
+            </div>
+            <div class:hidden=move || !chat.get()><ChatPanel /></div>
+            <div class:hidden=move || chat.get()>
             <textarea
                 data-testid="generate-prompt"
                 rows="3"
@@ -59,6 +79,7 @@ pub fn GeneratePanel() -> impl IntoView {
             <GenerateControls />
             <Distribution />
             <GenerateOutput />
+            </div>
             <Verify panel=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
             <Status topic=Topic::Generate testid="generate" />
             <InsidePanel panel=Slot::Generate text=Signal::derive(move || state.prompt.get()) />
