@@ -51,12 +51,13 @@ kill_tree() {
 }
 
 medium="$target/gpt2-medium-random"
+smol="$target/smollm2-135m-random"
 bg_pids=()
 cleanup() {
     local rc=$?
     for pid in "${bg_pids[@]}"; do kill_tree "$pid"; done
     # 1.5 GB that the next run writes again: gone when this script ends, passed or not.
-    rm -rf "$medium"
+    rm -rf "$medium" "$smol"
     table
     exit "$rc"
 }
@@ -118,9 +119,14 @@ cli_outputs() {
     node tests/browser/random_gpt2.mjs "$medium"
     "$hearth" generate --model "$medium" --prompt "$prompt" --max-new-tokens 3 --json > "$target/greedy-gpt2-medium.json"
     cat "$target/greedy-gpt2-medium.json"
+    # A SmolLM2-135M-shaped random Llama (bf16, two shards with an index, 269 MB, made here) and
+    # its greedy ids: the tab must stream the shards and generate the same.
+    node tests/browser/random_llama.mjs "$smol" crates/lm/assets/tokenizers/gpt2/tokenizer.json
+    "$hearth" generate --model "$smol" --prompt "$prompt" --max-new-tokens 3 --json > "$target/greedy-smollm2.json"
+    cat "$target/greedy-smollm2.json"
 }
 step "the native CLI's outputs the browser must match, in the background"
-timed "CLI outputs for the browser, medium random model (background)" cli_outputs > "$target/cli-outputs.log" 2>&1 &
+timed "CLI outputs for the browser, random GPT-2 medium and SmolLM2 (background)" cli_outputs > "$target/cli-outputs.log" 2>&1 &
 cli_pid=$!
 bg_pids+=("$cli_pid")
 
@@ -140,6 +146,7 @@ step "browser tests (headless Chromium, WebGPU)"
 HEARTH_EXPECTED_GREEDY="$target/greedy-gpt2-tiny.json" HEARTH_EXPECTED_SAMPLED="$target/sampled-gpt2-tiny.json" \
     HEARTH_EXPECTED_SCORE="$target/score-gpt2-tiny.json" HEARTH_MEDIUM_DIR="$medium" \
     HEARTH_EXPECTED_MEDIUM="$target/greedy-gpt2-medium.json" \
+    HEARTH_SMOL_DIR="$smol" HEARTH_EXPECTED_SMOL="$target/greedy-smollm2.json" \
     HEARTH_WASM_BUILD="CI profile: no fat LTO, 16 codegen units (scripts/check-size.sh checks the shipped sizes)" \
     timed "browser tests" node tests/browser/run.mjs
 

@@ -8,7 +8,8 @@
 // --json` on the gpt2-tiny fixture); HEARTH_EXPECTED_SAMPLED (the same, top-k 40, temperature
 // 0.8, seed 7); HEARTH_EXPECTED_SCORE (`hearth score --per-token --json`); HEARTH_MEDIUM_DIR and
 // HEARTH_EXPECTED_MEDIUM (a GPT-2 medium-sized random model from random_gpt2.mjs and the CLI's
-// greedy ids on it); HEARTH_SCREENSHOTS (default target/browser-screenshots); HEARTH_ONLY (a
+// greedy ids on it); HEARTH_SMOL_DIR and HEARTH_EXPECTED_SMOL (a SmolLM2-135M-shaped random Llama,
+// bf16 in two shards, from random_llama.mjs, and the CLI's greedy ids on it); HEARTH_SCREENSHOTS (default target/browser-screenshots); HEARTH_ONLY (a
 // regular expression: run only the matching tests, see `test`); CHROMIUM (default
 // /usr/bin/chromium).
 
@@ -18,6 +19,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -30,6 +32,8 @@ const expectedSampled = process.env.HEARTH_EXPECTED_SAMPLED;
 // A GPT-2 medium-sized random model (tests/browser/random_gpt2.mjs) and the CLI's greedy ids on it.
 const mediumDir = process.env.HEARTH_MEDIUM_DIR;
 const expectedMedium = process.env.HEARTH_EXPECTED_MEDIUM;
+const smolDir = process.env.HEARTH_SMOL_DIR;
+const expectedSmol = process.env.HEARTH_EXPECTED_SMOL;
 // The prompt scripts/test.sh gave `hearth generate`.
 const GREEDY_PROMPT = 'Every effort moves you';
 fs.mkdirSync(shots, { recursive: true });
@@ -54,6 +58,7 @@ const server = http.createServer((req, res) => {
   // /big/: the GPT-2 medium-sized model, streamed from disk (1.5 GB).
   const [base, rest] = url.pathname.startsWith('/fixtures/') ? [fixtures, url.pathname.slice('/fixtures/'.length)]
     : url.pathname.startsWith('/big/') && mediumDir ? [path.resolve(mediumDir), url.pathname.slice('/big/'.length)]
+    : url.pathname.startsWith('/smol/') && smolDir ? [path.resolve(smolDir), url.pathname.slice('/smol/'.length)]
     : [dist, url.pathname === '/' ? 'index.html' : url.pathname];
   const file = path.join(base, rest);
   if (!path.resolve(file).startsWith(base) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
@@ -135,6 +140,27 @@ async function checkAgainstCpu(prefix) {
 async function noError(prefix, p = page) {
   const error = tid(`${prefix}-error`, p);
   if (await error.count()) throw new Error(`${prefix} panel shows an error: ${await error.textContent()}`);
+}
+
+// What a test that expects a download to be kept reports when it was not: the panels' notices
+// ("… was not kept for next time: …"), the browser's storage estimate, and the free disk, which
+// Chromium needs beyond what it stores (a CI machine once ran out of it here).
+async function storageReport(p = page) {
+  const notices = [];
+  for (const panel of ['generate', 'fill-mask', 'pretrain']) {
+    if (await tid(`${panel}-notice`, p).count()) notices.push(`${panel}: ${await text(`${panel}-notice`, p)}`);
+  }
+  const estimate = await p.evaluate(async () => {
+    const e = await navigator.storage.estimate();
+    return `${(e.usage / 2 ** 20).toFixed(1)} MiB used of a ${(e.quota / 2 ** 20).toFixed(0)} MiB quota`;
+  }).catch((e) => `no estimate (${e})`);
+  let disk = '';
+  try {
+    disk = execFileSync('df', ['-h', os.tmpdir(), '.'], { encoding: 'utf8' }).trim().replace(/\s*\n\s*/g, ' | ');
+  } catch (e) {
+    disk = `df failed (${e})`;
+  }
+  return `notices: ${notices.join('; ') || 'none'}; browser storage: ${estimate}; disk: ${disk}`;
 }
 
 const measured = {};
@@ -660,7 +686,7 @@ await test('a downloaded model comes from browser storage the second time', asyn
   const before = requests.get(key) || 0;
   assert(before === 1, `downloaded once so far (${before})`);
   await loadGpt2();
-  assert((requests.get(key) || 0) === before, 'no second download after the reload');
+  assert((requests.get(key) || 0) === before, `no second download after the reload (${await storageReport()})`);
 });
 
 await test('fine-tuning the GPT-2 loaded from a URL starts at its loss and lowers it', async () => {
@@ -872,7 +898,11 @@ await test('the device panel shows the adapter, its limits and what fits', async
   assert(requests.get('/hearth-worker_bg.wasm') >= 1 && !requests.has('/hearth-worker-tuned_bg.wasm'),
     'the plain worker was fetched, the tuned one not');
   await tid('stored-list').click();
-  await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
+  try {
+    await waitFor('the kept downloads', async () => (await text('stored')).includes('gpt2-tiny/model.safetensors'));
+  } catch (e) {
+    throw new Error(`${e.message}; ${await storageReport()}`);
+  }
   measured.stored_total = await text('stored-total');
   await tid('device-panel').screenshot({ path: path.join(shots, 'device.png') });
   await tid('stored-clear').click();
@@ -967,6 +997,17 @@ await test('a Llama-style decoder pretrains on the sample; its views match the C
   await tid('train-arch').selectOption('llama');
   await fillForm(page, [['train-size', 'micro'], ['train-steps', '20'], ['train-eval-every', '10'], ['train-device', 'auto']]);
   assert((await text('train-estimate')).includes('parameters'), await text('train-estimate'));
+  // The Llama-style knobs: an untied head adds a vocabulary × width matrix to the estimate; the
+  // run trains with it and a rope theta of 500,000 (the key/value heads stay 1 for 2 query heads).
+  await tid('train-advanced').locator('summary').click();
+  const params = async () => Number(/≈ ([\d.]+)k parameters/.exec(await text('train-estimate'))[1]) * 1000;
+  const tied = await params();
+  await tid('train-untie').selectOption('untied');
+  await tid('train-rope-theta').fill('500000');
+  await tid('train-rope-theta').blur();
+  const untied = await params();
+  measured.llama_micro_estimate = { tied, untied };
+  assert(untied > tied, `an untied head adds parameters: ${tied} → ${untied}`);
   await tid('train-start').click();
   if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
   await waitFor('step 20, saved', async () =>
@@ -1071,11 +1112,26 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
   assert(requests.get('/big/model.safetensors') === 1, 'the weights were downloaded once');
   await shot('generate-panel', 'generate-medium.png');
 
+  // Issue 31, item 6: fine-tuning a model too large to train in the tab is refused with what it
+  // needs before it is exported (the export is another copy of the weights, which once trapped
+  // the worker), and the worker stays up.
+  await tab('pretrain');
+  await tid('train-start-from').selectOption('generate');
+  await waitFor('the medium model as the source', async () => (await text('train-source')).includes('24 layers × 1024'));
+  await tid('train-start').click();
+  if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
+  await waitFor('the refusal', async () => (await text('pretrain-error')).includes('choose a smaller model'), 120_000);
+  measured.finetune_too_large = await text('pretrain-error');
+  assert(/needs ~[\d.]+ GB .* but ~3\.\d GB is available/.test(measured.finetune_too_large), measured.finetune_too_large);
+  assert((await tid('recovery').count()) === 0, 'the worker did not crash');
+  await tid('train-start-from').selectOption('random');
+  await tab('generate');
+
   const cpu = watch(await browser.newPage());
   await cpu.goto(origin + '/?backend=cpu');
   await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
   const onCpu = await loadMedium(cpu, 'cpu');
-  assert(requests.get('/big/model.safetensors') === 1, 'the second load came from browser storage');
+  assert(requests.get('/big/model.safetensors') === 1, `the second load came from browser storage (${await storageReport(cpu)})`);
   // On the CPU backend the weights live in wasm memory: the file's f32 values and little more.
   assert(onCpu < fileBytes * 1.5, `worker memory ${onCpu} on the CPU against a ${fileBytes}-byte file`);
   const genStart = Date.now();
@@ -1084,6 +1140,41 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
   assertEqualIds(ids, cli.new_ids, 'browser greedy ids on the medium model vs hearth generate');
   await noError('generate', cpu);
   await tid('generate-panel', cpu).screenshot({ path: path.join(shots, 'generate-medium-cpu.png') });
+  await cpu.close();
+});
+
+await test('a SmolLM2-135M-shaped checkpoint (bf16, two shards and an index) streams shard by shard and generates the CLI\'s greedy ids', async () => {
+  assert(smolDir && expectedSmol, 'HEARTH_SMOL_DIR and HEARTH_EXPECTED_SMOL are not set (scripts/test.sh sets them)');
+  const cli = JSON.parse(fs.readFileSync(expectedSmol, 'utf8'));
+  // On the CPU backend: a software adapter streams it as well, but generates far too slowly.
+  const cpu = watch(await browser.newPage());
+  await cpu.goto(origin + '/?backend=cpu');
+  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  await tab('generate', cpu);
+  await tid('generate-url', cpu).fill(`${origin}/smol/config.json`);
+  const start = Date.now();
+  const labels = new Set();
+  await tid('generate-load-url', cpu).click();
+  await waitFor('the SmolLM2-shaped model to load', async () => {
+    await noError('generate', cpu);
+    const bar = tid('generate-progress', cpu);
+    if (await bar.count()) labels.add((await bar.textContent()).replace(/[\d.]+ (MB|GB|KB|MiB|GiB|KiB|B)\b.*/, '').trim());
+    return (await text('generate-model', cpu)).includes('30 layers × 576');
+  }, 300_000);
+  measured.smollm2_load_seconds = (Date.now() - start) / 1000;
+  measured.smollm2_load_stats = await text('generate-load-stats', cpu);
+  assert(measured.smollm2_load_stats.startsWith('2 shards (2'), `both shards counted: ${measured.smollm2_load_stats}`);
+  for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+    assert(requests.get(`/smol/${shard}`) === 1, `${shard} downloaded once`);
+  }
+  measured.smollm2_progress_labels = [...labels];
+  assert([...labels].some((l) => l.includes('(shard 2 of 2)')), `the progress names the shard: ${[...labels]}`);
+  const genStart = Date.now();
+  const ids = await greedy(cpu, GREEDY_PROMPT, cli.new_ids.length, 300_000);
+  measured.smollm2_cpu_generate_seconds = (Date.now() - genStart) / 1000;
+  assertEqualIds(ids, cli.new_ids, 'browser greedy ids on the SmolLM2-shaped model vs hearth generate');
+  await noError('generate', cpu);
+  await tid('generate-panel', cpu).screenshot({ path: path.join(shots, 'generate-smollm2-cpu.png') });
   await cpu.close();
 });
 

@@ -3,7 +3,9 @@
 //! 11-token sentence, both with random weights, fp32; with `--train`, training throughput of
 //! nanoGPT's baby GPT (char-level, 6/6/384, context 256, batch 8), GPT-2 124M from random
 //! weights and fine-tuning GPT-2 124M-sized weights with Hugging Face's recipe (context 128,
-//! batch 2 each).
+//! batch 2 each). With `--llama`, the same for today's decoders (bench_llama_torch.py beside it):
+//! generation with SmolLM2-135M- and Qwen2.5-0.5B-shaped random weights, and with `--train`
+//! the Llama-style presets of the baby GPT's and GPT-2 124M's shapes.
 
 use std::time::Instant;
 
@@ -11,10 +13,11 @@ use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::{embeddings, inside, surprisal};
 use hearth_lm::io::hf::{export_model, load_model_as};
+use hearth_lm::model::causal::CausalLm;
 use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::train::{Arch, TrainConfig, Trainer};
 use hearth_lm::train::{Corpus, TokenizerChoice};
-use hearth_lm::{AnyModel, BertConfig, Generator, Gpt2Config, ModelConfig, Sampling, Tokenizer};
+use hearth_lm::{AnyModel, BertConfig, Generator, Gpt2Config, LlamaConfig, ModelConfig, Sampling, Tokenizer};
 use serde_json::json;
 
 use crate::{print_json, CliResult};
@@ -42,6 +45,10 @@ pub struct BenchArgs {
     /// one layer's attention, all layers', the logit lens, surprisal, neighbours, projection.
     #[arg(long)]
     inside: bool,
+    /// The Llama family instead of GPT-2 and BERT: SmolLM2-135M- and Qwen2.5-0.5B-shaped
+    /// generation, or with --train the Llama-style presets of the GPT-2 jobs' shapes.
+    #[arg(long)]
+    llama: bool,
     /// Threads a training step's batch is split across (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     batch_threads: Option<u16>,
@@ -53,6 +60,15 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 pub fn run(args: BenchArgs, device: &Device) -> CliResult {
+    if args.llama && args.inside {
+        return Err("--llama and --inside do not combine: the views are benchmarked on GPT-2".into());
+    }
+    if args.llama && args.train {
+        return train_llama(&args, device);
+    }
+    if args.llama {
+        return generate_llama(&args, device);
+    }
     if args.train {
         return train(&args, device);
     }
@@ -74,31 +90,7 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
         unreachable!("a GPT-2 config builds a GPT-2")
     };
 
-    let mut rates = Vec::new();
-    let mut prefills = Vec::new();
-    for run in 0..=args.runs {
-        let mut g = Generator::new(&gpt2, &prompt, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
-        let start = Instant::now();
-        pollster::block_on(g.step()).map_err(|e| e.to_string())?;
-        let prefill = start.elapsed().as_secs_f64();
-        let decode_start = Instant::now();
-        for _ in 1..args.new_tokens {
-            pollster::block_on(g.step()).map_err(|e| e.to_string())?;
-        }
-        let rate = (args.new_tokens - 1) as f64 / decode_start.elapsed().as_secs_f64();
-        if run > 0 {
-            rates.push(rate);
-            prefills.push(prefill * 1000.0);
-        }
-        if !args.json {
-            let label = if run == 0 { "warm-up".to_string() } else { format!("run {run}") };
-            eprintln!(
-                "gpt2-124m ({}) generate {label}: prefill {:.1} ms, {rate:.1} tokens/s",
-                weights.name(),
-                prefill * 1000.0
-            );
-        }
-    }
+    let (rate, prefill) = generation_rate(&*gpt2, &prompt, "gpt2-124m", weights, &args)?;
 
     let bert_tok = Tokenizer::builtin("bert-base-uncased").map_err(|e| e.to_string())?;
     let bert = BertConfig::preset("bert-base-uncased").map_err(|e| e.to_string())?;
@@ -116,7 +108,7 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
         }
     }
 
-    let (rate, prefill, latency) = (median(rates), median(prefills), median(latencies));
+    let latency = median(latencies);
     if args.json {
         print_json(&json!({
             "weights": weights.name(),
@@ -131,6 +123,118 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
             args.new_tokens
         );
         println!("bert-base fill-mask ({} weights, 11 tokens): {latency:.1} ms", weights.name());
+    }
+    Ok(())
+}
+
+/// Median new tokens/s after the first (decode) and prefill milliseconds of greedy generation
+/// with the KV cache, over `--runs` runs after one warm-up.
+fn generation_rate(
+    model: &dyn CausalLm,
+    prompt: &[u32],
+    label: &str,
+    weights: WeightDtype,
+    args: &BenchArgs,
+) -> Result<(f64, f64), String> {
+    let mut rates = Vec::new();
+    let mut prefills = Vec::new();
+    for run in 0..=args.runs {
+        let mut g = Generator::new(model, prompt, Sampling::ArgMax, 0).map_err(|e| e.to_string())?;
+        let start = Instant::now();
+        pollster::block_on(g.step()).map_err(|e| e.to_string())?;
+        let prefill = start.elapsed().as_secs_f64();
+        let decode_start = Instant::now();
+        for _ in 1..args.new_tokens {
+            pollster::block_on(g.step()).map_err(|e| e.to_string())?;
+        }
+        let rate = (args.new_tokens - 1) as f64 / decode_start.elapsed().as_secs_f64();
+        if run > 0 {
+            rates.push(rate);
+            prefills.push(prefill * 1000.0);
+        }
+        if !args.json {
+            let run = if run == 0 { "warm-up".to_string() } else { format!("run {run}") };
+            eprintln!(
+                "{label} ({}) generate {run}: prefill {:.1} ms, {rate:.1} tokens/s",
+                weights.name(),
+                prefill * 1000.0
+            );
+        }
+    }
+    Ok((median(rates), median(prefills)))
+}
+
+/// The prompt of the Llama-family jobs: six ids, as GPT-2's "Swimming at the beach is" (the
+/// models are random, so which ids does not matter; bench_llama_torch.py uses the same).
+const LLAMA_PROMPT: [u32; 6] = [1000, 2000, 3000, 4000, 5000, 6000];
+
+/// Generation with SmolLM2-135M- and Qwen2.5-0.5B-shaped random weights (their configs'
+/// shapes: `LlamaConfig::preset`), prompt [`LLAMA_PROMPT`], greedy with the KV cache.
+fn generate_llama(args: &BenchArgs, device: &Device) -> CliResult {
+    if args.runs == 0 || args.new_tokens < 2 {
+        return Err("bench needs --runs ≥ 1 and --new-tokens ≥ 2".into());
+    }
+    let weights = crate::device::weights();
+    if !weights.supported_on(device) {
+        return Err(format!("this device cannot store weights as {}; use --weights f32", weights.name()));
+    }
+    let mut out = serde_json::Map::new();
+    for name in ["SmolLM2-135M", "Qwen2.5-0.5B"] {
+        let config = ModelConfig::Llama(Box::new(LlamaConfig::preset(name).map_err(|e| e.to_string())?));
+        crate::device::check_model_as(&config, weights)?;
+        let model = random_model(config, device, weights)?;
+        let causal = model.causal().ok_or("a Llama-family model generates")?;
+        let (rate, prefill) = generation_rate(causal, &LLAMA_PROMPT, name, weights, args)?;
+        if !args.json {
+            println!(
+                "{name} generate ({} weights, KV cache, {} prompt + {} new): {rate:.1} tokens/s, prefill {prefill:.1} ms",
+                weights.name(),
+                LLAMA_PROMPT.len(),
+                args.new_tokens
+            );
+        }
+        out.insert(
+            format!("{name}_generate"),
+            json!({ "new_tokens_per_s": rate, "prefill_ms": prefill, "prompt_tokens": LLAMA_PROMPT.len(), "new_tokens": args.new_tokens }),
+        );
+    }
+    if args.json {
+        print_json(&json!({ "weights": weights.name(), "jobs": out }));
+    }
+    Ok(())
+}
+
+/// Training tokens/s of the Llama-style presets of the two GPT-2 jobs' shapes: the baby
+/// (6 layers, 6 heads, 384 wide, characters, context 256, batch 8) and the 124M-sized (12/12/768,
+/// GPT-2's tokenizer, context 128, batch 2); each with half as many key/value heads as query
+/// heads (the page's default), SwiGLU at 8/3 width, tied embeddings, dropout 0.
+fn train_llama(args: &BenchArgs, device: &Device) -> CliResult {
+    let corpus = crate::train::read_corpus(&args.corpus)?;
+    let mut baby = TrainConfig::nano(Arch::Llama);
+    (baby.n_layer, baby.n_head, baby.n_embd) = (6, 6, 384);
+    (baby.data.context, baby.data.stride, baby.batch_size) = (256, 256, 8);
+    let mut big = TrainConfig::nano(Arch::Llama);
+    big.tokenizer = TokenizerChoice::Gpt2;
+    (big.n_layer, big.n_head, big.n_embd) = (12, 12, 768);
+    (big.data.context, big.data.stride, big.batch_size) = (128, 128, 2);
+    let mut out = serde_json::Map::new();
+    for (name, mut config, steps) in
+        [("llama_baby", baby, args.steps), ("llama_124m_shape", big, args.steps.min(5))]
+    {
+        config.dropout = 0.0;
+        config.llama.n_kv_head = Some(config.n_head / 2);
+        let tokens_per_step = (config.data.context * config.batch_size) as f64;
+        let rate = train_rate(config, &corpus, args, steps, device)?;
+        if !args.json {
+            println!("train {name}: {rate:.0} tokens/s ({:.3} s/step)", tokens_per_step / rate);
+        }
+        out.insert(
+            format!("train_{name}"),
+            json!({ "tokens_per_s": rate, "seconds_per_step": tokens_per_step / rate }),
+        );
+    }
+    if args.json {
+        print_json(&serde_json::Value::Object(out));
     }
     Ok(())
 }

@@ -152,3 +152,73 @@ fn half_precision_files_load_as_f32() {
     let want = exported(&load_model(&config, &to_safetensors(&rounded).unwrap(), &ndarray()).unwrap());
     assert_eq!(exported(&stream(&config, &f16_file, 999).unwrap()), want);
 }
+
+/// The shards of a sharded checkpoint, in the index's order.
+fn shards_of(case_name: &str) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let dir = case(case_name);
+    let files = hearth_lm::io::hf::shard_files(&read(dir.join("model.safetensors.index.json"))).unwrap();
+    (read(dir.join("config.json")), files.iter().map(|f| read(dir.join(f))).collect())
+}
+
+/// Streams `shards` one after another in chunks of `chunk` bytes.
+fn stream_shards(config: &[u8], shards: &[&[u8]], chunk: usize) -> Result<AnyModel, Error> {
+    let mut loading = ModelStream::new(config, &ndarray(), WeightDtype::F32, UNLIMITED, UNLIMITED)?.sharded();
+    for (i, shard) in shards.iter().enumerate() {
+        if i > 0 {
+            loading.end_shard()?;
+        }
+        for part in shard.chunks(chunk) {
+            loading.push(part)?;
+        }
+    }
+    let total: usize = shards.iter().map(|s| s.len()).sum();
+    assert_eq!(loading.received_bytes(), total as u64, "every shard's bytes are counted");
+    loading.finish()
+}
+
+/// The bf16 Llama 3 checkpoint in two shards, streamed shard by shard as the tab does, holds
+/// the weights the whole-file loader gives, and its logits are transformers'.
+#[test]
+fn a_sharded_bf16_checkpoint_streams_shard_by_shard() {
+    let name = "llama3-scaled-bf16-sharded";
+    let (config, shards) = shards_of(name);
+    assert_eq!(shards.len(), 2);
+    let parts: Vec<&[u8]> = shards.iter().map(Vec::as_slice).collect();
+    let whole =
+        hearth_lm::io::hf::load_model_files_as(&config, &parts, &ndarray(), WeightDtype::F32).unwrap();
+    for chunk in [13, 65536] {
+        let model = stream_shards(&config, &parts, chunk).unwrap();
+        assert_eq!(exported(&model), exported(&whole), "chunks of {chunk}");
+    }
+    let AnyModel::Llama(model) = stream_shards(&config, &parts, 4096).unwrap() else { panic!("a Llama") };
+    let prompt = ids(&expected(name)["input_ids"]);
+    let logits =
+        hearth_lm::model::causal::CausalLm::forward(model.as_ref(), ids_tensor(&prompt, &ndarray()), None);
+    let (_, want) = read_npy(case(name).join("logits.npy"));
+    let diff = max_abs_diff(&block_on(read_f32(logits)).unwrap(), &want);
+    assert!(diff < 1e-4, "logits differ by {diff}");
+}
+
+/// A shard missing, a tensor in two shards, a shard cut short and a config that is not these
+/// weights' are each one clear error.
+#[test]
+fn a_bad_set_of_shards_is_refused() {
+    let (config, shards) = shards_of("llama3-scaled-bf16-sharded");
+    let err = stream_shards(&config, &[&shards[0]], 4096).err().unwrap().to_string();
+    assert!(err.contains("missing") || err.contains("not found"), "one shard of two: {err}");
+    let err = stream_shards(&config, &[&shards[0], &shards[0]], 4096).err().unwrap().to_string();
+    assert!(err.contains("in two shards"), "{err}");
+    let cut = &shards[1][..shards[1].len() / 2];
+    let err = stream_shards(&config, &[&shards[0], cut], 4096).err().unwrap().to_string();
+    assert!(err.contains("ended after"), "{err}");
+    let mut loading =
+        ModelStream::new(&config, &ndarray(), WeightDtype::F32, UNLIMITED, UNLIMITED).unwrap().sharded();
+    loading.push(&shards[0][..shards[0].len() / 2]).unwrap();
+    assert!(loading.end_shard().unwrap_err().to_string().contains("ended after"), "a shard ends whole");
+    let bigger = String::from_utf8(config.clone())
+        .unwrap()
+        .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 2000");
+    assert_ne!(bigger.as_bytes(), &config[..], "the fixture has 2 layers");
+    let err = stream_shards(bigger.as_bytes(), &[&shards[0], &shards[1]], 4096).err().unwrap().to_string();
+    assert!(err.contains("does not belong"), "{err}");
+}

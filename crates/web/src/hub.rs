@@ -56,6 +56,9 @@ pub fn check_download(name: &str, bytes: &[u8]) -> Result<(), String> {
         "tokenizer.json" => {
             hearth_lm::Tokenizer::from_bytes(bytes).map(|_| ()).map_err(|e| format!("{e}{hint}"))
         }
+        "model.safetensors.index.json" => {
+            hearth_lm::io::hf::shard_files(bytes).map(|_| ()).map_err(|e| format!("{e}{hint}"))
+        }
         _ => Ok(()),
     }
 }
@@ -108,6 +111,14 @@ mod tests {
         assert!(check_download("model.safetensors", page).is_err());
         assert!(check_download("model.safetensors", b"\x08\x00\x00").is_err());
         assert!(check_download("tokenizer.json", b"{").is_err());
+        assert!(check_download("model.safetensors.index.json", page).unwrap_err().contains("HTML page"));
+        let index = br#"{"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}"#;
+        assert!(check_download("model.safetensors.index.json", index).is_ok());
+        assert!(check_download(
+            "model.safetensors.index.json",
+            br#"{"weight_map": {"a": "../x.safetensors"}}"#
+        )
+        .is_err());
         assert!(check_download("config.json", br#"{"model_type": "gpt2", "vocab_size": 10, "n_positions": 8, "n_embd": 4, "n_layer": 1, "n_head": 2}"#).is_ok());
     }
 }

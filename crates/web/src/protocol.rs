@@ -117,6 +117,15 @@ pub struct Advanced {
     pub weight_decay: Option<f64>,
     pub dropout: Option<f64>,
     pub grad_clip: Option<f64>,
+    /// Llama-style only: key/value heads (blank: half the query heads where they pair up).
+    #[serde(default)]
+    pub kv_heads: Option<usize>,
+    /// Llama-style only: the rotary base (blank: 10,000).
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// Llama-style only: an output head of its own instead of the token embedding's transpose.
+    #[serde(default)]
+    pub untie_embeddings: bool,
 }
 
 fn default_text_field() -> String {
@@ -471,7 +480,9 @@ pub struct ModelInfo {
 /// What loading a model's weights took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadStats {
-    /// Bytes of `model.safetensors`.
+    /// What the weights came as: "model.safetensors", or "2 shards".
+    pub files: String,
+    /// Bytes of those files.
     pub file_bytes: u64,
     pub seconds: f64,
     /// The worker's wasm memory after the load. It never shrinks, so this is its high-water mark

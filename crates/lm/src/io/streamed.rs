@@ -3,9 +3,11 @@
 //! one tensor at a time, not the file. Everything that can be known from the file's header —
 //! a missing or mis-shaped tensor, a non-float dtype, a config that does not belong to these
 //! weights, a tensor larger than the device binds — is refused from the header, before the
-//! data is downloaded.
+//! data is downloaded. A sharded checkpoint (`model.safetensors.index.json`) streams one shard
+//! after another ([`ModelStream::sharded`]): each shard's header is checked as it arrives, and
+//! what no shard held is named once the last has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use safetensors::Dtype;
@@ -40,6 +42,20 @@ struct Uploads {
     tensors: HashMap<String, (Vec<usize>, Tensor<1>)>,
     /// Bytes uploaded so far, as stored on the device.
     uploaded: u64,
+    /// For a sharded checkpoint, what the shards so far held.
+    shards: Option<Shards>,
+}
+
+/// What the shards of a sharded checkpoint held so far: a shard's header cannot say whether a
+/// tensor it lacks is in another shard, so the file-wide checks wait for the last one.
+#[derive(Default)]
+struct Shards {
+    /// Values in the shards' headers (against the config: see `check_file_holds`).
+    values: u128,
+    /// The parameters some shard held, by key: a second is refused.
+    found: HashSet<String>,
+    /// Bytes of the shards that have ended.
+    ended_bytes: u64,
 }
 
 impl ModelStream {
@@ -89,6 +105,7 @@ impl ModelStream {
             weights,
             tensors: HashMap::new(),
             uploaded: 0,
+            shards: None,
         };
         Ok(Self { stream: TensorStream::new(), uploads })
     }
@@ -100,14 +117,39 @@ impl ModelStream {
         self
     }
 
-    /// Takes the next bytes of `model.safetensors`.
+    /// The weights come as several files (the shards an index names), pushed one after the
+    /// other with [`ModelStream::end_shard`] between them.
+    pub fn sharded(mut self) -> Self {
+        self.uploads.shards = Some(Shards::default());
+        self
+    }
+
+    /// Takes the next bytes of `model.safetensors` (or of the current shard).
     pub fn push(&mut self, chunk: &[u8]) -> Result<()> {
         self.stream.push(chunk, &mut self.uploads)
     }
 
-    /// Bytes received so far, and the file's length once its header has said it.
+    /// Ends the current shard, which must be complete; the next push starts the next one.
+    pub fn end_shard(&mut self) -> Result<()> {
+        let Some(shards) = &mut self.uploads.shards else {
+            return Err(invalid!("end_shard on a stream that is not sharded"));
+        };
+        self.stream.finish()?;
+        shards.ended_bytes = shards.ended_bytes.saturating_add(self.stream.received());
+        self.stream = TensorStream::new();
+        Ok(())
+    }
+
+    /// Bytes received so far of the current file (shard), and its length once its header has
+    /// said it.
     pub fn progress(&self) -> (u64, Option<u64>) {
         (self.stream.received(), self.stream.expected_len())
+    }
+
+    /// Bytes received so far of every file (all shards).
+    pub fn received_bytes(&self) -> u64 {
+        let ended = self.uploads.shards.as_ref().map_or(0, |s| s.ended_bytes);
+        ended.saturating_add(self.stream.received())
     }
 
     /// Bytes on the device so far (the weights as stored).
@@ -118,6 +160,9 @@ impl ModelStream {
     /// The model, once the whole file has arrived.
     pub fn finish(mut self) -> Result<AnyModel> {
         self.stream.finish()?;
+        if let Some(shards) = &self.uploads.shards {
+            check_file_holds(&self.uploads.config, shards.values)?;
+        }
         let model = self.uploads.model.take().expect("finish is called once");
         let (tensors, layout, device, weights) =
             (self.uploads.tensors, self.uploads.layout, self.uploads.device, self.uploads.weights);
@@ -135,13 +180,45 @@ impl ModelStream {
     }
 }
 
+impl Uploads {
+    /// A tensor the model needs: its shape the parameter's, a float dtype, within the device's
+    /// binding and what can be held while it arrives.
+    fn check(&self, name: &str, info: &TensorInfo, shape: Vec<usize>) -> Result<()> {
+        if info.shape != shape {
+            return Err(Error::ShapeMismatch { key: name.to_string(), got: info.shape.clone(), want: shape });
+        }
+        burn_dtype(name, info.dtype)?;
+        let stored = self.weights.for_rank(shape.len());
+        let bytes = (shape.iter().product::<usize>() as u128).saturating_mul(stored.bytes());
+        if bytes > self.max_tensor_bytes as u128 {
+            return Err(invalid!(
+                "tensor `{name}` needs {} as {}, more than this device holds in one buffer ({})",
+                human_bytes(bytes),
+                stored.name(),
+                human_bytes(self.max_tensor_bytes as u128)
+            ));
+        }
+        if info.byte_len() > self.max_in_flight_bytes {
+            return Err(invalid!(
+                "tensor `{name}` is {} in the file, more than the {} that can be held while it arrives",
+                human_bytes(info.byte_len() as u128),
+                human_bytes(self.max_in_flight_bytes as u128)
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl TensorSink for Uploads {
     fn header(&mut self, tensors: &[(String, TensorInfo)]) -> Result<Vec<bool>> {
         let elements = tensors
             .iter()
             .map(|(_, info)| info.shape.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
             .fold(0u128, u128::saturating_add);
-        check_file_holds(&self.config, elements)?;
+        match &mut self.shards {
+            Some(shards) => shards.values = shards.values.saturating_add(elements),
+            None => check_file_holds(&self.config, elements)?,
+        }
         let index: HashMap<&str, usize> =
             tensors.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
         let mut keep = vec![false; tensors.len()];
@@ -153,34 +230,20 @@ impl TensorSink for Uploads {
         };
         for param in params {
             let Some(&i) = param.candidates.iter().find_map(|k| index.get(k.as_str())) else {
+                if self.shards.is_some() {
+                    // In another shard, or missing: `finish` names it if no shard had it.
+                    continue;
+                }
                 return Err(Error::MissingTensor(param.key));
             };
             let (name, info) = &tensors[i];
-            if info.shape != param.shape {
-                return Err(Error::ShapeMismatch {
-                    key: name.clone(),
-                    got: info.shape.clone(),
-                    want: param.shape,
-                });
+            if let Some(shards) = &mut self.shards {
+                if !shards.found.insert(param.key.clone()) {
+                    let name: String = name.chars().take(120).collect();
+                    return Err(Error::Safetensors(format!("tensor `{name}` is in two shards")));
+                }
             }
-            burn_dtype(name, info.dtype)?;
-            let stored = self.weights.for_rank(param.shape.len());
-            let bytes = (param.shape.iter().product::<usize>() as u128).saturating_mul(stored.bytes());
-            if bytes > self.max_tensor_bytes as u128 {
-                return Err(invalid!(
-                    "tensor `{name}` needs {} as {}, more than this device holds in one buffer ({})",
-                    human_bytes(bytes),
-                    stored.name(),
-                    human_bytes(self.max_tensor_bytes as u128)
-                ));
-            }
-            if info.byte_len() > self.max_in_flight_bytes {
-                return Err(invalid!(
-                    "tensor `{name}` is {} in the file, more than the {} that can be held while it arrives",
-                    human_bytes(info.byte_len() as u128),
-                    human_bytes(self.max_in_flight_bytes as u128)
-                ));
-            }
+            self.check(name, info, param.shape)?;
             keep[i] = true;
         }
         Ok(keep)

@@ -60,7 +60,7 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
             </div>
             <div class="row">
                 <label class="file-button">
-                    "Pick files (config.json, model.safetensors, tokenizer.json; an instruct model's tokenizer_config.json, generation_config.json)"
+                    "Pick files (config.json, model.safetensors or the shards with model.safetensors.index.json, tokenizer.json; an instruct model's tokenizer_config.json, generation_config.json)"
                     <input
                         type="file"
                         multiple
@@ -103,7 +103,8 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
                     // The file's size, which is more than the weights the model line counts:
                     // GPT-2 files also carry each layer's causal-mask buffer, which is skipped.
                     {format!(
-                        "model.safetensors ({}) streamed onto the device in {:.1} s · worker memory {} (high-water mark)",
+                        "{} ({}) streamed onto the device in {:.1} s · worker memory {} (high-water mark)",
+                        l.files,
                         human_bytes(l.file_bytes),
                         l.seconds,
                         human_bytes(l.worker_memory)

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use hearth_lm::chat::{ChatTemplate, GenerationConfig};
-use hearth_lm::io::hf::{load_model_as, tokenizer_for_config};
+use hearth_lm::io::hf::{load_model_as, shard_files, tokenizer_for_config};
 use hearth_lm::io::streamed::ModelStream;
 use hearth_lm::model::precision::WeightDtype;
 use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
@@ -51,28 +51,53 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
     }
     let chat = chat.parse()?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
+    // A sharded checkpoint (as SmolLM2 and Qwen publish their larger models) names its files in
+    // an index; without one, the weights are one model.safetensors.
+    let index =
+        fetch_cached(&format!("{base}model.safetensors.index.json"), topic, true, INDEX_LIMIT).await?;
+    let files = match &index {
+        Some(bytes) => shard_files(bytes).map_err(|e| e.to_string())?,
+        None => vec!["model.safetensors".to_string()],
+    };
+    let sharded = index.is_some();
     let started = now_ms();
-    let url = format!("{base}model.safetensors");
-    let loading = RefCell::new(Some(Loading::new(&config_json, &compute, topic)?));
+    let loading = RefCell::new(Some(Loading::new(&config_json, &compute, topic, sharded)?));
     let model = RefCell::new(None);
-    stream_cached(
-        &url,
-        topic,
-        &mut |chunk, origin| loading.borrow_mut().as_mut().expect("loading").push(chunk, origin),
-        &mut || {
-            let done = loading.borrow_mut().take().expect("loading").finish()?;
-            *model.borrow_mut() = Some(done);
-            Ok(())
-        },
-        &mut || {
-            *loading.borrow_mut() = Some(Loading::new(&config_json, &compute, topic)?);
-            Ok(())
-        },
-    )
-    .await?;
+    for (i, file) in files.iter().enumerate() {
+        let last = i + 1 == files.len();
+        let url = format!("{base}{file}");
+        loading.borrow_mut().as_mut().expect("loading").start_file(file, i, files.len());
+        stream_cached(
+            &url,
+            topic,
+            &mut |chunk, origin| loading.borrow_mut().as_mut().expect("loading").push(chunk, origin),
+            &mut || {
+                if !last {
+                    return loading.borrow_mut().as_mut().expect("loading").end_shard();
+                }
+                let done = loading.borrow_mut().take().expect("loading").finish()?;
+                *model.borrow_mut() = Some(done);
+                Ok(())
+            },
+            &mut || {
+                if sharded {
+                    // The earlier shards' tensors are on the device already; this shard's stored
+                    // copy was bad and is gone, so a second load downloads it afresh.
+                    return Err(format!("the copy of {file} kept in browser storage was damaged and has been removed: load the model again"));
+                }
+                *loading.borrow_mut() = Some(Loading::new(&config_json, &compute, topic, false)?);
+                Ok(())
+            },
+        )
+        .await?;
+    }
     let (model, file_bytes) = model.into_inner().expect("the stream completed");
-    let stats =
-        LoadStats { file_bytes, seconds: (now_ms() - started) / 1000.0, worker_memory: worker_memory() };
+    let stats = LoadStats {
+        files: files_label(files.len()),
+        file_bytes,
+        seconds: (now_ms() - started) / 1000.0,
+        worker_memory: worker_memory(),
+    };
     Ok(assemble(
         model,
         tokenizer,
@@ -83,6 +108,23 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
         chat,
     ))
 }
+
+/// What the load statistics call the weights' files.
+fn files_label(files: usize) -> String {
+    if files > 1 {
+        format!("{files} shards")
+    } else {
+        "model.safetensors".into()
+    }
+}
+
+/// A file name as a message quotes it: at most 80 characters.
+fn bounded(name: &str) -> String {
+    name.chars().take(80).collect()
+}
+
+/// `model.safetensors.index.json`: a few hundred bytes per tensor name (Qwen's is ~30 KB).
+const INDEX_LIMIT: u64 = 8 << 20;
 
 /// Files beside the weights that make a checkpoint chat: at most this many bytes each.
 const CHAT_FILE_LIMIT: u64 = 1 << 20;
@@ -143,16 +185,34 @@ struct Loading {
     topic: Topic,
     backend: String,
     last_report: u64,
+    /// The file arriving, and "(shard i of n)" when there are several.
+    file: String,
+    shard: String,
 }
 
 impl Loading {
-    fn new(config_json: &[u8], compute: &Compute, topic: Topic) -> Result<Self, String> {
+    fn new(config_json: &[u8], compute: &Compute, topic: Topic, sharded: bool) -> Result<Self, String> {
         let (max_model, max_tensor) = weight_limits(&compute.info);
         let stream =
             ModelStream::new(config_json, &compute.device, compute.info.weights(), max_model, max_tensor)
                 .map(|stream| stream.with_in_flight_limit(TENSOR_IN_FLIGHT_LIMIT))
+                .map(|stream| if sharded { stream.sharded() } else { stream })
                 .map_err(|e| e.to_string())?;
-        Ok(Self { stream, topic, backend: compute.info.backend.clone(), last_report: 0 })
+        Ok(Self {
+            stream,
+            topic,
+            backend: compute.info.backend.clone(),
+            last_report: 0,
+            file: "model.safetensors".into(),
+            shard: String::new(),
+        })
+    }
+
+    /// The next file starts (the `i`th of `n`).
+    fn start_file(&mut self, name: &str, i: usize, n: usize) {
+        self.file = bounded(name);
+        self.shard = if n > 1 { format!(" (shard {} of {n})", i + 1) } else { String::new() };
+        self.last_report = 0;
     }
 
     fn push(&mut self, chunk: &[u8], origin: Origin) -> Result<(), Failed> {
@@ -169,7 +229,7 @@ impl Loading {
             };
             emit(&Event::Progress {
                 topic: self.topic,
-                label: format!("model.safetensors{from} → {}, tensor by tensor", self.backend),
+                label: format!("{}{}{from} → {}, tensor by tensor", self.file, self.shard, self.backend),
                 done,
                 total,
             });
@@ -177,9 +237,14 @@ impl Loading {
         Ok(())
     }
 
-    /// The model and the file's length.
+    /// A shard has arrived whole (a shard cut short is its bytes' fault).
+    fn end_shard(&mut self) -> Result<(), Failed> {
+        self.stream.end_shard().map_err(failed)
+    }
+
+    /// The model and the bytes of its files.
     fn finish(self) -> Result<(AnyModel, u64), Failed> {
-        let bytes = self.stream.progress().0;
+        let bytes = self.stream.received_bytes();
         Ok((self.stream.finish().map_err(failed)?, bytes))
     }
 }
@@ -258,9 +323,27 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
     let find = |pred: &dyn Fn(&str) -> bool| picked.iter().find(|f| pred(&f.name())).cloned();
     let config_file =
         find(&|n| n == "config.json").ok_or("pick config.json together with model.safetensors")?;
-    let weights = find(&|n| n == "model.safetensors")
-        .or_else(|| find(&|n| n.ends_with(".safetensors")))
-        .ok_or("pick a .safetensors file together with config.json")?;
+    // The weights: model.safetensors, or the shards a picked model.safetensors.index.json names.
+    let index = match find(&|n| n == "model.safetensors.index.json") {
+        Some(f) => Some(read_file(&f, INDEX_LIMIT, "a shard index").await?),
+        None => None,
+    };
+    let weights: Vec<web_sys::File> = match &index {
+        Some(bytes) => shard_files(bytes)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|shard| {
+                find(&|n| n == shard).ok_or_else(|| {
+                    format!(
+                        "pick every shard model.safetensors.index.json names: {shard} is not among the files"
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => vec![find(&|n| n == "model.safetensors")
+            .or_else(|| find(&|n| n.ends_with(".safetensors")))
+            .ok_or("pick a .safetensors file together with config.json")?],
+    };
     let config_json = read_file(&config_file, 1 << 20, "a config").await?;
     let config = precheck(&config_json, slot)?;
     let tokenizer_json = match find(&|n| n == "tokenizer.json") {
@@ -277,19 +360,29 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
     let chat = chat.parse()?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
-    let mut loading = Loading::new(&config_json, &compute, topic)?;
-    let name = weights.name();
-    read_body(
-        &weights.stream(),
-        &name,
-        &mut |chunk, _| loading.push(chunk, Origin::File).map_err(|f| f.message),
-        &|| false,
-    )
-    .await
-    .map_err(|e| format!("{name}: {e}"))?;
-    let (model, file_bytes) = loading.finish().map_err(|f| format!("{name}: {}", f.message))?;
-    let stats =
-        LoadStats { file_bytes, seconds: (now_ms() - started) / 1000.0, worker_memory: worker_memory() };
+    let mut loading = Loading::new(&config_json, &compute, topic, index.is_some())?;
+    for (i, file) in weights.iter().enumerate() {
+        let name = file.name();
+        if i > 0 {
+            loading.end_shard().map_err(|f| f.message)?;
+        }
+        loading.start_file(&name, i, weights.len());
+        read_body(
+            &file.stream(),
+            &name,
+            &mut |chunk, _| loading.push(chunk, Origin::File).map_err(|f| f.message),
+            &|| false,
+        )
+        .await
+        .map_err(|e| format!("{}: {e}", bounded(&name)))?;
+    }
+    let (model, file_bytes) = loading.finish().map_err(|f| f.message)?;
+    let stats = LoadStats {
+        files: files_label(weights.len()),
+        file_bytes,
+        seconds: (now_ms() - started) / 1000.0,
+        worker_memory: worker_memory(),
+    };
     let source = "files from disk".to_string();
     Ok(assemble(
         model,

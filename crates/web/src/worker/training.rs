@@ -165,6 +165,7 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
     if !(s.lr.is_finite() && s.lr > 0.0 && s.lr <= 1.0) {
         return Err(format!("learning rate must be in (0, 1], got {}", s.lr));
     }
+    let model_is_random = model.is_none();
     let mut c = match model {
         Some((model, name)) => TrainConfig::fine_tune(model, name),
         None => {
@@ -199,6 +200,11 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
     c.adamw.weight_decay = a.weight_decay.unwrap_or(c.adamw.weight_decay);
     c.dropout = a.dropout.unwrap_or(c.dropout);
     c.grad_clip = a.grad_clip.unwrap_or(c.grad_clip);
+    if model_is_random && c.arch == Arch::Llama {
+        c.llama.n_kv_head = a.kv_heads.or(c.llama.n_kv_head);
+        c.llama.rope_theta = a.rope_theta.unwrap_or(c.llama.rope_theta);
+        c.llama.tie_embeddings = !a.untie_embeddings;
+    }
     // By default about twenty points on the validation curve, each cheap enough not to stall
     // the run.
     c.eval_every = if s.eval_every == 0 { (s.steps / 20).clamp(10, 250) } else { s.eval_every };

@@ -19,11 +19,19 @@ fn options<T: Copy>(all: &[T], value: fn(T) -> String, label: fn(T) -> String) -
 }
 
 /// A Llama-style shape as the worker builds it (`TrainConfig::llama_config`): SwiGLU at 8/3 of
-/// the width, two query heads per key/value head where they pair up.
-fn llama(vocab: usize, context: usize, width: usize, layers: usize, heads: usize) -> LlamaConfig {
-    let kv = if heads.is_multiple_of(2) { heads / 2 } else { heads };
+/// the width, two query heads per key/value head where they pair up unless `kv` says, the
+/// embedding tied to the head unless `untied`.
+fn llama(
+    vocab: usize,
+    context: usize,
+    (width, layers, heads): (usize, usize, usize),
+    kv: Option<usize>,
+    untied: bool,
+) -> LlamaConfig {
+    let kv = kv.unwrap_or(if heads.is_multiple_of(2) { heads / 2 } else { heads }).max(1);
     let mut c = LlamaConfig::new(Family::Llama, vocab, width, swiglu_width(width), layers, heads, kv);
     c.max_position_embeddings = context;
+    c.tie_word_embeddings = !untied;
     c
 }
 
@@ -45,9 +53,13 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
             TrainArch::Gpt2 => {
                 ModelConfig::Gpt2(Gpt2Config::new(m.vocab_size, m.context, m.hidden, m.layers, heads))
             }
-            TrainArch::Llama => {
-                ModelConfig::Llama(Box::new(llama(m.vocab_size, m.context, m.hidden, m.layers, heads)))
-            }
+            TrainArch::Llama => ModelConfig::Llama(Box::new(llama(
+                m.vocab_size,
+                m.context,
+                (m.hidden, m.layers, heads),
+                None,
+                false,
+            ))),
         };
         let bytes = config.training_footprint(s.batch_size, context).total();
         return (m.params, u64::try_from(bytes).unwrap_or(u64::MAX));
@@ -59,7 +71,16 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
             ModelConfig::Bert(BertConfig::new(vocab, width, layers, heads, 4 * width, context))
         }
         TrainArch::Gpt2 => ModelConfig::Gpt2(Gpt2Config::new(vocab, context, width, layers, heads)),
-        TrainArch::Llama => ModelConfig::Llama(Box::new(llama(vocab, context, width, layers, heads))),
+        TrainArch::Llama => {
+            let a = &s.advanced;
+            ModelConfig::Llama(Box::new(llama(
+                vocab,
+                context,
+                (width, layers, heads),
+                a.kv_heads,
+                a.untie_embeddings,
+            )))
+        }
     };
     // The same estimate the worker checks before it allocates (hearth_lm::model::memory).
     let bytes = config.training_footprint(s.batch_size, context).total();
@@ -139,6 +160,15 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
                 "weight-decay" => opt_f(&v).map(|x| s.advanced.weight_decay = x).is_ok(),
                 "dropout" => opt_f(&v).map(|x| s.advanced.dropout = x).is_ok(),
                 "grad-clip" => opt_f(&v).map(|x| s.advanced.grad_clip = x).is_ok(),
+                "kv-heads" => {
+                    if v.is_empty() {
+                        s.advanced.kv_heads = None;
+                        true
+                    } else {
+                        v.parse().map(|x| s.advanced.kv_heads = Some(x)).is_ok()
+                    }
+                }
+                "rope-theta" => opt_f(&v).map(|x| s.advanced.rope_theta = x).is_ok(),
                 _ => v.parse().map(|x| s.seed = x).is_ok(),
             });
             form_error.set((ok == Some(false)).then(|| format!("`{v}` is not a valid {field}")));
@@ -262,6 +292,25 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
                 <Field label="Weight decay" testid="train-weight-decay" value=advanced_text(|s| s.advanced.weight_decay.map(|v| v.to_string())) set=numeric("weight-decay") />
                 <Field label="Dropout" testid="train-dropout" value=advanced_text(|s| s.advanced.dropout.map(|v| v.to_string())) set=numeric("dropout") />
                 <Field label="Gradient clip (0 = off)" testid="train-grad-clip" value=advanced_text(|s| s.advanced.grad_clip.map(|v| v.to_string())) set=numeric("grad-clip") />
+                // The Llama-style shape's own knobs (a fine-tune keeps its model's).
+                <Show when=move || !pretrained() && settings.with(|s| s.arch == TrainArch::Llama)>
+                    <Field label="Key/value heads (blank = half the query heads)" testid="train-kv-heads"
+                        value=advanced_text(|s| s.advanced.kv_heads.map(|v| v.to_string())) set=numeric("kv-heads") />
+                    <Field label="Rope theta (blank = 10000)" testid="train-rope-theta"
+                        value=advanced_text(|s| s.advanced.rope_theta.map(|v| v.to_string())) set=numeric("rope-theta") />
+                    <label class="field">
+                        <span>"Output head"</span>
+                        <select data-testid="train-untie"
+                            prop:value=move || if settings.with(|s| s.advanced.untie_embeddings) { "untied" } else { "tied" }
+                            on:change=move |ev| {
+                                let untied = event_target_value(&ev) == "untied";
+                                settings.update(|s| s.advanced.untie_embeddings = untied);
+                            }>
+                            <option value="tied">"tied to the token embedding"</option>
+                            <option value="untied">"a matrix of its own (untied)"</option>
+                        </select>
+                    </label>
+                </Show>
             </div>
         </details>
         <p class="muted" data-testid="train-estimate">
