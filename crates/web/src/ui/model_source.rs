@@ -25,7 +25,7 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
         Slot::Generate => (
             "generate",
             "https://huggingface.co/openai-community/gpt2/resolve/main/model.safetensors",
-            "GPT-2",
+            "GPT-2, Llama, SmolLM2, Qwen2.5, Qwen3",
         ),
     };
     let url = RwSignal::new(default_url.to_string());
