@@ -10,6 +10,7 @@
 // 0.01-scaled: values with a spread, so greedy decoding is not a tie among 50,257 logits.
 import fs from 'node:fs';
 import path from 'node:path';
+import { uniform, writeSafetensors } from './safetensors.mjs';
 
 const [out, nLayer = '24', nEmbd = '1024', nHead = '16'] = process.argv.slice(2);
 if (!out) {
@@ -43,55 +44,19 @@ for (let i = 0; i < L; i++) {
 }
 tensors.push(['ln_f.weight', [d], 'one'], ['ln_f.bias', [d], 'zero']);
 
-// The header: byte ranges in this order, all f32.
-const header = { __metadata__: { format: 'pt' } };
-let offset = 0;
-for (const [name, shape] of tensors) {
-  const bytes = shape.reduce((a, b) => a * b, 1) * 4;
-  header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + bytes] };
-  offset += bytes;
-}
-let json = JSON.stringify(header);
-json += ' '.repeat((8 - (json.length % 8)) % 8);
-
 fs.mkdirSync(out, { recursive: true });
 fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2));
-const fd = fs.openSync(path.join(out, 'model.safetensors'), 'w');
-const prefix = Buffer.alloc(8);
-prefix.writeBigUInt64LE(BigInt(json.length));
-fs.writeSync(fd, prefix);
-fs.writeSync(fd, json);
-
-// xorshift32, seeded: the same file on every machine.
-let state = 0x2545f491;
-const next = () => {
-  state ^= state << 13; state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5; state >>>= 0;
-  return state / 4294967296 - 0.5; // uniform on [-0.5, 0.5): std 1/√12
-};
+const next = uniform(0x2545f491);
 const SQRT12 = Math.sqrt(12);
-const CHUNK = 1 << 22; // values per write
-const buffer = new Float32Array(CHUNK);
-for (const [, shape, fill] of tensors) {
-  let left = shape.reduce((a, b) => a * b, 1);
-  let index = 0;
-  while (left > 0) {
-    const n = Math.min(left, CHUNK);
-    for (let i = 0; i < n; i++, index++) {
-      switch (fill) {
-        case 'rand': buffer[i] = next() * SQRT12 * 0.02; break;
-        case 'bias': buffer[i] = next() * SQRT12 * 0.002; break;
-        case 'one': buffer[i] = 1; break;
-        case 'zero': buffer[i] = 0; break;
-        // The causal mask: 1 on and below the diagonal.
-        default: buffer[i] = (index % positions) <= Math.floor(index / positions) % positions ? 1 : 0;
-      }
-    }
-    fs.writeSync(fd, Buffer.from(buffer.buffer, 0, n * 4));
-    left -= n;
+const bytes = writeSafetensors(path.join(out, 'model.safetensors'), tensors, 'F32', (fill, index) => {
+  switch (fill) {
+    case 'rand': return next() * SQRT12 * 0.02;
+    case 'bias': return next() * SQRT12 * 0.002;
+    case 'one': return 1;
+    case 'zero': return 0;
+    // The causal mask: 1 on and below the diagonal.
+    default: return (index % positions) <= Math.floor(index / positions) % positions ? 1 : 0;
   }
-}
-fs.closeSync(fd);
+});
 const params = tensors.filter(([n]) => !n.endsWith('attn.bias')).reduce((a, [, s]) => a + s.reduce((x, y) => x * y, 1), 0);
-console.log(`${out}: ${params} parameters, ${(offset + 8 + json.length) / 1e6} MB`);
+console.log(`${out}: ${params} parameters, ${(bytes / 1e6).toFixed(1)} MB of weights`);

@@ -12,6 +12,7 @@
 // std 0.02, RMSNorm weights 1: values with a spread, so greedy decoding is not a tie.
 import fs from 'node:fs';
 import path from 'node:path';
+import { uniform, writeSafetensors } from './safetensors.mjs';
 
 const [out, tokenizer] = process.argv.slice(2);
 if (!out || !tokenizer) {
@@ -52,24 +53,6 @@ for (let i = 0; i < L; i++) {
 }
 shards[1].push(['model.norm.weight', [d], 'one']);
 
-// xorshift32, seeded: the same files on every machine.
-let state = 0x5eed1e55;
-const next = () => {
-  state ^= state << 13; state >>>= 0;
-  state ^= state >>> 17;
-  state ^= state << 5; state >>>= 0;
-  return state / 4294967296 - 0.5; // uniform on [-0.5, 0.5): std 1/√12
-};
-const SQRT12 = Math.sqrt(12);
-// bf16 is the top half of an f32, rounded to nearest even.
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-const bf16 = (x) => {
-  f32[0] = x;
-  const bits = u32[0];
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-};
-
 fs.mkdirSync(out, { recursive: true });
 fs.writeFileSync(path.join(out, 'config.json'), JSON.stringify(config, null, 2));
 // GPT-2's tokenizer cut to 49,152 tokens.
@@ -86,38 +69,15 @@ if (Object.keys(t.model.vocab).length !== vocab || t.added_tokens.length !== 1) 
 fs.writeFileSync(path.join(out, 'tokenizer.json'), JSON.stringify(t));
 const names = shards.map((_, i) => `model-0000${i + 1}-of-0000${shards.length}.safetensors`);
 const weightMap = {};
-let totalSize = 0, params = 0;
-const CHUNK = 1 << 22; // values per write
-const buffer = new Uint16Array(CHUNK);
+let totalSize = 0;
+const next = uniform(0x5eed1e55);
+const SQRT12 = Math.sqrt(12);
 shards.forEach((tensors, s) => {
-  const header = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const [name, shape] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * 2;
-    header[name] = { dtype: 'BF16', shape, data_offsets: [offset, offset + bytes] };
-    weightMap[name] = names[s];
-    offset += bytes;
-  }
-  totalSize += offset;
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const fd = fs.openSync(path.join(out, names[s]), 'w');
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-  fs.writeSync(fd, prefix);
-  fs.writeSync(fd, json);
-  for (const [, shape, fill] of tensors) {
-    let left = shape.reduce((a, b) => a * b, 1);
-    params += left;
-    while (left > 0) {
-      const n = Math.min(left, CHUNK);
-      for (let i = 0; i < n; i++) buffer[i] = fill === 'one' ? 0x3f80 : bf16(next() * SQRT12 * 0.02);
-      fs.writeSync(fd, Buffer.from(buffer.buffer, 0, n * 2));
-      left -= n;
-    }
-  }
-  fs.closeSync(fd);
+  for (const [name] of tensors) weightMap[name] = names[s];
+  totalSize += writeSafetensors(path.join(out, names[s]), tensors, 'BF16',
+    (fill) => (fill === 'one' ? 1 : next() * SQRT12 * 0.02));
 });
+const params = shards.flat().reduce((a, [, shape]) => a + shape.reduce((x, y) => x * y, 1), 0);
 const index = { metadata: { total_size: totalSize }, weight_map: weightMap };
 fs.writeFileSync(path.join(out, 'model.safetensors.index.json'), JSON.stringify(index, null, 2));
 console.log(`${out}: ${params} parameters in ${names.length} bf16 shards, ${(totalSize / 1e6).toFixed(1)} MB`);

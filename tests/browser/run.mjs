@@ -241,6 +241,14 @@ async function loadGpt2(p = page) {
   await waitFor('the GPT-2 fixture to load', async () => (await text('generate-model', p)).includes('parameters'));
 }
 
+// A second page of the same origin on the CPU backend (`?backend=cpu`), once its worker is up.
+async function cpuPage() {
+  const cpu = watch(await browser.newPage());
+  await cpu.goto(origin + '/?backend=cpu');
+  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  return cpu;
+}
+
 async function greedy(p, prompt, n, timeout = 60_000) {
   await tid('generate-prompt', p).fill(prompt);
   await tid('temperature', p).fill('0');
@@ -911,9 +919,7 @@ await test('the device panel shows the adapter, its limits and what fits', async
 });
 
 await test('?backend=cpu runs everything on the CPU backend', async () => {
-  const cpu = watch(await browser.newPage());
-  await cpu.goto(origin + '/?backend=cpu');
-  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  const cpu = await cpuPage();
   // The CPU backend keeps the weights in the tab's memory: GPT-2 medium fits, large does not.
   await tab('device', cpu);
   assert((await text('fits-gpt2-medium', cpu)).endsWith('yes'), `medium on the CPU: ${await text('fits-gpt2-medium', cpu)}`);
@@ -1112,9 +1118,7 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
   assert(requests.get('/big/model.safetensors') === 1, 'the weights were downloaded once');
   await shot('generate-panel', 'generate-medium.png');
 
-  const cpu = watch(await browser.newPage());
-  await cpu.goto(origin + '/?backend=cpu');
-  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  const cpu = await cpuPage();
   const onCpu = await loadMedium(cpu, 'cpu');
   assert(requests.get('/big/model.safetensors') === 1, `the second load came from browser storage (${await storageReport(cpu)})`);
   // On the CPU backend the weights live in wasm memory: the file's f32 values and little more.
@@ -1152,9 +1156,7 @@ await test('a SmolLM2-135M-shaped checkpoint (bf16, two shards and an index) str
   assert(smolDir && expectedSmol, 'HEARTH_SMOL_DIR and HEARTH_EXPECTED_SMOL are not set (scripts/test.sh sets them)');
   const cli = JSON.parse(fs.readFileSync(expectedSmol, 'utf8'));
   // On the CPU backend: a software adapter streams it as well, but generates far too slowly.
-  const cpu = watch(await browser.newPage());
-  await cpu.goto(origin + '/?backend=cpu');
-  await waitFor('the cpu backend', async () => (await text('backend', cpu)) === 'cpu');
+  const cpu = await cpuPage();
   await tab('generate', cpu);
   await tid('generate-url', cpu).fill(`${origin}/smol/config.json`);
   const start = Date.now();

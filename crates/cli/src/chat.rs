@@ -73,13 +73,7 @@ struct Session<'a> {
 impl Session<'_> {
     fn prompt(&self, messages: &[Message]) -> Result<(String, Vec<u32>), String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let text =
-            self.template.render(messages, true, Now { unix_seconds: now }).map_err(|e| e.to_string())?;
-        let ids = self.tokenizer.encode_ids_plain(&text).map_err(|e| e.to_string())?;
-        if ids.is_empty() {
-            return Err("the chat template rendered an empty prompt".into());
-        }
-        Ok((text, ids))
+        self.template.prompt(self.tokenizer, messages, Now { unix_seconds: now }).map_err(|e| e.to_string())
     }
 
     /// Generates after `prompt`, calling `show` with the reply's text so far after each token.
@@ -171,11 +165,7 @@ pub fn run(args: ChatArgs, device: &Device) -> CliResult {
     let (template, generation) = read_chat_files(&args.model)?;
     let (sampling, described) = sampling(&args, &generation)?;
     let (model, tokenizer) = model_dir::load_decoder(&args.model, device, "chat")?;
-    let mut eos = generation.eos_token_ids.clone();
-    if eos.is_empty() {
-        // No generation config: the template's eos token, as the tokenizer spells it.
-        eos.extend(template.special("eos_token").and_then(|t| tokenizer.token_to_id(t)));
-    }
+    let eos = template.eos_ids(&generation, &tokenizer);
     let session = Session {
         model: model.causal().expect("load_decoder returns a decoder"),
         tokenizer: &tokenizer,

@@ -15,7 +15,7 @@ use minijinja::value::{Kwargs, Value, ValueKind};
 use minijinja::{Environment, ErrorKind};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Error, Result, Tokenizer};
 
 /// Templates longer than this are not a chat template (the real ones are 0.3–10 KB).
 const MAX_TEMPLATE_BYTES: usize = 1 << 20;
@@ -120,6 +120,32 @@ impl ChatTemplate {
             Error::InvalidInput(format!("the chat template does not parse: {}", bounded(&e.to_string())))
         })?;
         Ok(env)
+    }
+
+    /// The prompt a reply is generated from: `messages` rendered with the assistant's turn opened,
+    /// encoded as transformers encodes a rendered template (no special tokens added: the
+    /// template wrote them). Its text and ids.
+    pub fn prompt(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        now: Now,
+    ) -> Result<(String, Vec<u32>)> {
+        let text = self.render(messages, true, now)?;
+        let ids = tokenizer.encode_ids_plain(&text)?;
+        if ids.is_empty() {
+            return Err(Error::InvalidInput("the chat template rendered an empty prompt".into()));
+        }
+        Ok((text, ids))
+    }
+
+    /// The ids a reply ends at: `generation_config.json`'s, or without them the template's eos
+    /// token as the tokenizer spells it.
+    pub fn eos_ids(&self, generation: &GenerationConfig, tokenizer: &Tokenizer) -> Vec<u32> {
+        if !generation.eos_token_ids.is_empty() {
+            return generation.eos_token_ids.clone();
+        }
+        self.special("eos_token").and_then(|t| tokenizer.token_to_id(t)).into_iter().collect()
     }
 
     /// The prompt for `messages`, ending with the assistant's turn opened when

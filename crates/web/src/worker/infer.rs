@@ -268,16 +268,9 @@ pub async fn chat(system: &str, turns: &[Message], params: SamplingParams, seed:
         }
         messages.extend(turns.iter().cloned());
         let now = Now { unix_seconds: (js_sys::Date::now() / 1000.0) as i64 };
-        let text = template.render(&messages, true, now).map_err(|e| e.to_string())?;
-        let ids = m.tokenizer.encode_ids_plain(&text).map_err(|e| e.to_string())?;
-        if ids.is_empty() {
-            return Err("the chat template rendered an empty prompt".to_string());
-        }
+        let (text, ids) = template.prompt(&m.tokenizer, &messages, now).map_err(|e| e.to_string())?;
         emit(&Event::ChatPrompt { text, tokens: ids.len() });
-        let mut eos = m.generation.eos_token_ids.clone();
-        if eos.is_empty() {
-            eos.extend(template.special("eos_token").and_then(|t| m.tokenizer.token_to_id(t)));
-        }
+        let eos = template.eos_ids(&m.generation, &m.tokenizer);
         let decode = |new: &[u32]| m.tokenizer.decode_plain(new);
         stream_ids(&m, &ids, params, seed, max_new_tokens, epoch, &eos, &decode).await
     }

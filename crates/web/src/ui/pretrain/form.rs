@@ -134,6 +134,7 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
             let v = v.trim().to_string();
             // Blank in the advanced part: the recipe's default.
             let opt_f = |v: &str| if v.is_empty() { Ok(None) } else { v.parse::<f64>().map(Some) };
+            let opt_u = |v: &str| if v.is_empty() { Ok(None) } else { v.parse::<usize>().map(Some) };
             let ok = settings.try_update(|s| match field {
                 "context" => v.parse().map(|x| s.context = x).is_ok(),
                 "batch" => v.parse().map(|x| s.batch_size = x).is_ok(),
@@ -148,26 +149,12 @@ pub fn PretrainForm(settings: RwSignal<TrainSettings>) -> impl IntoView {
                 }
                 "lr" => v.parse::<f64>().map(|x| s.lr = x).is_ok(),
                 "eval" => v.parse().map(|x| s.eval_every = x).is_ok(),
-                "warmup" => {
-                    if v.is_empty() {
-                        s.advanced.warmup = None;
-                        true
-                    } else {
-                        v.parse().map(|x| s.advanced.warmup = Some(x)).is_ok()
-                    }
-                }
+                "warmup" => opt_u(&v).map(|x| s.advanced.warmup = x).is_ok(),
                 "min-lr" => opt_f(&v).map(|x| s.advanced.min_lr = x).is_ok(),
                 "weight-decay" => opt_f(&v).map(|x| s.advanced.weight_decay = x).is_ok(),
                 "dropout" => opt_f(&v).map(|x| s.advanced.dropout = x).is_ok(),
                 "grad-clip" => opt_f(&v).map(|x| s.advanced.grad_clip = x).is_ok(),
-                "kv-heads" => {
-                    if v.is_empty() {
-                        s.advanced.kv_heads = None;
-                        true
-                    } else {
-                        v.parse().map(|x| s.advanced.kv_heads = Some(x)).is_ok()
-                    }
-                }
+                "kv-heads" => opt_u(&v).map(|x| s.advanced.kv_heads = x).is_ok(),
                 "rope-theta" => opt_f(&v).map(|x| s.advanced.rope_theta = x).is_ok(),
                 _ => v.parse().map(|x| s.seed = x).is_ok(),
             });
