@@ -163,6 +163,19 @@ async function storageReport(p = page) {
   return `notices: ${notices.join('; ') || 'none'}; browser storage: ${estimate}; disk: ${disk}`;
 }
 
+// What a page shows when a wait on it times out: the activity line, the pretrain panel's
+// messages and whether Start is enabled.
+async function pageReport(p = page) {
+  const parts = [];
+  const read = async (id) => ((await tid(id, p).count()) ? (await tid(id, p).first().textContent() || '').trim() : null);
+  for (const id of ['activity', 'owner-banner', 'pretrain-error', 'pretrain-notice', 'pretrain-progress', 'storage-busy', 'train-replace-confirm', 'recovery']) {
+    const t = await read(id).catch((e) => `(${e})`);
+    if (t !== null) parts.push(`${id}: ${t.slice(0, 300)}`);
+  }
+  parts.push(`Start ${await tid('train-start', p).isDisabled().catch(() => '?') ? 'disabled' : 'enabled'}`);
+  return parts.join(' | ');
+}
+
 const measured = {};
 const results = [];
 // HEARTH_ONLY (a regular expression) runs the first test, which opens the page, and those whose
@@ -1142,8 +1155,13 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
   await tid('train-start-from', cpu).selectOption('generate');
   await waitFor('the medium model as the source', async () => (await text('train-source', cpu)).includes('24 layers × 1024'));
   await tid('train-start', cpu).click();
-  if (await tid('train-replace-confirm', cpu).count()) await tid('train-replace-yes', cpu).click();
-  await waitFor('the refusal', async () => (await text('pretrain-error', cpu)).includes('choose a smaller model'), 120_000);
+  // The run this page took over may be restored before or after the click: it asks to replace
+  // that run whenever its question shows.
+  await waitFor('the refusal', async () => {
+    if (await tid('train-replace-confirm', cpu).count()) await tid('train-replace-yes', cpu).click();
+    return (await tid('pretrain-error', cpu).count()) && (await text('pretrain-error', cpu)).includes('choose a smaller model');
+  }, 120_000)
+    .catch(async (e) => { throw new Error(`${e.message}; the page: ${await pageReport(cpu)}`); });
   measured.finetune_too_large = await text('pretrain-error', cpu);
   measured.finetune_too_large_seconds = (Date.now() - refusalStart) / 1000;
   assert(/needs ~[\d.]+ GB .* but ~3\.\d GB is available/.test(measured.finetune_too_large), measured.finetune_too_large);

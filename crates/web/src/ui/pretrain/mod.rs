@@ -26,15 +26,21 @@ use crate::ui::widgets::Status;
 pub fn PretrainPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     let settings = RwSignal::new(TrainSettings::default());
-    // A run the worker reports (a restored one, after a reload) puts its settings in the form,
-    // once: later edits to the form stay the user's.
+    // A run the worker reports (a restored one, after a reload or a take-over) puts its settings
+    // in the form, once, unless the user has changed the form since it was last filled: a
+    // restore that lands while they pick "Start from" must not swap their choices for the old
+    // run's just before they press Start.
     let shown_run = StoredValue::new(None::<TrainSettings>);
     Effect::new(move |_| {
         // Steps as the run now stands (Continue may have raised them).
         if let Some(run) = state.train.get().map(|s| TrainSettings { steps: s.total_steps, ..s.settings }) {
-            if shown_run.get_value().as_ref() != Some(&run) {
+            let last = shown_run.get_value();
+            if last.as_ref() != Some(&run) {
+                let untouched = settings.with_untracked(|form| *form == last.unwrap_or_default());
                 shown_run.set_value(Some(run.clone()));
-                settings.set(run);
+                if untouched {
+                    settings.set(run);
+                }
             }
         }
     });
