@@ -1092,6 +1092,40 @@ await test("Chat mode: an instruct checkpoint's template renders the conversatio
   assert((await page.locator('[data-testid=chat-turn]').count()) === 2, 'the user turn and the reply');
   await shot('generate-panel', 'chat.png');
   await noError('generate');
+
+  // A fine-tune of it keeps its template and eos ids: the model trained here chats as it did.
+  await tab('pretrain');
+  if (!(await text('corpus-stats')).includes('(sample)')) {
+    await tid('corpus-sample').click();
+    await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
+  }
+  await tid('train-start-from').selectOption('generate');
+  await waitFor('the chat model as the source', async () => (await text('train-source')).includes('qwen3-chat'));
+  for (const [id, value] of [['train-context', '16'], ['train-batch', '2'], ['train-steps', '1'], ['train-eval-every', '1']]) {
+    await tid(id).fill(value);
+    await tid(id).blur();
+  }
+  await tid('train-device').selectOption('cpu');
+  await tid('train-start').click();
+  await waitFor('step 1, saved', async () => {
+    if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
+    return (await text('train-step')) === '1' && (await text('train-saved')).includes('step 1');
+  }, 120_000);
+  await tab('generate');
+  await tid('generate-use-trained').click();
+  await waitFor('the fine-tuned model', async () => (await text('generate-model')).includes('trained here (step 1)'));
+  const tuned = await text('generate-generation');
+  assert(tuned.includes('258') && tuned.includes('116'), `the fine-tune keeps the eos ids: ${tuned}`);
+  await tid('generate-mode-chat').click();
+  await tid('chat-reset').click();
+  await tid('chat-input').fill(expected.messages[1].content);
+  await tid('chat-send').click();
+  await waitFor('the fine-tuned reply', async () =>
+    (await page.locator('[data-testid=chat-turn][data-role=assistant]').count()) === 1, 120_000);
+  const tunedPrompt = await text('chat-prompt-details');
+  assert(tunedPrompt.includes(`${expected.prompt_ids.length} tokens`) && tunedPrompt.includes('<|im_start|>assistant'),
+    `the fine-tune renders the same prompt: ${tunedPrompt}`);
+  await noError('generate');
 });
 
 await test('GPT-2 medium-sized weights stream onto the GPU, then from storage onto the CPU backend and generate the CLI\'s greedy ids', async () => {

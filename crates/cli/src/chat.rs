@@ -14,7 +14,7 @@ use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::chat::{ChatTemplate, GenerationConfig, Message, Now};
 use hearth_lm::model::causal::CausalLm;
-use hearth_lm::{Generator, Sampling, Tokenizer};
+use hearth_lm::{Generator, ModelConfig, Sampling, Tokenizer};
 use serde_json::json;
 
 use crate::model_dir::{self, read_json};
@@ -120,11 +120,20 @@ fn read_chat_files(dir: &Path) -> Result<(ChatTemplate, GenerationConfig), Strin
                 dir.display()
             )
         })?;
-    let generation = match optional("generation_config.json")? {
-        Some(bytes) => GenerationConfig::from_json(&bytes).map_err(|e| format!("{}: {e}", dir.display()))?,
-        None => GenerationConfig::default(),
-    };
-    Ok((template, generation))
+    Ok((template, generation_config(dir)?))
+}
+
+/// `generation_config.json` of a model directory; without one, what transformers uses instead:
+/// `config.json`'s eos ids.
+pub fn generation_config(dir: &Path) -> Result<GenerationConfig, String> {
+    let path = dir.join("generation_config.json");
+    if path.exists() {
+        return GenerationConfig::from_json(&read_json(&path)?)
+            .map_err(|e| format!("{}: {e}", dir.display()));
+    }
+    let config = ModelConfig::from_json(&read_json(&dir.join("config.json"))?)
+        .map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
+    Ok(GenerationConfig::from_model_config(&config))
 }
 
 /// The flags over the checkpoint's defaults: greedy unless it samples (`do_sample`) or a flag asks.

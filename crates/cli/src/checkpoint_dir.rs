@@ -239,7 +239,8 @@ fn aside_copy(dir: &Path) -> Option<PathBuf> {
 /// The files a checkpoint consists of (`Checkpoint::files`), and whether each holds weights
 /// (bounded by memory) or JSON (bounded by [`MAX_JSON_BYTES`]). Nothing else in the directory is
 /// read: a stray file there (a log, a copy of a corpus) costs nothing.
-const CHECKPOINT_FILES: [(&str, bool); 7] = [
+const CHECKPOINT_FILES: [(&str, bool); 8] = [
+    ("chat_template.jinja", false),
     ("config.json", false),
     ("generation_config.json", false),
     ("model.safetensors", true),

@@ -32,6 +32,10 @@ pub struct GenerateArgs {
     /// The same seed gives the same text.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Keep generating past the checkpoint's end-of-text ids (by default generation stops at
+    /// one, as transformers' `generate` does).
+    #[arg(long)]
+    ignore_eos: bool,
     #[arg(long)]
     json: bool,
 }
@@ -53,6 +57,8 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
         ));
     }
     let (model, tokenizer) = model_dir::load_decoder(&args.model, device, "generate")?;
+    let eos =
+        if args.ignore_eos { Vec::new() } else { crate::chat::generation_config(&args.model)?.eos_token_ids };
     let causal = model.causal().expect("load_decoder returns a decoder");
     let prompt = tokenizer.encode_ids(&args.prompt).map_err(|e| e.to_string())?;
     let mut generator = Generator::new(causal, &prompt, sampling, args.seed).map_err(|e| e.to_string())?;
@@ -63,8 +69,10 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
     let start = Instant::now();
     let mut prefill_s = 0.0;
     let mut printed = String::new();
+    let mut stopped_at_eos = false;
     for i in 0..args.max_new_tokens {
         pollster::block_on(generator.step()).map_err(|e| e.to_string())?;
+        stopped_at_eos = generator.new_tokens().last().is_some_and(|id| eos.contains(id));
         if i == 0 {
             prefill_s = start.elapsed().as_secs_f64();
         }
@@ -76,6 +84,9 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
                 let _ = std::io::stdout().flush();
                 printed = text;
             }
+        }
+        if stopped_at_eos {
+            break;
         }
     }
     let total_s = start.elapsed().as_secs_f64();
@@ -91,14 +102,17 @@ pub fn run(args: GenerateArgs, device: &Device) -> CliResult {
             "prompt_ids": prompt,
             "new_ids": new_ids,
             "text": text,
+            "stop": if stopped_at_eos { "eos" } else { "max_new_tokens" },
+            "eos_token_ids": eos,
             "timing": { "prefill_ms": prefill_s * 1000.0, "new_tokens_per_s": tokens_per_s },
         }));
     } else {
         println!();
         eprintln!(
-            "{} prompt tokens, {} new; prefill {:.1} ms, {:.1} tokens/s",
+            "{} prompt tokens, {} new{}; prefill {:.1} ms, {:.1} tokens/s",
             prompt.len(),
             new_ids.len(),
+            if stopped_at_eos { " (stopped at eos; --ignore-eos goes on)" } else { "" },
             prefill_s * 1000.0,
             tokens_per_s
         );

@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::train::{corpus_of_files, size_preset, Arch, EvalReport, TrainConfig, Trainer};
-use hearth_lm::train::{Corpus, Decay, Packing, TokenizerChoice};
+use hearth_lm::train::{Corpus, Decay, Packing, SourceFiles, TokenizerChoice};
 use hearth_lm::ModelConfig;
 use serde_json::json;
 
@@ -234,6 +234,23 @@ fn fine_tune_config(args: &TrainArgs, dir: &Path, model: ModelConfig) -> Result<
     apply_recipe(args, TrainConfig::fine_tune(model, dir.display().to_string()))
 }
 
+/// The files of `dir` that a fine-tune passes on (see [`SourceFiles`]), each within the JSON limit.
+fn source_files(dir: &Path) -> Result<SourceFiles, String> {
+    let read = |name: &str| -> Result<Option<Vec<u8>>, String> {
+        let path = dir.join(name);
+        path.is_file().then(|| crate::model_dir::read_json(&path)).transpose()
+    };
+    let files = SourceFiles::from_bytes(
+        read("tokenizer_config.json")?.as_deref(),
+        read("chat_template.jinja")?.as_deref(),
+        read("generation_config.json")?.as_deref(),
+    )
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
+    // A template that does not parse is refused now, not when the result is chatted with.
+    files.chat_template().map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(files)
+}
+
 /// The training settings given as flags, over `c`'s defaults.
 fn apply_recipe(args: &TrainArgs, mut c: TrainConfig) -> Result<TrainConfig, String> {
     c.data.context = args.context.unwrap_or(c.data.context);
@@ -458,7 +475,11 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
                 // against its vocabulary before any weight is read.
                 let tokenizer = hearth_lm::io::hf::tokenizer_for_config(&files, &model)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
-                let config = fine_tune_config(&args, dir, model)?;
+                let mut config = fine_tune_config(&args, dir, model)?;
+                // An instruct model's chat template and generation config go with the run.
+                if let Some(init) = config.init_from.as_mut() {
+                    init.files = source_files(dir)?;
+                }
                 Trainer::fine_tune_within(
                     config,
                     &files.model_safetensors,

@@ -756,6 +756,8 @@ fn llama_family_generates_and_scores_as_transformers() {
             prompt,
             "--max-new-tokens",
             "20",
+            // The fixtures' ids are transformers' with `eos_token_id=None, min_new_tokens=20`.
+            "--ignore-eos",
             "--json",
         ]);
         assert_eq!(v["prompt_ids"], exp["input_ids"], "{name}");
@@ -936,6 +938,28 @@ fn chat_renders_the_template_and_stops_at_eos_as_transformers() {
     assert_eq!(v["reply"], chat["reply"]);
     assert_eq!(v["sampling"], "greedy");
 
+    // `hearth generate` on the rendered prompt stops at the same eos id, as transformers'
+    // `generate` does (these ids are its output); --ignore-eos goes on to the limit.
+    let prompt = v["prompt"].as_str().unwrap();
+    let g = json(&["generate", "--model", &dir, "--prompt", prompt, "--max-new-tokens", "40", "--json"]);
+    assert_eq!(g["prompt_ids"], chat["prompt_ids"]);
+    assert_eq!(g["new_ids"], chat["new_ids"]);
+    assert_eq!(g["stop"], "eos");
+    assert_eq!(g["eos_token_ids"], chat["eos_token_ids"]);
+    let on = json(&[
+        "generate",
+        "--model",
+        &dir,
+        "--prompt",
+        prompt,
+        "--max-new-tokens",
+        "16",
+        "--ignore-eos",
+        "--json",
+    ]);
+    let (on, stopped) = (on["new_ids"].as_array().unwrap(), chat["new_ids"].as_array().unwrap());
+    assert_eq!((on.len(), &on[..stopped.len()]), (16, &stopped[..]));
+
     // A base model has no template: one line saying so, exit 1. A broken template is refused at
     // load with the parser's reason.
     fails_with_code(
@@ -962,6 +986,55 @@ fn chat_renders_the_template_and_stops_at_eos_as_transformers() {
 
 /// The interactive session: each stdin line is a turn answered in the template's format, the
 /// second with the first reply in its prompt; `/prompt` shows it; end of input ends the session.
+/// A fine-tune of an instruct checkpoint keeps what makes it chat: the run's directory holds the
+/// source's tokenizer_config.json (its template) and generation_config.json (its eos ids) as they
+/// were, `hearth chat` renders the source's prompt on it, and a resumed run keeps them.
+#[test]
+fn a_fine_tuned_instruct_model_still_chats() {
+    let dir = case("qwen3-chat");
+    let chat: Value = serde_json::from_slice(&std::fs::read(format!("{dir}/chat.json")).unwrap()).unwrap();
+    let out = scratch("chat-finetune");
+    let corpus = out.join("corpus.txt");
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/corpus/tiny_shakespeare_like.txt"),
+    )
+    .unwrap();
+    std::fs::write(&corpus, &text[..4_000]).unwrap();
+    let corpus = corpus.to_string_lossy().into_owned();
+    let ft = out.join("ft").to_string_lossy().into_owned();
+    let recipe =
+        ["--context", "16", "--batch-size", "2", "--eval-batches", "1", "--sample-tokens", "0", "--json"];
+    let mut args = vec!["train", "--corpus", &corpus, "--init-from", &dir, "--steps", "2", "--out", &ft];
+    args.extend(recipe);
+    json_lines(&args);
+    let same = |name: &str| {
+        let a = std::fs::read(format!("{dir}/{name}")).unwrap();
+        assert_eq!(a, std::fs::read(format!("{ft}/{name}")).unwrap(), "{name} as the source's");
+    };
+    same("tokenizer_config.json");
+    same("generation_config.json");
+    let v = json(&[
+        "chat",
+        "--model",
+        &ft,
+        "--system",
+        chat["messages"][0]["content"].as_str().unwrap(),
+        "--message",
+        chat["messages"][1]["content"].as_str().unwrap(),
+        "--max-new-tokens",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(v["prompt_ids"], chat["prompt_ids"]);
+    assert_eq!(v["eos_token_ids"], chat["eos_token_ids"]);
+
+    let mut args = vec!["train", "--corpus", &corpus, "--resume", &ft, "--steps", "3", "--out", &ft];
+    args.extend(recipe);
+    json_lines(&args);
+    same("tokenizer_config.json");
+    same("generation_config.json");
+}
+
 #[test]
 fn chat_interactive_keeps_the_conversation() {
     use std::io::Write;

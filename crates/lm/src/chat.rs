@@ -443,6 +443,12 @@ pub struct GenerationConfig {
 }
 
 impl GenerationConfig {
+    /// What transformers generates with when a checkpoint has no `generation_config.json`: the
+    /// model config's eos ids, nothing else.
+    pub fn from_model_config(config: &crate::model::config::ModelConfig) -> Self {
+        Self { eos_token_ids: config.eos_token_ids(), ..Self::default() }
+    }
+
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         let v: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Error::InvalidInput(format!("generation_config.json is not JSON: {e}")))?;

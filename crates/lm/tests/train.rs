@@ -336,7 +336,7 @@ fn memory_budget_limits_the_threads() {
     let mut config = small(Arch::Gpt2, 2);
     config.dropout = 0.0;
     let first = Trainer::new(config.clone(), &corpus, &Device::flex()).unwrap();
-    let need = config.check_memory(first.tokenizer(), u64::MAX).unwrap();
+    let need = first.admitted().unwrap();
     drop(first);
     for (budget, threads) in [(need.total(), 1), (need.total() + need.gradients, 2)] {
         let mut trainer =

@@ -455,6 +455,9 @@ pub struct ModelInfo {
     pub source: String,
     /// Wire names `gpt2` / `bert`.
     pub arch: TrainArch,
+    /// The checkpoint's architecture as transformers names it (`Qwen3ForCausalLM`): the model
+    /// line says which family the weights are, not only the trainable arch they map to.
+    pub architecture: String,
     pub params: usize,
     pub layers: usize,
     pub hidden: usize,

@@ -97,16 +97,28 @@ impl Trainer {
             train_seconds: self.train_seconds,
         };
         let optimizer = self.optim.state_safetensors().await?;
+        // A fine-tune writes its source's tokenizer config, chat template and generation config
+        // as they were (an instruct model's template and eos ids stay with it).
+        let source = self.config.init_from.as_ref().map(|i| i.files.clone()).unwrap_or_default();
+        let tokenizer_config = match source.tokenizer_config {
+            Some(text) => text.into_bytes(),
+            None => tokenizer_config(&self.tokenizer, self.config.arch),
+        };
         let mut files = vec![
             ("config.json".to_string(), hf.config_json),
             ("model.safetensors".to_string(), hf.model_safetensors),
             ("tokenizer.json".to_string(), hf.tokenizer_json.unwrap_or_default()),
-            ("tokenizer_config.json".to_string(), tokenizer_config(&self.tokenizer, self.config.arch)),
+            ("tokenizer_config.json".to_string(), tokenizer_config),
             ("optimizer.safetensors".to_string(), optimizer),
             ("trainer_state.json".to_string(), serde_json::to_vec_pretty(&state).expect("json value")),
         ];
-        if let Some(generation) = hf.generation_config_json {
+        if let Some(generation) =
+            source.generation_config.map(String::into_bytes).or(hf.generation_config_json)
+        {
             files.push(("generation_config.json".to_string(), generation));
+        }
+        if let Some(jinja) = source.chat_template {
+            files.push(("chat_template.jinja".to_string(), jinja.into_bytes()));
         }
         Ok(Checkpoint { files })
     }
@@ -164,7 +176,7 @@ impl Trainer {
         trainer.mask_rng = state.mask_rng;
         trainer.history = state.history;
         trainer.train_seconds = state.train_seconds;
-        trainer.fit_shards_to(&need, budget);
+        trainer.admit(need, budget, true)?;
         Ok(trainer)
     }
 }

@@ -374,6 +374,16 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// `eos_token_id` of `config.json`: what generation stops at when the checkpoint has no
+    /// `generation_config.json` (transformers' `GenerationConfig.from_model_config`).
+    pub fn eos_token_ids(&self) -> Vec<u32> {
+        match self {
+            Self::Gpt2(c) => c.eos_token_id.into_iter().collect(),
+            Self::Bert(_) => Vec::new(),
+            Self::Llama(c) => c.eos_ids(),
+        }
+    }
+
     /// Reads `model_type` from `config.json` and parses the matching config.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         #[derive(Deserialize)]

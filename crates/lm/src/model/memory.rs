@@ -26,12 +26,19 @@ pub struct Footprint {
     /// read from the device (`io::writer`). It exists between steps, so it shares memory with a
     /// step's gradients and activations.
     pub checkpoint: u128,
+    /// What a training run holds beside its model for its whole life: the tokenized rows, their
+    /// starts and the batch order (`Trainer::data_bytes`). 0 in a model's own estimate; a
+    /// trainer adds it once the corpus is tokenized.
+    pub data: u128,
 }
 
 impl Footprint {
     pub fn total(&self) -> u128 {
         let step = self.gradients.saturating_add(self.activations);
-        self.weights.saturating_add(self.optimizer).saturating_add(step.max(self.checkpoint))
+        self.weights
+            .saturating_add(self.optimizer)
+            .saturating_add(self.data)
+            .saturating_add(step.max(self.checkpoint))
     }
 }
 
@@ -179,6 +186,7 @@ impl ModelConfig {
             optimizer: 0,
             activations,
             checkpoint: 0,
+            data: 0,
         }
     }
 
@@ -205,6 +213,7 @@ impl ModelConfig {
             checkpoint: weights
                 .saturating_mul(3)
                 .saturating_add((self.largest_tensor() as u128).saturating_mul(F32)),
+            data: 0,
         }
     }
 

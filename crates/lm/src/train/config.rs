@@ -71,6 +71,57 @@ pub struct InitFrom {
     pub source: String,
     /// Its `config.json`; the run trains this model with [`TrainConfig::dropout`].
     pub model: ModelConfig,
+    /// Its files that the run passes on unchanged (saved with the run's state, so a resumed run
+    /// keeps them too).
+    #[serde(default, skip_serializing_if = "SourceFiles::is_empty")]
+    pub files: SourceFiles,
+}
+
+/// What a fine-tuned instruct model needs to chat as its source did, kept as text: the source's
+/// `tokenizer_config.json` (chat template, special tokens), `chat_template.jinja` and
+/// `generation_config.json` (eos ids, sampling). A checkpoint writes them in place of the
+/// generic ones, so `hearth chat` and transformers' `apply_chat_template` work on the result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceFiles {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_config: Option<String>,
+}
+
+impl SourceFiles {
+    /// Each file's bytes as read (`None` where the source had none). Refused if one is not
+    /// UTF-8 text (JSON and Jinja are).
+    pub fn from_bytes(
+        tokenizer_config: Option<&[u8]>,
+        chat_template: Option<&[u8]>,
+        generation_config: Option<&[u8]>,
+    ) -> Result<Self> {
+        let text = |name: &str, bytes: Option<&[u8]>| -> Result<Option<String>> {
+            bytes
+                .map(|b| String::from_utf8(b.to_vec()).map_err(|_| invalid!("{name} is not UTF-8 text")))
+                .transpose()
+        };
+        Ok(Self {
+            tokenizer_config: text("tokenizer_config.json", tokenizer_config)?,
+            chat_template: text("chat_template.jinja", chat_template)?,
+            generation_config: text("generation_config.json", generation_config)?,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokenizer_config.is_none() && self.chat_template.is_none() && self.generation_config.is_none()
+    }
+
+    /// The chat template these files hold, if any (`None` for a base model).
+    pub fn chat_template(&self) -> Result<Option<crate::chat::ChatTemplate>> {
+        crate::chat::ChatTemplate::from_files(
+            self.tokenizer_config.as_deref().map(str::as_bytes),
+            self.chat_template.as_deref().map(str::as_bytes),
+        )
+    }
 }
 
 /// Everything that defines a run; saved in every checkpoint.
@@ -198,7 +249,7 @@ impl TrainConfig {
             dropout: model.dropout(),
             eval_every: 50,
             decay: Decay::Linear,
-            init_from: Some(InitFrom { source: source.into(), model }),
+            init_from: Some(InitFrom { source: source.into(), model, files: SourceFiles::default() }),
             ..Self::nano(arch)
         }
     }

@@ -19,7 +19,7 @@ pub mod trainer;
 pub mod windows;
 
 pub use batcher::{eval_batches, Batch, Batcher};
-pub use config::{size_preset, swiglu_width, Arch, InitFrom, LlamaKnobs, TrainConfig};
+pub use config::{size_preset, swiglu_width, Arch, InitFrom, LlamaKnobs, SourceFiles, TrainConfig};
 pub use corpus::{document_separator, encode_corpus, encode_documents, encode_text, Corpus};
 pub use documents::{corpus_of_files, documents_of, FileKind, DEFAULT_TEXT_FIELD};
 pub use masking::{mask_tokens, mlm_token_ids};

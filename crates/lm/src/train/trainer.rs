@@ -20,7 +20,7 @@ use crate::infer::sampling::Sampling;
 use crate::io::hf::load_model;
 use crate::io::tokenizer::Tokenizer;
 use crate::io::weights::Layout;
-use crate::model::memory::{Budget, Footprint};
+use crate::model::memory::{human_bytes, Budget, Footprint};
 use crate::model::AnyModel;
 use crate::rng::Rng;
 use crate::tensor::read_f32;
@@ -96,6 +96,8 @@ pub struct Trainer {
     /// Most shards the memory budget allows: each shard holds a whole set of gradients until
     /// they are summed.
     pub(crate) memory_shards: usize,
+    /// What the run was admitted with ([`Trainer::admit`]); `None` until then.
+    pub(crate) admitted: Option<Footprint>,
 }
 
 /// Forces every lazily initialised parameter to take its value.
@@ -109,6 +111,15 @@ fn materialize<M: Module>(model: M) -> M {
     model.visit(&mut Touch);
     model
 }
+
+/// What a run keeps beside its rows and model: the evaluation history with its probe
+/// snapshots, the batcher, small buffers (an allowance).
+const BOOKKEEPING: u128 = 1 << 20;
+
+/// A checkpoint's JSON files beside the tokenizer's (`config.json`, `tokenizer_config.json`,
+/// `generation_config.json`, `trainer_state.json` with its evaluations): an allowance, as the
+/// state grows with the run's history.
+const STATE_FILES: u128 = 1 << 20;
 
 /// Seed for step `step`'s dropout masks: a function of (seed, step) so a resumed run draws
 /// exactly the masks an uninterrupted one would.
@@ -150,16 +161,55 @@ impl Trainer {
             }
         };
         let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
-        trainer.fit_shards_to(&need, budget);
+        trainer.admit(need, budget, true)?;
         Ok(trainer)
     }
 
-    /// Limits a step's shards to what `budget` holds beyond the run's `need`: each shard past
-    /// the first holds another set of gradients.
-    pub(crate) fn fit_shards_to(&mut self, need: &Footprint, budget: Budget) {
+    /// The run's whole need once its corpus is tokenized: the model's `need` (checked before
+    /// any tensor existed) plus what the run holds beside it — its rows and their batch order
+    /// ([`Footprint::data`]) — and the small files a checkpoint writes beside the tensors (the
+    /// tokenizer's JSON, built as a string and then copied into the file, and the run's state).
+    /// Refused, saying what it holds, when that is over `budget`; otherwise a step's shards are
+    /// limited to what is left: each shard past the first holds another set of gradients.
+    ///
+    /// `built_tokenizer`: the run built its tokenizer itself (from the corpus, a built-in
+    /// vocabulary or the checkpoint), so it is counted too (measured: GPT-2's holds 4× its JSON,
+    /// BERT's 10×); a fine-tune's came loaded with its model, before the check.
+    pub(crate) fn admit(&mut self, mut need: Footprint, budget: Budget, built_tokenizer: bool) -> Result<()> {
+        let order = self.data.windows(Split::Train) as u128 * std::mem::size_of::<usize>() as u128;
+        let tokenizer_json = self.tokenizer.to_json().map_or(0, |j| j.len()) as u128;
+        let tokenizer = if built_tokenizer { tokenizer_json.saturating_mul(10) } else { 0 };
+        need.data = self
+            .data
+            .held_bytes()
+            .saturating_add(order)
+            .saturating_add(tokenizer)
+            .saturating_add(BOOKKEEPING);
+        need.checkpoint =
+            need.checkpoint.saturating_add(tokenizer_json.saturating_mul(2)).saturating_add(STATE_FILES);
+        if need.total() > budget.bytes as u128 {
+            return Err(invalid!(
+                "the run needs ~{} (the model, its training and checkpoints {}; the tokenized corpus of {} \
+                 tokens and the run's bookkeeping {}) but ~{} is available; use less text, a smaller batch or a \
+                 smaller model",
+                human_bytes(need.total()),
+                human_bytes(need.total().saturating_sub(need.data)),
+                self.stats().tokens,
+                human_bytes(need.data),
+                human_bytes(budget.bytes as u128),
+            ));
+        }
         let spare = (budget.bytes as u128).saturating_sub(need.total());
         let extra = spare / need.gradients.max(1);
         self.memory_shards = usize::try_from(extra).unwrap_or(usize::MAX).saturating_add(1);
+        self.admitted = Some(need);
+        Ok(())
+    }
+
+    /// The memory the run was admitted with: the model's estimate, its data and a checkpoint's
+    /// small files ([`Trainer::admit`]). `None` for a trainer built without a budget check.
+    pub fn admitted(&self) -> Option<Footprint> {
+        self.admitted
     }
 
     /// A new run given in epochs gets its steps now that its rows are known (a resumed run
@@ -201,7 +251,7 @@ impl Trainer {
         let model_json = config.model_config(&tokenizer).to_json();
         let model = load_model(model_json.as_bytes(), weights, &device)?;
         let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
-        trainer.fit_shards_to(&need, budget);
+        trainer.admit(need, budget, false)?;
         Ok(trainer)
     }
 
@@ -241,6 +291,7 @@ impl Trainer {
             train_seconds: 0.0,
             max_shards: parallel::default_shards(),
             memory_shards: usize::MAX,
+            admitted: None,
         })
     }
 

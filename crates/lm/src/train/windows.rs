@@ -173,6 +173,14 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Bytes its rows hold: both splits' tokens and row starts.
+    pub fn held_bytes(&self) -> u128 {
+        [&self.train, &self.val]
+            .iter()
+            .map(|p| (p.tokens.capacity() * 4 + p.starts.capacity() * std::mem::size_of::<usize>()) as u128)
+            .sum()
+    }
+
     /// A single token stream (one document) cut into causal-LM windows.
     pub fn new(tokens: Vec<u32>, chars: usize, vocab_size: usize, config: &DataConfig) -> Result<Self> {
         Self::from_documents(vec![tokens], None, chars, vocab_size, config, true)

@@ -81,8 +81,9 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
             <p class="model-info" data-testid=format!("{prefix}-model")>
                 {move || match state.model(slot).get() {
                     Some(m) => format!(
-                        "{} · {} parameters · {} layers × {} · vocabulary {} · context {} · weights {} · largest tensor {} · {}",
+                        "{} · {} · {} parameters · {} layers × {} · vocabulary {} · context {} · weights {} · largest tensor {} · {}",
                         m.source,
+                        m.architecture,
                         human_count(m.params),
                         m.layers,
                         m.hidden,

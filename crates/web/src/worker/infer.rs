@@ -205,11 +205,12 @@ async fn stream(
 ) -> Result<(), String> {
     let ids = prompt_ids(&m.tokenizer, prompt)?;
     let decode = |new: &[u32]| m.tokenizer.decode(new);
-    stream_ids(m, &ids, params, seed, max_new_tokens, epoch, &[], &decode).await
+    stream_ids(m, &ids, params, seed, max_new_tokens, epoch, &m.generation.eos_token_ids, &decode).await
 }
 
 /// Generates after `ids`, streaming `decode` of the new tokens, until `max_new_tokens`, a Stop,
-/// or one of `eos` (a chat reply's end, included in the ids as transformers includes it).
+/// or one of `eos` (the checkpoint's end of text or of a chat reply, included in the ids as
+/// transformers' `generate` includes it).
 #[allow(clippy::too_many_arguments)]
 async fn stream_ids(
     m: &LoadedModel,

@@ -10,6 +10,7 @@ use hearth_lm::chat::{ChatTemplate, GenerationConfig};
 use hearth_lm::io::hf::{load_model_as, shard_files, tokenizer_for_config};
 use hearth_lm::io::streamed::ModelStream;
 use hearth_lm::model::precision::WeightDtype;
+use hearth_lm::train::SourceFiles;
 use hearth_lm::{AnyModel, HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -49,7 +50,7 @@ async fn load_from_url(base: &str, slot: Slot) -> Result<LoadedModel, String> {
             *slot = fetch_cached(&format!("{base}{name}"), topic, true, CHAT_FILE_LIMIT).await?;
         }
     }
-    let chat = chat.parse()?;
+    let chat = chat.parse(&config)?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     // A sharded checkpoint (as SmolLM2 and Qwen publish their larger models) names its files in
     // an index; without one, the weights are one model.safetensors.
@@ -147,15 +148,28 @@ impl ChatFiles {
         ]
     }
 
-    fn parse(&self) -> Result<(Option<ChatTemplate>, GenerationConfig), String> {
-        let template = ChatTemplate::from_files(self.tokenizer_config.as_deref(), self.jinja.as_deref())
-            .map_err(|e| e.to_string())?;
-        let generation = match &self.generation {
-            Some(bytes) => GenerationConfig::from_json(bytes).map_err(|e| e.to_string())?,
-            None => GenerationConfig::default(),
-        };
-        Ok((template, generation))
+    /// Without `generation_config.json`, generation stops at `config`'s eos ids (as in transformers).
+    fn parse(&self, config: &ModelConfig) -> Result<Chat, String> {
+        let files = SourceFiles::from_bytes(
+            self.tokenizer_config.as_deref(),
+            self.jinja.as_deref(),
+            self.generation.as_deref(),
+        )
+        .map_err(|e| e.to_string())?;
+        chat_of(files, config)
     }
+}
+
+/// A model's chat template and generation config, and the files they came from.
+type Chat = (Option<ChatTemplate>, GenerationConfig, SourceFiles);
+
+fn chat_of(files: SourceFiles, config: &ModelConfig) -> Result<Chat, String> {
+    let template = files.chat_template().map_err(|e| e.to_string())?;
+    let generation = match &files.generation_config {
+        Some(text) => GenerationConfig::from_json(text.as_bytes()).map_err(|e| e.to_string())?,
+        None => GenerationConfig::from_model_config(config),
+    };
+    Ok((template, generation, files))
 }
 
 /// What the model line says of a generation config.
@@ -165,7 +179,7 @@ fn describe_generation(g: &GenerationConfig) -> Option<String> {
     }
     let ids: Vec<String> = g.eos_token_ids.iter().map(u32::to_string).collect();
     let ends =
-        if ids.is_empty() { String::new() } else { format!("a reply ends at id {}", ids.join(" or ")) };
+        if ids.is_empty() { String::new() } else { format!("generation ends at id {}", ids.join(" or ")) };
     let sampling = match g.do_sample {
         Some(true) => format!(
             "; published sampling: temperature {}, top-k {}, top-p {}",
@@ -357,7 +371,7 @@ async fn load_picked(slot: Slot, extra: JsValue) -> Result<LoadedModel, String> 
             *slot = Some(read_file(&f, CHAT_FILE_LIMIT, "a chat template or generation config").await?);
         }
     }
-    let chat = chat.parse()?;
+    let chat = chat.parse(&config)?;
     let compute = state::compute(topic).ok_or("the compute device is still starting")?;
     let started = now_ms();
     let mut loading = Loading::new(&config_json, &compute, topic, index.is_some())?;
@@ -422,7 +436,8 @@ pub async fn use_trained(slot: Slot) {
             format!("trained here (step {})", run.step()),
             name,
             None,
-            (None, GenerationConfig::default()),
+            // A fine-tuned instruct model chats with its source's template.
+            chat_of(super::training::run_source_files(&*run.trainer.lock().await), &config)?,
         ))
     }
     .await;
@@ -436,12 +451,12 @@ fn assemble(
     source: String,
     tokenizer_name: String,
     load: Option<LoadStats>,
-    (chat, generation): (Option<ChatTemplate>, GenerationConfig),
+    (chat, generation, source_files): Chat,
 ) -> LoadedModel {
     let mut info = describe(config, model.weight_dtype(), source, tokenizer_name, load);
     info.chat = chat.is_some();
     info.generation = describe_generation(&generation);
-    LoadedModel { model, tokenizer, info, chat, generation }
+    LoadedModel { model, tokenizer, info, chat, generation, source_files }
 }
 
 fn publish(slot: Slot, result: Result<LoadedModel, String>) {
@@ -473,6 +488,7 @@ fn describe(
     ModelInfo {
         source,
         arch,
+        architecture: config.architecture().into(),
         params: config.num_parameters(),
         layers,
         hidden,

@@ -21,6 +21,8 @@ pub struct LoadedModel {
     pub chat: Option<hearth_lm::chat::ChatTemplate>,
     /// Its `generation_config.json`: the ids that end a reply, its sampling defaults.
     pub generation: hearth_lm::chat::GenerationConfig,
+    /// Those files as they came, which a fine-tune from this model passes on.
+    pub source_files: hearth_lm::train::SourceFiles,
 }
 
 #[derive(Default)]

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use hearth_lm::io::hf::export_model;
 use hearth_lm::model::memory::Budget;
 use hearth_lm::train::{corpus_of_files, Corpus};
-use hearth_lm::train::{size_preset, Arch, TrainConfig, Trainer};
+use hearth_lm::train::{size_preset, Arch, SourceFiles, TrainConfig, Trainer};
 use hearth_lm::{HfFiles, ModelConfig, Tokenizer};
 use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
@@ -105,11 +105,18 @@ fn use_corpus(result: Result<(CorpusFile, u64), String>) {
     }
 }
 
+/// What a run passes on of the model it was fine-tuned from (nothing for random weights).
+pub(super) fn run_source_files(trainer: &Trainer) -> SourceFiles {
+    trainer.config().init_from.as_ref().map(|i| i.files.clone()).unwrap_or_default()
+}
+
 /// The pretrained model a fine-tune starts from: its files, tokenizer and a name to show.
 struct Source {
     files: HfFiles,
     tokenizer: Tokenizer,
     name: String,
+    /// Its chat template and generation config, which the run passes on.
+    source_files: SourceFiles,
 }
 
 /// The model a fine-tune starts from, exported for the run. The run's memory (weights,
@@ -134,17 +141,26 @@ async fn source(from: StartFrom, settings: &TrainSettings, budget: Budget) -> Re
             let m = loaded(slot, panel)?;
             fits(m.model.config(), &m.tokenizer)?;
             let files = export_model(&m.model, Some(&m.tokenizer)).await.map_err(|e| e.to_string())?;
-            Ok(Source { files, tokenizer: m.tokenizer.clone(), name: m.info.source.clone() })
+            Ok(Source {
+                files,
+                tokenizer: m.tokenizer.clone(),
+                name: m.info.source.clone(),
+                source_files: m.source_files.clone(),
+            })
         }
         StartFrom::Trained => {
             let run = state::run().ok_or("nothing has been trained here yet")?;
-            let model = run.trainer.lock().await.model().config();
+            let (model, source_files) = {
+                let trainer = run.trainer.lock().await;
+                (trainer.model().config(), run_source_files(&trainer))
+            };
             fits(model, &run.tokenizer())?;
             let files = run.export().await?;
             Ok(Source {
                 files,
                 tokenizer: (*run.tokenizer()).clone(),
                 name: format!("the model trained here (step {})", run.step()),
+                source_files,
             })
         }
     }
@@ -235,7 +251,10 @@ pub(super) async fn build(
             ModelConfig::Llama(_) => TrainArch::Llama,
             ModelConfig::Bert(_) => TrainArch::Bert,
         };
-        let config = train_config(settings, Some((model, source.name)))?;
+        let mut config = train_config(settings, Some((model, source.name)))?;
+        if let Some(init) = config.init_from.as_mut() {
+            init.files = source.source_files;
+        }
         Trainer::fine_tune_within(
             config,
             &source.files.model_safetensors,

@@ -7,9 +7,13 @@ use crate::ui::bridge::post;
 use crate::ui::state::AppState;
 use crate::units::{fixed, human_count, human_duration};
 
-/// The run's buttons; Start sends the form's `settings`.
+/// The run's buttons; Start sends the form's `settings` (and records them in `agreed`, the
+/// settings the form last agreed with a run on, so the run's status may fill the form).
 #[component]
-pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
+pub fn RunControls(
+    settings: RwSignal<TrainSettings>,
+    agreed: StoredValue<Option<TrainSettings>>,
+) -> impl IntoView {
     let state = expect_context::<AppState>();
     let status = state.train;
     let run_state = move || status.get().map(|s| s.state).unwrap_or(RunState::Idle);
@@ -23,7 +27,9 @@ pub fn RunControls(settings: RwSignal<TrainSettings>) -> impl IntoView {
     let start_now = move || {
         state.losses.set(Vec::new());
         state.evals.set(Vec::new());
-        post(&Request::TrainStart { settings: settings.get_untracked() });
+        let sent = settings.get_untracked();
+        agreed.set_value(Some(sent.clone()));
+        post(&Request::TrainStart { settings: sent });
     };
     // A new run replaces the one kept in browser storage: ask first, and offer its download.
     let confirming = RwSignal::new(false);

@@ -26,8 +26,9 @@ use crate::ui::widgets::Status;
 pub fn PretrainPanel() -> impl IntoView {
     let state = expect_context::<AppState>();
     let settings = RwSignal::new(TrainSettings::default());
-    // A run the worker reports (a restored one, after a reload or a take-over) puts its settings
-    // in the form, once, unless the user has changed the form since it was last filled: a
+    // A run the worker reports (a restored one, after a reload or a take-over; a started one,
+    // with "automatic" resolved to its backend) puts its settings in the form, once, unless the
+    // user has changed the form since it last agreed with a run or was sent with Start: a
     // restore that lands while they pick "Start from" must not swap their choices for the old
     // run's just before they press Start.
     let shown_run = StoredValue::new(None::<TrainSettings>);
@@ -50,7 +51,7 @@ pub fn PretrainPanel() -> impl IntoView {
             <CorpusDrop settings=settings />
             <CorpusStats />
             <PretrainForm settings=settings />
-            <RunControls settings=settings />
+            <RunControls settings=settings agreed=shown_run />
             <RunProgress />
             <LossCurves />
             <Samples />
