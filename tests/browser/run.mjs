@@ -1069,7 +1069,8 @@ await test("Chat mode: an instruct checkpoint's template renders the conversatio
   await tab('generate');
   await tid('generate-url').fill(fixtureUrl('qwen3-chat'));
   await tid('generate-load-url').click();
-  await waitFor('the Qwen3 fixture to load', async () => (await text('generate-model')).includes('parameters'));
+  // The model line names the architecture (the panel's previous model also had "parameters").
+  await waitFor('the Qwen3 fixture to load', async () => (await text('generate-model')).includes('Qwen3ForCausalLM'));
   await noError('generate');
   const generation = await text('generate-generation');
   assert(generation.includes('258') && generation.includes('116'), `the eos ids are shown: ${generation}`);
@@ -1095,7 +1096,7 @@ await test("Chat mode: an instruct checkpoint's template renders the conversatio
 
   // A fine-tune of it keeps its template and eos ids: the model trained here chats as it did.
   await tab('pretrain');
-  if (!(await text('corpus-stats')).includes('(sample)')) {
+  if (!(await tid('corpus-stats').count()) || !(await text('corpus-stats')).includes('(sample)')) {
     await tid('corpus-sample').click();
     await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
   }
@@ -1125,6 +1126,7 @@ await test("Chat mode: an instruct checkpoint's template renders the conversatio
   const tunedPrompt = await text('chat-prompt-details');
   assert(tunedPrompt.includes(`${expected.prompt_ids.length} tokens`) && tunedPrompt.includes('<|im_start|>assistant'),
     `the fine-tune renders the same prompt: ${tunedPrompt}`);
+  await shot('generate-panel', 'chat-finetuned.png');
   await noError('generate');
 });
 

@@ -172,8 +172,9 @@ fn chat_of(files: SourceFiles, config: &ModelConfig) -> Result<Chat, String> {
     Ok((template, generation, files))
 }
 
-/// What the model line says of a generation config.
-fn describe_generation(g: &GenerationConfig) -> Option<String> {
+/// What the model line says of a generation config, named by the file it came from
+/// (`config.json`'s eos ids where the checkpoint has no `generation_config.json`).
+fn describe_generation(g: &GenerationConfig, from_file: bool) -> Option<String> {
     if g.eos_token_ids.is_empty() && g.do_sample.is_none() {
         return None;
     }
@@ -190,7 +191,8 @@ fn describe_generation(g: &GenerationConfig) -> Option<String> {
         Some(false) => "; published sampling: greedy".into(),
         None => String::new(),
     };
-    Some(format!("generation_config.json: {ends}{sampling}"))
+    let file = if from_file { "generation_config.json" } else { "config.json" };
+    Some(format!("{file}: {ends}{sampling}"))
 }
 
 /// The weights arriving for one load: what streams them onto the device, with progress.
@@ -455,7 +457,7 @@ fn assemble(
 ) -> LoadedModel {
     let mut info = describe(config, model.weight_dtype(), source, tokenizer_name, load);
     info.chat = chat.is_some();
-    info.generation = describe_generation(&generation);
+    info.generation = describe_generation(&generation, source_files.generation_config.is_some());
     LoadedModel { model, tokenizer, info, chat, generation, source_files }
 }
 
