@@ -1084,8 +1084,10 @@ await test("Chat mode: an instruct checkpoint's template renders the conversatio
   await tid('chat-send').click();
   await waitFor('the reply', async () =>
     (await page.locator('[data-testid=chat-turn][data-role=assistant]').count()) === 1, 120_000);
-  // Stopped at the eos id: 13 tokens, not the 40 allowed.
+  // Stopped at the eos id: 13 tokens, not the 40 allowed, and the panel says why.
   assertEqualIds(idsOf(await text('generate-ids')), expected.new_ids, 'chat reply ids vs transformers');
+  const status = await text('generate-status');
+  assert(status.includes(`end-of-text id ${expected.new_ids.at(-1)}`), `the reply's end is named: ${status}`);
   await tid('chat-prompt-details').locator('summary').click();
   const prompt = await text('chat-prompt-details');
   assert(prompt.includes(`${expected.prompt_ids.length} tokens`), `the rendered prompt's length: ${prompt}`);

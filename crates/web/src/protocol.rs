@@ -702,6 +702,9 @@ pub enum Event {
         text: String,
         ids: Vec<u32>,
         done: bool,
+        /// It ended at one of the checkpoint's eos ids (the last of `ids`).
+        #[serde(default)]
+        at_eos: bool,
         #[serde(with = "hearth_lm::finite")]
         tokens_per_s: f64,
     },

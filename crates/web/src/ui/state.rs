@@ -131,6 +131,8 @@ pub struct Generated {
     pub text: String,
     pub ids: Vec<u32>,
     pub done: bool,
+    /// Ended at an eos id rather than at the token limit or a Stop.
+    pub at_eos: bool,
     pub tokens_per_s: f64,
 }
 
@@ -323,12 +325,12 @@ impl AppState {
                 self.prompt.set(prompt);
                 self.next.set(Some((chosen, candidates)));
             }
-            Event::Generated { text, ids, done, tokens_per_s } => {
+            Event::Generated { text, ids, done, at_eos, tokens_per_s } => {
                 self.topic(Topic::Generate).error.set(None);
                 if done {
                     self.generating.set(false);
                 }
-                self.generated.set(Some(Generated { text, ids, done, tokens_per_s }));
+                self.generated.set(Some(Generated { text, ids, done, at_eos, tokens_per_s }));
             }
             Event::Verified { slot, max_abs_diff, logits, backend } => {
                 self.topic(slot.into()).settle();

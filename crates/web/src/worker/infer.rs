@@ -237,8 +237,10 @@ async fn stream_ids(
         let new = generator.new_tokens().to_vec();
         let text = decode(&new).map_err(|e| e.to_string())?;
         let seconds = (now_ms() - start) / 1000.0;
-        let done = i + 1 == max_new_tokens || new.last().is_some_and(|id| eos.contains(id));
-        emit(&Event::Generated { text, ids: new, done, tokens_per_s: (i + 1) as f64 / seconds.max(1e-6) });
+        let at_eos = new.last().is_some_and(|id| eos.contains(id));
+        let done = i + 1 == max_new_tokens || at_eos;
+        let tokens_per_s = (i + 1) as f64 / seconds.max(1e-6);
+        emit(&Event::Generated { text, ids: new, done, at_eos, tokens_per_s });
         if done {
             return Ok(());
         }
@@ -248,7 +250,7 @@ async fn stream_ids(
     if !state::generation_is_current(epoch) {
         let new = generator.new_tokens().to_vec();
         let text = decode(&new).map_err(|e| e.to_string())?;
-        emit(&Event::Generated { text, ids: new, done: true, tokens_per_s: 0.0 });
+        emit(&Event::Generated { text, ids: new, done: true, at_eos: false, tokens_per_s: 0.0 });
     }
     Ok(())
 }

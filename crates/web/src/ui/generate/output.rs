@@ -12,14 +12,18 @@ pub fn GenerateOutput() -> impl IntoView {
             <span class="prompt-text">{move || state.prompt.get()}</span>
             <span class="generated-text">{move || state.generated.get().map(|g| g.text)}</span>
         </div>
-        <p class="muted">
+        <p class="muted" data-testid="generate-status">
             {move || {
                 state.generated.get().map(|g| {
                     format!(
                         "{} new tokens{}{}",
                         g.ids.len(),
                         if g.tokens_per_s > 0.0 { format!(" · {:.1} tokens/s", g.tokens_per_s) } else { String::new() },
-                        if g.done { " · done" } else { "" }
+                        match (g.done, g.at_eos, g.ids.last()) {
+                            (_, true, Some(id)) => format!(" · ended at the checkpoint's end-of-text id {id}"),
+                            (true, _, _) => " · done".into(),
+                            _ => String::new(),
+                        }
                     )
                 })
             }}
