@@ -401,12 +401,16 @@ fn random_model(config: ModelConfig, device: &Device, weights: WeightDtype) -> R
         (WeightDtype::F32, ModelConfig::Llama(c)) => {
             Ok(AnyModel::Llama(Box::new(c.init(device).map_err(e)?)))
         }
+        (WeightDtype::F32, ModelConfig::ModernBert(c)) => {
+            Ok(AnyModel::ModernBert(Box::new(c.init(device).map_err(e)?)))
+        }
         (weights, config) => {
             let cpu = Device::flex();
             let model = match config {
                 ModelConfig::Gpt2(c) => AnyModel::Gpt2(Box::new(c.init(&cpu))),
                 ModelConfig::Bert(c) => AnyModel::Bert(Box::new(c.init(&cpu))),
                 ModelConfig::Llama(c) => AnyModel::Llama(Box::new(c.init(&cpu).map_err(e)?)),
+                ModelConfig::ModernBert(c) => AnyModel::ModernBert(Box::new(c.init(&cpu).map_err(e)?)),
             };
             let files = pollster::block_on(export_model(&model, None)).map_err(e)?;
             load_model_as(&files.config_json, &files.model_safetensors, device, weights).map_err(e)

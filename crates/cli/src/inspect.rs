@@ -26,6 +26,7 @@ pub fn run(args: InspectArgs, device: &Device) -> CliResult {
         AnyModel::Gpt2(m) => (m.to_string(), m.num_params(), m.config().to_json()),
         AnyModel::Bert(m) => (m.to_string(), m.num_params(), m.config().to_json()),
         AnyModel::Llama(m) => (m.to_string(), m.num_params(), m.config().to_json()),
+        AnyModel::ModernBert(m) => (m.to_string(), m.num_params(), m.config().to_json()),
     };
     println!("{tree}");
     println!("config: {config}");

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use clap::Args;
 use hearth_lm::infer::surprisal::surprisal;
-use hearth_lm::AnyModel;
 use serde_json::json;
 
 use crate::inside::percent;
@@ -13,15 +12,15 @@ use crate::{model_dir, print_json, CliResult};
 
 #[derive(Args, Debug)]
 pub struct FillMaskArgs {
-    /// Hugging Face directory of a BERT masked LM.
+    /// Hugging Face directory of a masked LM (BERT, ModernBERT).
     #[arg(long)]
     model: PathBuf,
-    /// Predictions per [MASK].
+    /// Predictions per mask token.
     #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
     top_k: usize,
     #[arg(long)]
     json: bool,
-    /// A sentence with one or more [MASK] tokens.
+    /// A sentence with one or more mask tokens (the tokenizer's own: [MASK] or <mask>).
     text: String,
 }
 
@@ -44,19 +43,21 @@ pub struct ScoreArgs {
 
 pub fn fill_mask(args: FillMaskArgs, device: &Device) -> CliResult {
     let (model, tokenizer) = model_dir::load(&args.model, device)?;
-    let AnyModel::Bert(model) = model else {
+    let Some(encoder) = model.masked() else {
         return Err(format!(
-            "{} is a GPT-2 causal LM; fill-mask needs a BERT masked LM",
-            args.model.display()
+            "{} is a causal LM ({}); fill-mask needs a masked LM (BERT, ModernBERT)",
+            args.model.display(),
+            model.config().architecture()
         ));
     };
-    let masks = pollster::block_on(hearth_lm::fill_mask(&model, &tokenizer, &args.text, args.top_k))
+    let masks = pollster::block_on(hearth_lm::fill_mask(encoder, &tokenizer, &args.text, args.top_k))
         .map_err(|e| e.to_string())?;
+    let mask = tokenizer.mask_token().map_or_else(|| "[MASK]".to_string(), |(token, _)| token);
     if args.json {
         print_json(&json!({ "masks": masks }));
     } else {
         for m in &masks {
-            println!("[MASK] at position {}:", m.position);
+            println!("{mask} at position {}:", m.position);
             for p in &m.predictions {
                 println!("  {:>7.3}%  {:<16} (id {})", p.prob * 100.0, p.token, p.id);
             }

@@ -297,11 +297,7 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
         given.filter(|g| *g != saved).map(|given| format!("--{flag} {given} (saved {saved})"))
     };
     let text = |v: &dyn ToString| v.to_string();
-    let arch = match saved.arch {
-        Arch::Gpt2 => "gpt2",
-        Arch::Bert => "bert",
-        Arch::Llama => "llama",
-    };
+    let arch = saved.arch.name();
     conflicts.extend(check(
         "arch",
         args.arch.as_ref().map(|a| if a == "gpt" { "gpt2".into() } else { a.clone() }),
@@ -626,7 +622,8 @@ pub fn eval(args: EvalArgs, device: &Device) -> CliResult {
             pollster::block_on(hearth_lm::infer::score::score_windows(m, &ids, args.context))
                 .map_err(|e| e.to_string())?
         }
-        hearth_lm::AnyModel::Bert(m) => {
+        hearth_lm::AnyModel::Bert(_) | hearth_lm::AnyModel::ModernBert(_) => {
+            let m = model.masked().expect("an encoder");
             pollster::block_on(hearth_lm::train::eval::score_masked(m, &tokenizer, &ids, args.context))
                 .map_err(|e| e.to_string())?
         }

@@ -1,4 +1,4 @@
-//! `hearth-lm`: GPT-2 and BERT in Burn with Hugging Face parity, their tokenizers, sampling,
+//! `hearth-lm`: GPT-2, BERT, the Llama family and ModernBERT in Burn with Hugging Face parity, their tokenizers, sampling,
 //! generation, fill-mask, scoring and pretraining.
 //!
 //! The crate is backend-generic in Burn 0.22's sense: tensors carry a run-time
@@ -38,5 +38,7 @@ pub use model::gpt2::Gpt2LMHeadModel;
 pub use model::kv_cache::KvCache;
 pub use model::llama::config::LlamaConfig;
 pub use model::llama::LlamaForCausalLM;
+pub use model::modernbert::config::ModernBertConfig;
+pub use model::modernbert::ModernBertForMaskedLM;
 pub use model::AnyModel;
 pub use rng::Rng;

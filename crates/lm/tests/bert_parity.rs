@@ -1,7 +1,10 @@
-//! BERT masked LM against `transformers`: logits (single, padded batch, sentence pair) and
-//! fill-mask top-5 on the fixture checkpoints.
+//! The masked LMs against `transformers`. BERT here: logits (single, padded batch, sentence
+//! pair) and fill-mask top-5 on the fixture checkpoints; ModernBERT in `masked/modernbert.rs`
+//! (one test binary for both: each binary links Burn again).
 
 mod common;
+#[path = "masked/modernbert.rs"]
+mod modernbert;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::*;

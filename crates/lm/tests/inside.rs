@@ -10,7 +10,7 @@ use burn::tensor::Device;
 use common::*;
 use hearth_lm::infer::embeddings::{most_frequent, nearest, projection};
 use hearth_lm::infer::inside::{
-    attention_from, attention_layer, attentions, bert_attention_padded, bert_attentions, logit_lens,
+    attention_from, attention_layer, attentions, encoder_attention_padded, encoder_attentions, logit_lens,
     Attentions,
 };
 use hearth_lm::infer::sampling::{softmax, top_k_probs};
@@ -64,7 +64,7 @@ fn bert_attentions_match_transformers_plain_and_padded() {
         })
         .collect();
     let AnyModel::Bert(bert) = &m else { panic!("a BERT") };
-    let got = block_on(bert_attentions(bert, &rows)).unwrap();
+    let got = block_on(encoder_attentions(bert, &rows)).unwrap();
     let (shape, want) = read_npy(case("bert-tiny-mlm-perturbed").join("attentions_padded.npy"));
     let [layers, b, heads] = [shape[0], shape[1], shape[2]];
     // transformers: [layer][row][head][q][k]; ours: [row][layer][head][q][k].
@@ -79,7 +79,7 @@ fn bert_attentions_match_transformers_plain_and_padded() {
     let short = rows[1].len();
     assert!(got[1][0][0][0][short..].iter().all(|&w| w == 0.0), "padding keys get no weight");
     // One row padded on its own is that row of the batch.
-    let one = block_on(bert_attention_padded(bert, &rows[1], t - short, 1)).unwrap();
+    let one = block_on(encoder_attention_padded(bert, &rows[1], t - short, 1)).unwrap();
     assert_eq!(one, got[1][1]);
 }
 

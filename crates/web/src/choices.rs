@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What is trained: a causal GPT or a masked BERT.
+/// What is trained: a causal decoder (GPT, Llama-style) or a masked encoder (BERT, ModernBERT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainArch {
@@ -13,14 +13,17 @@ pub enum TrainArch {
     /// A Llama-style decoder (or a Llama-family checkpoint being fine-tuned).
     Llama,
     Bert,
+    /// A ModernBERT-style encoder (or a ModernBERT checkpoint being fine-tuned).
+    ModernBert,
 }
 
 impl TrainArch {
-    pub const ALL: [TrainArch; 3] = [TrainArch::Gpt2, TrainArch::Llama, TrainArch::Bert];
+    pub const ALL: [TrainArch; 4] =
+        [TrainArch::Gpt2, TrainArch::Llama, TrainArch::Bert, TrainArch::ModernBert];
 
-    /// Next-token prediction (GPT-2, Llama) rather than masked tokens (BERT).
+    /// Next-token prediction (GPT-2, Llama) rather than masked tokens (BERT, ModernBERT).
     pub fn causal(self) -> bool {
-        self != TrainArch::Bert
+        matches!(self, TrainArch::Gpt2 | TrainArch::Llama)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -28,6 +31,7 @@ impl TrainArch {
             TrainArch::Gpt2 => "gpt2",
             TrainArch::Llama => "llama",
             TrainArch::Bert => "bert",
+            TrainArch::ModernBert => "modernbert",
         }
     }
 
@@ -36,6 +40,7 @@ impl TrainArch {
             TrainArch::Gpt2 => "GPT (causal LM)",
             TrainArch::Llama => "Llama-style (RoPE, RMSNorm, SwiGLU, GQA)",
             TrainArch::Bert => "BERT (masked LM)",
+            TrainArch::ModernBert => "Modern encoder (ModernBERT: RoPE, GeGLU, local and global attention)",
         }
     }
 }

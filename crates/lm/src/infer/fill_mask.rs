@@ -1,4 +1,5 @@
-//! Fill-mask with a BERT masked LM: top-k tokens and probabilities at every `[MASK]`.
+//! Fill-mask with a masked LM (BERT, ModernBERT): top-k tokens and probabilities at every mask
+//! token (the tokenizer's own, `[MASK]` or `<mask>`).
 
 use burn::tensor::{Int, Tensor};
 use serde::Serialize;
@@ -6,8 +7,8 @@ use serde::Serialize;
 use crate::error::{invalid, Result};
 use crate::infer::sampling::top_k_probs;
 use crate::io::tokenizer::Tokenizer;
-use crate::model::bert::BertForMaskedLM;
 use crate::model::check_ids;
+use crate::model::masked::MaskedLm;
 use crate::tensor::{ids_tensor, int_tensor, read_f32};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,9 +26,9 @@ pub struct MaskPredictions {
     pub predictions: Vec<Prediction>,
 }
 
-/// Predicts every `[MASK]` of `text`.
+/// Predicts every mask token of `text`.
 pub async fn fill_mask(
-    model: &BertForMaskedLM,
+    model: &dyn MaskedLm,
     tokenizer: &Tokenizer,
     text: &str,
     top_k: usize,
@@ -35,15 +36,19 @@ pub async fn fill_mask(
     if top_k == 0 {
         return Err(invalid!("top-k must be at least 1"));
     }
-    let mask_id =
-        tokenizer.token_to_id("[MASK]").ok_or_else(|| invalid!("this tokenizer has no [MASK] token"))?;
+    let (mask, mask_id) = tokenizer
+        .mask_token()
+        .ok_or_else(|| invalid!("this tokenizer has no mask token ([MASK] or <mask>)"))?;
     let ids = tokenizer.encode_ids(text)?;
+    if !ids.contains(&mask_id) {
+        return Err(invalid!("the text has no {mask} token to fill"));
+    }
     fill_mask_ids(model, tokenizer, &ids, mask_id, top_k).await
 }
 
 /// [`fill_mask`] on already-encoded ids.
 pub async fn fill_mask_ids(
-    model: &BertForMaskedLM,
+    model: &dyn MaskedLm,
     tokenizer: &Tokenizer,
     ids: &[u32],
     mask_id: u32,
@@ -54,27 +59,25 @@ pub async fn fill_mask_ids(
     if positions.is_empty() {
         return Err(invalid!("the text has no [MASK] token to fill"));
     }
-    let config = model.config();
-    check_ids(ids, config.vocab_size)?;
-    if ids.len() > config.max_position_embeddings {
+    let vocab = model.vocab_size();
+    check_ids(ids, vocab)?;
+    if ids.len() > model.context() {
         return Err(invalid!(
             "the text is {} tokens long; this model reads at most {}",
             ids.len(),
-            config.max_position_embeddings
+            model.context()
         ));
     }
     let device = model.device();
     let t = ids.len();
-    let zeros = Tensor::<2, Int>::zeros([1, t], &device);
     let ones = Tensor::<2, Int>::ones([1, t], &device);
-    let hidden = model.forward_hidden(ids_tensor(ids, &device), zeros, ones); // [1, t, d]
+    let hidden = model.hidden(ids_tensor(ids, &device), ones); // [1, t, d]
 
     // Only the masked rows go through the vocabulary projection and back to the host.
     let rows: Vec<u32> = positions.iter().map(|&p| p as u32).collect();
     let rows = int_tensor(&rows, [rows.len()], &device);
     let logits = model.mlm_head(hidden.select(1, rows)); // [1, masks, vocab]
     let logits = read_f32(logits).await?;
-    let vocab = config.vocab_size;
     Ok(positions
         .iter()
         .zip(logits.chunks_exact(vocab))

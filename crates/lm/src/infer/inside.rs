@@ -8,10 +8,10 @@
 use burn::tensor::{Int, Tensor};
 
 use crate::error::{invalid, Result};
-use crate::model::bert::BertForMaskedLM;
 use crate::model::check_ids;
 use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::model::llama::LlamaForCausalLM;
+use crate::model::masked::MaskedLm;
 use crate::model::AnyModel;
 use crate::tensor::{check_float_ids, ids_tensor, int_tensor, read_f32, top_k_pairs, top_k_rows};
 
@@ -37,6 +37,7 @@ pub fn max_tokens(model: &AnyModel) -> usize {
         AnyModel::Gpt2(m) => m.config().n_positions,
         AnyModel::Bert(m) => m.config().max_position_embeddings,
         AnyModel::Llama(m) => m.config().max_position_embeddings,
+        AnyModel::ModernBert(m) => m.config().max_position_embeddings,
     }
 }
 
@@ -46,24 +47,22 @@ pub fn shape(model: &AnyModel) -> (usize, usize) {
         AnyModel::Gpt2(m) => (m.config().n_layer, m.config().n_head),
         AnyModel::Bert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
         AnyModel::Llama(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
+        AnyModel::ModernBert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
     }
 }
 
 /// Every layer's attention weights for `ids` as device tensors, `[1, nh, t, t]` each (GPT-2:
-/// causal, so row `q` is 0 after `q`; BERT: one sentence without padding).
+/// causal, so row `q` is 0 after `q`; the encoders: one sentence without padding, a ModernBERT
+/// local layer 0 outside its window).
 fn layer_probs(model: &AnyModel, ids: &[u32]) -> Result<Vec<Tensor<4>>> {
     check_text(ids, model.vocab_size(), max_tokens(model))?;
     let device = model.device();
     Ok(match model {
         AnyModel::Gpt2(m) => m.inside(ids_tensor(ids, &device)).attentions,
         AnyModel::Llama(m) => m.inside(ids_tensor(ids, &device)).attentions,
-        AnyModel::Bert(m) => {
-            let t = ids.len();
-            m.attentions(
-                ids_tensor(ids, &device),
-                Tensor::<2, Int>::zeros([1, t], &device),
-                Tensor::<2, Int>::ones([1, t], &device),
-            )
+        AnyModel::Bert(_) | AnyModel::ModernBert(_) => {
+            let m = model.masked().expect("an encoder");
+            m.attentions(ids_tensor(ids, &device), Tensor::<2, Int>::ones([1, ids.len()], &device))
         }
     })
 }
@@ -120,11 +119,12 @@ pub async fn attention_from(model: &AnyModel, ids: &[u32], query: usize) -> Resu
         .collect())
 }
 
-/// BERT attention weights for a padded batch: `[row][layer][head][query][key]`. Rows shorter
-/// than the longest are padded with `[PAD]` (id 0) and masked, as a tokenizer's padding does.
-pub async fn bert_attentions(model: &BertForMaskedLM, rows: &[Vec<u32>]) -> Result<Vec<Attentions>> {
+/// A masked LM's attention weights for a padded batch: `[row][layer][head][query][key]`. Rows
+/// shorter than the longest are padded with the model's pad id and masked, as a tokenizer's
+/// padding does.
+pub async fn encoder_attentions(model: &dyn MaskedLm, rows: &[Vec<u32>]) -> Result<Vec<Attentions>> {
     let t = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let layers = bert_padded(model, rows, t)?;
+    let layers = encoder_padded(model, rows, t)?;
     let n = layers.len();
     let b = rows.len();
     let [_, nh, _, _] = layers[0].dims();
@@ -134,38 +134,34 @@ pub async fn bert_attentions(model: &BertForMaskedLM, rows: &[Vec<u32>]) -> Resu
     Ok((0..b).map(|row| (0..n).map(|l| all[l * b + row].clone()).collect()).collect())
 }
 
-/// One layer of BERT's attention for `ids` followed by `pad` `[PAD]` tokens that the attention
-/// mask hides, as in a padded batch: `[head][query][key]`, every padding key weighted 0.
-pub async fn bert_attention_padded(
-    model: &BertForMaskedLM,
+/// One layer of a masked LM's attention for `ids` followed by `pad` padding tokens that the
+/// attention mask hides, as in a padded batch: `[head][query][key]`, every padding key weighted 0.
+pub async fn encoder_attention_padded(
+    model: &dyn MaskedLm,
     ids: &[u32],
     pad: usize,
     layer: usize,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let t = ids.len().saturating_add(pad);
-    let max = model.config().max_position_embeddings;
+    let max = model.context();
     if t > max {
         return Err(invalid!("the text and its padding are {t} tokens; the model sees at most {max}"));
     }
-    read_layer(bert_padded(model, &[ids.to_vec()], t)?, layer).await
+    read_layer(encoder_padded(model, &[ids.to_vec()], t)?, layer).await
 }
 
 /// Every layer's attention tensors for `rows` padded to `t` tokens.
-fn bert_padded(model: &BertForMaskedLM, rows: &[Vec<u32>], t: usize) -> Result<Vec<Tensor<4>>> {
+fn encoder_padded(model: &dyn MaskedLm, rows: &[Vec<u32>], t: usize) -> Result<Vec<Tensor<4>>> {
     for row in rows {
-        check_text(row, model.config().vocab_size, model.config().max_position_embeddings)?;
+        check_text(row, model.vocab_size(), model.context())?;
     }
     let b = rows.len();
-    let pad = model.config().pad_token_id.unwrap_or(0);
+    let pad = model.pad_id();
     let ids: Vec<u32> =
         rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat_n(pad, t - r.len()))).collect();
     let keep: Vec<u32> = rows.iter().flat_map(|r| (0..t).map(move |i| u32::from(i < r.len()))).collect();
     let device = model.device();
-    Ok(model.attentions(
-        int_tensor(&ids, [b, t], &device),
-        int_tensor(&vec![0; b * t], [b, t], &device),
-        int_tensor(&keep, [b, t], &device),
-    ))
+    Ok(model.attentions(int_tensor(&ids, [b, t], &device), int_tensor(&keep, [b, t], &device)))
 }
 
 /// The logit lens of a GPT-2: `[layer][position]` → the `top_k` next tokens with their
@@ -183,8 +179,9 @@ pub async fn logit_lens_of(model: &AnyModel, ids: &[u32], top_k: usize) -> Resul
     match model {
         AnyModel::Gpt2(m) => logit_lens(m, ids, top_k).await,
         AnyModel::Llama(m) => logit_lens_llama(m, ids, top_k).await,
-        AnyModel::Bert(_) => Err(invalid!(
-            "the logit lens needs a causal model (GPT-2, Llama, Qwen); this is a BERT masked LM"
+        AnyModel::Bert(_) | AnyModel::ModernBert(_) => Err(invalid!(
+            "the logit lens needs a causal model (GPT-2, Llama, Qwen); this is a masked LM ({})",
+            model.config().architecture()
         )),
     }
 }

@@ -59,7 +59,7 @@ fn tokenizer_config(tokenizer: &Tokenizer, arch: Arch) -> Vec<u8> {
         Arch::Gpt2 | Arch::Llama => {
             &[("bos_token", "<|endoftext|>"), ("eos_token", "<|endoftext|>"), ("unk_token", "<|endoftext|>")]
         }
-        Arch::Bert => &[
+        Arch::Bert | Arch::ModernBert => &[
             ("pad_token", "[PAD]"),
             ("unk_token", "[UNK]"),
             ("cls_token", "[CLS]"),
@@ -167,6 +167,7 @@ impl Trainer {
             AnyModel::Gpt2(m) => parameter_sizes(m.as_ref(), Layout::Gpt2),
             AnyModel::Bert(m) => parameter_sizes(m.as_ref(), Layout::Bert),
             AnyModel::Llama(m) => parameter_sizes(m.as_ref(), Layout::Llama),
+            AnyModel::ModernBert(m) => parameter_sizes(m.as_ref(), Layout::ModernBert),
         };
         let moments = optimizer.all_f32()?;
         trainer.optim.import_state(moments, state.optimizer_steps, &expected, &device.clone().inner())?;

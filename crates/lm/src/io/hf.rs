@@ -11,6 +11,8 @@ use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
 use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::model::llama::config::LlamaConfig;
 use crate::model::llama::LlamaForCausalLM;
+use crate::model::modernbert::config::ModernBertConfig;
+use crate::model::modernbert::ModernBertForMaskedLM;
 use crate::model::precision::WeightDtype;
 use crate::model::AnyModel;
 
@@ -126,6 +128,19 @@ fn load_llama_from(
     load_module(config.init(device)?, file, Layout::Llama, device, weights)
 }
 
+/// ModernBERT masked-LM weights onto `config`'s architecture, its matrices stored as `weights`.
+pub fn load_modernbert_as(
+    config: &ModernBertConfig,
+    safetensors: &[u8],
+    device: &Device,
+    weights: WeightDtype,
+) -> Result<ModernBertForMaskedLM> {
+    config.validate()?;
+    let file = SafetensorsFile::parse(safetensors)?;
+    check_file_holds(&ModelConfig::ModernBert(Box::new(config.clone())), file.total_elements())?;
+    load_module(config.init(device)?, &file, Layout::ModernBert, device, weights)
+}
+
 /// Refuses, before the model is allocated, a config that describes more parameters than the
 /// weights file holds values: such a config (say `"n_layer": 1000000000`) does not belong to
 /// these weights, and initialising it first would exhaust memory long before the first missing
@@ -180,6 +195,9 @@ pub fn load_model_as(
         ModelConfig::Llama(c) => {
             Ok(AnyModel::Llama(Box::new(load_llama_as(&c, safetensors, device, weights)?)))
         }
+        ModelConfig::ModernBert(c) => {
+            Ok(AnyModel::ModernBert(Box::new(load_modernbert_as(&c, safetensors, device, weights)?)))
+        }
     }
 }
 
@@ -222,7 +240,8 @@ pub fn tokenizer_for_config(files: &HfFiles, config: &ModelConfig) -> Result<Tok
             None => {
                 return Err(invalid!(
                     "the model has no tokenizer.json beside it, and no built-in tokenizer belongs to a \
-                     Llama-family model: give the checkpoint's own tokenizer.json"
+                     {} model: give the checkpoint's own tokenizer.json",
+                    config.architecture()
                 ))
             }
         },
@@ -275,11 +294,27 @@ pub async fn export_llama(model: &LlamaForCausalLM, tokenizer: Option<&Tokenizer
     })
 }
 
+/// A ModernBERT masked LM as a directory `ModernBertForMaskedLM.from_pretrained` opens (the tied
+/// decoder weight not stored).
+pub async fn export_modernbert(
+    model: &ModernBertForMaskedLM,
+    tokenizer: Option<&Tokenizer>,
+) -> Result<HfFiles> {
+    Ok(HfFiles {
+        config_json: model.config().to_json().into_bytes(),
+        model_safetensors: module_safetensors(model, Layout::ModernBert).await?,
+        tokenizer_json: tokenizer.map(|t| t.to_json()).transpose()?.map(String::into_bytes),
+        generation_config_json: None,
+        weight_shards: Vec::new(),
+    })
+}
+
 /// Any architecture as the directory `from_pretrained` opens.
 pub async fn export_model(model: &AnyModel, tokenizer: Option<&Tokenizer>) -> Result<HfFiles> {
     match model {
         AnyModel::Gpt2(m) => export_gpt2(m, tokenizer).await,
         AnyModel::Bert(m) => export_bert(m, tokenizer).await,
         AnyModel::Llama(m) => export_llama(m, tokenizer).await,
+        AnyModel::ModernBert(m) => export_modernbert(m, tokenizer).await,
     }
 }

@@ -94,6 +94,7 @@ impl ModelStream {
                 AnyModel::Bert(Box::new(c.init(device)))
             }
             ModelConfig::Llama(c) => AnyModel::Llama(Box::new(c.init(device)?)),
+            ModelConfig::ModernBert(c) => AnyModel::ModernBert(Box::new(c.init(device)?)),
         };
         let uploads = Uploads {
             layout: Layout::of(&model),
@@ -176,6 +177,9 @@ impl ModelStream {
             AnyModel::Llama(m) => {
                 AnyModel::Llama(Box::new(load_module_from_tensors(*m, tensors, layout, &device, weights)?))
             }
+            AnyModel::ModernBert(m) => AnyModel::ModernBert(Box::new(load_module_from_tensors(
+                *m, tensors, layout, &device, weights,
+            )?)),
         })
     }
 }
@@ -227,6 +231,7 @@ impl TensorSink for Uploads {
             AnyModel::Gpt2(m) => stored_parameters(m.as_ref(), self.layout),
             AnyModel::Bert(m) => stored_parameters(m.as_ref(), self.layout),
             AnyModel::Llama(m) => stored_parameters(m.as_ref(), self.layout),
+            AnyModel::ModernBert(m) => stored_parameters(m.as_ref(), self.layout),
         };
         for param in params {
             let Some(&i) = param.candidates.iter().find_map(|k| index.get(k.as_str())) else {

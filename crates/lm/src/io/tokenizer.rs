@@ -105,6 +105,39 @@ impl Tokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The mask token of a masked LM's tokenizer and its id: the special token spelled `[MASK]`
+    /// (BERT, ModernBERT) or `<mask>` (RoBERTa's family), whatever its id; `None` for a
+    /// tokenizer without one.
+    pub fn mask_token(&self) -> Option<(String, u32)> {
+        let mut specials: Vec<(u32, String)> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, t)| (id, t.content))
+            .collect();
+        specials.sort();
+        let named = |want: &str| specials.iter().find(|(_, c)| c.as_str() == want).cloned();
+        named("[MASK]")
+            .or_else(|| named("<mask>"))
+            // A vocabulary entry rather than an added token (BERT's vocab.txt).
+            .or_else(|| self.token_to_id("[MASK]").map(|id| (id, "[MASK]".to_string())))
+            .map(|(id, content)| (content, id))
+    }
+
+    /// The ids of the tokenizer's special tokens (`[CLS]`, `[SEP]`, `[PAD]`…).
+    pub fn special_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -25,6 +25,8 @@ pub enum Layout {
     Bert,
     /// The Llama family: `nn.Linear` too; keys as the module fields name them.
     Llama,
+    /// ModernBERT: `nn.Linear`; `Wqkv`, `Wo` and `Wi` spelled in lower case by the fields.
+    ModernBert,
 }
 
 impl Layout {
@@ -34,6 +36,7 @@ impl Layout {
             AnyModel::Gpt2(_) => Layout::Gpt2,
             AnyModel::Bert(_) => Layout::Bert,
             AnyModel::Llama(_) => Layout::Llama,
+            AnyModel::ModernBert(_) => Layout::ModernBert,
         }
     }
 
@@ -46,6 +49,9 @@ impl Layout {
                 "beta" => "bias",
                 "layer_norm" if self == Layout::Bert => "LayerNorm",
                 "self_attn" if self == Layout::Bert => "self",
+                "wqkv" if self == Layout::ModernBert => "Wqkv",
+                "wo" if self == Layout::ModernBert => "Wo",
+                "wi" if self == Layout::ModernBert => "Wi",
                 other => other,
             })
             .collect::<Vec<_>>()
@@ -76,7 +82,7 @@ impl Layout {
     }
 
     fn transposes(self, container: &str) -> bool {
-        matches!(self, Layout::Bert | Layout::Llama) && container == "Struct:Linear"
+        matches!(self, Layout::Bert | Layout::Llama | Layout::ModernBert) && container == "Struct:Linear"
     }
 }
 

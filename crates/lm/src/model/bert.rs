@@ -13,10 +13,6 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::check_ids;
-use crate::error::{invalid, Result};
-use crate::tensor::{cross_entropy, int_tensor};
-
 use super::activation::Activation;
 use super::attention::{attention_probs, merge_heads, padding_mask, split_heads};
 use super::config::BertConfig;
@@ -288,43 +284,4 @@ impl BertForMaskedLM {
         let logits = precision::project(h.reshape([b * t, d]), words) + p.bias.val().unsqueeze::<2>();
         logits.reshape([b, t, self.config.vocab_size])
     }
-}
-
-/// Masked-LM loss of corrupted `inputs` against `labels`: cross-entropy at the positions that
-/// have a label, the only rows sent through the vocabulary projection.
-///
-/// # Shapes
-/// - inputs, labels: `[b * t]` row-major for `shape = [b, t]` → `[1]`
-pub fn masked_lm_loss(
-    model: &BertForMaskedLM,
-    inputs: &[u32],
-    labels: &[Option<u32>],
-    shape: [usize; 2],
-) -> Result<Tensor<1>> {
-    let [b, t] = shape;
-    if inputs.len() != b * t || labels.len() != b * t {
-        return Err(invalid!(
-            "masked-LM batch of {} ids and {} labels is not {b} × {t}",
-            inputs.len(),
-            labels.len()
-        ));
-    }
-    let vocab = model.config().vocab_size;
-    check_ids(inputs, vocab)?;
-    let targets: Vec<u32> = labels.iter().flatten().copied().collect();
-    check_ids(&targets, vocab)?;
-    if targets.is_empty() {
-        return Err(invalid!("no position of the batch is masked, so there is nothing to predict"));
-    }
-    let device = model.device();
-    let rows: Vec<u32> =
-        labels.iter().enumerate().filter(|(_, l)| l.is_some()).map(|(i, _)| i as u32).collect();
-    let n = rows.len();
-    let zeros = Tensor::<2, Int>::zeros([b, t], &device);
-    let ones = Tensor::<2, Int>::ones([b, t], &device);
-    let hidden = model.forward_hidden(int_tensor(inputs, [b, t], &device), zeros, ones); // [b, t, d]
-    let d = hidden.dims()[2];
-    let chosen = hidden.reshape([b * t, d]).select(0, int_tensor(&rows, [n], &device)); // [n, d]
-    let logits = model.mlm_head(chosen.reshape([1, n, d])).reshape([n, vocab]);
-    Ok(cross_entropy(logits, int_tensor(&targets, [n], &device)))
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::activation::Activation;
 use super::llama::config::LlamaConfig;
+use super::modernbert::config::ModernBertConfig;
 use crate::error::{Error, Result};
 
 /// `GPT2Config` of `transformers`: the fields this implementation reads and writes.
@@ -371,6 +372,8 @@ pub enum ModelConfig {
     /// `model_type` llama, qwen2 or qwen3 (boxed: its rope and token fields make it three
     /// times the others' size).
     Llama(Box<LlamaConfig>),
+    /// `model_type` modernbert (boxed, as the Llama config is).
+    ModernBert(Box<ModernBertConfig>),
 }
 
 impl ModelConfig {
@@ -379,7 +382,7 @@ impl ModelConfig {
     pub fn eos_token_ids(&self) -> Vec<u32> {
         match self {
             Self::Gpt2(c) => c.eos_token_id.into_iter().collect(),
-            Self::Bert(_) => Vec::new(),
+            Self::Bert(_) | Self::ModernBert(_) => Vec::new(),
             Self::Llama(c) => c.eos_ids(),
         }
     }
@@ -395,10 +398,11 @@ impl ModelConfig {
             Some("gpt2") => Ok(Self::Gpt2(Gpt2Config::from_json(bytes)?)),
             Some("bert") => Ok(Self::Bert(BertConfig::from_json(bytes)?)),
             Some("llama" | "qwen2" | "qwen3") => Ok(Self::Llama(Box::new(LlamaConfig::from_json(bytes)?))),
+            Some("modernbert") => Ok(Self::ModernBert(Box::new(ModernBertConfig::from_json(bytes)?))),
             Some(other) => {
                 let other: String = other.chars().take(40).collect();
                 Err(Error::Config(format!(
-                    "model_type `{other}` is not supported (gpt2, bert, llama, qwen2, qwen3)"
+                    "model_type `{other}` is not supported (gpt2, bert, llama, qwen2, qwen3, modernbert)"
                 )))
             }
             None => Err(Error::Config("no `model_type` field".into())),
@@ -410,6 +414,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.num_parameters(),
             Self::Bert(c) => c.num_parameters(),
             Self::Llama(c) => c.num_parameters(),
+            Self::ModernBert(c) => c.num_parameters(),
         }
     }
 
@@ -418,6 +423,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.largest_tensor(),
             Self::Bert(c) => c.largest_tensor(),
             Self::Llama(c) => c.largest_tensor(),
+            Self::ModernBert(c) => c.largest_tensor(),
         }
     }
 
@@ -431,16 +437,17 @@ impl ModelConfig {
                 super::llama::config::Family::Qwen2 => "Qwen2ForCausalLM",
                 super::llama::config::Family::Qwen3 => "Qwen3ForCausalLM",
             },
+            Self::ModernBert(_) => "ModernBertForMaskedLM",
         }
     }
 
     /// The built-in tokenizer a directory without `tokenizer.json` gets; none for the Llama
-    /// family, whose every checkpoint has its own vocabulary.
+    /// family and ModernBERT, whose every checkpoint has its own vocabulary.
     pub fn default_tokenizer_name(&self) -> Option<&'static str> {
         match self {
             Self::Gpt2(_) => Some("gpt2"),
             Self::Bert(_) => Some("bert-base-uncased"),
-            Self::Llama(_) => None,
+            Self::Llama(_) | Self::ModernBert(_) => None,
         }
     }
 
@@ -450,6 +457,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.to_json(),
             Self::Bert(c) => c.to_json(),
             Self::Llama(c) => c.to_json(),
+            Self::ModernBert(c) => c.to_json(),
         }
     }
 
@@ -458,6 +466,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.vocab_size,
             Self::Bert(c) => c.vocab_size,
             Self::Llama(c) => c.vocab_size,
+            Self::ModernBert(c) => c.vocab_size,
         }
     }
 
@@ -467,6 +476,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.n_positions,
             Self::Bert(c) => c.max_position_embeddings,
             Self::Llama(c) => c.max_position_embeddings,
+            Self::ModernBert(c) => c.max_position_embeddings,
         }
     }
 
@@ -476,6 +486,7 @@ impl ModelConfig {
             Self::Gpt2(c) => (c.n_layer, c.n_head, c.n_embd),
             Self::Bert(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
             Self::Llama(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
+            Self::ModernBert(c) => (c.num_hidden_layers, c.num_attention_heads, c.hidden_size),
         }
     }
 
@@ -486,6 +497,7 @@ impl ModelConfig {
             Self::Gpt2(c) => c.resid_pdrop,
             Self::Bert(c) => c.hidden_dropout_prob,
             Self::Llama(c) => c.attention_dropout,
+            Self::ModernBert(c) => c.mlp_dropout,
         }
     }
 
@@ -504,6 +516,10 @@ impl ModelConfig {
                 c.attention_dropout = p;
                 Self::Llama(c)
             }
+            Self::ModernBert(mut c) => {
+                (c.attention_dropout, c.embedding_dropout, c.mlp_dropout) = (p, p, p);
+                Self::ModernBert(c)
+            }
         }
     }
 }
@@ -516,6 +532,7 @@ impl Serialize for ModelConfig {
             Self::Gpt2(c) => c.serialize(serializer),
             Self::Bert(c) => c.serialize(serializer),
             Self::Llama(c) => c.serialize(serializer),
+            Self::ModernBert(c) => c.serialize(serializer),
         }
     }
 }

@@ -148,6 +148,16 @@ impl ModelConfig {
                 positions: c.max_position_embeddings,
                 parameters: c.parameter_count(),
             },
+            // GeGLU keeps `Wi`'s two halves and their product, as SwiGLU does.
+            ModelConfig::ModernBert(c) => Shape {
+                vocab: c.vocab_size,
+                width: c.hidden_size,
+                layers: c.num_hidden_layers,
+                heads: c.num_attention_heads,
+                inner: c.intermediate_size.saturating_mul(3) / 2,
+                positions: c.max_position_embeddings,
+                parameters: c.parameter_count(),
+            },
         }
     }
 
@@ -162,6 +172,7 @@ impl ModelConfig {
             ModelConfig::Gpt2(c) => c.vector_count(),
             ModelConfig::Bert(c) => c.vector_count(),
             ModelConfig::Llama(c) => c.vector_count(),
+            ModelConfig::ModernBert(c) => c.vector_count(),
         };
         let matrices = self.parameter_count().saturating_sub(vectors);
         matrices.saturating_mul(weights.bytes()).saturating_add(vectors.saturating_mul(F32))

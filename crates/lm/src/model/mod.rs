@@ -1,6 +1,8 @@
 //! The models as pure Burn modules: their configs (Hugging Face field names), the shared
-//! attention pieces, GPT-2 and BERT, and [`AnyModel`], the one type for "a model of either
-//! architecture" that loading, inference and training all pass around.
+//! pieces (attention, rotary positions, norms), one file or folder per family (GPT-2, BERT, the
+//! Llama family, ModernBERT), the two kinds they come in ([`causal::CausalLm`],
+//! [`masked::MaskedLm`]), and [`AnyModel`], the one type for "a model of any architecture" that
+//! loading, inference and training all pass around.
 
 pub mod activation;
 pub mod attention;
@@ -10,7 +12,9 @@ pub mod config;
 pub mod gpt2;
 pub mod kv_cache;
 pub mod llama;
+pub mod masked;
 pub mod memory;
+pub mod modernbert;
 pub mod precision;
 pub mod rms_norm;
 pub mod rope;
@@ -22,6 +26,7 @@ use self::bert::BertForMaskedLM;
 use self::config::ModelConfig;
 use self::gpt2::Gpt2LMHeadModel;
 use self::llama::LlamaForCausalLM;
+use self::modernbert::ModernBertForMaskedLM;
 use crate::error::{invalid, Result};
 
 /// A model of either architecture: what a Hugging Face directory loads into, and what a
@@ -35,6 +40,7 @@ pub enum AnyModel {
     Bert(Box<BertForMaskedLM>),
     /// Llama, Qwen2, Qwen3.
     Llama(Box<LlamaForCausalLM>),
+    ModernBert(Box<ModernBertForMaskedLM>),
 }
 
 impl AnyModel {
@@ -49,6 +55,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => m.device(),
             AnyModel::Bert(m) => m.device(),
             AnyModel::Llama(m) => m.device(),
+            AnyModel::ModernBert(m) => m.device(),
         }
     }
 
@@ -58,6 +65,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => ModelConfig::Gpt2(m.config().clone()),
             AnyModel::Bert(m) => ModelConfig::Bert(m.config().clone()),
             AnyModel::Llama(m) => ModelConfig::Llama(Box::new(m.config().clone())),
+            AnyModel::ModernBert(m) => ModelConfig::ModernBert(Box::new(m.config().clone())),
         }
     }
 
@@ -67,6 +75,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => m.config().vocab_size,
             AnyModel::Bert(m) => m.config().vocab_size,
             AnyModel::Llama(m) => m.config().vocab_size,
+            AnyModel::ModernBert(m) => m.config().vocab_size,
         }
     }
 
@@ -76,6 +85,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => m.num_params(),
             AnyModel::Bert(m) => m.num_params(),
             AnyModel::Llama(m) => m.num_params(),
+            AnyModel::ModernBert(m) => m.num_params(),
         }
     }
 
@@ -85,6 +95,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => m.transformer.wte.weight.val(),
             AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val(),
             AnyModel::Llama(m) => m.model.embed_tokens.weight.val(),
+            AnyModel::ModernBert(m) => m.model.embeddings.tok_embeddings.weight.val(),
         }
         .cast(burn::tensor::FloatDType::F32)
     }
@@ -95,6 +106,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => m.transformer.wte.weight.val().dtype(),
             AnyModel::Bert(m) => m.bert.embeddings.word_embeddings.weight.val().dtype(),
             AnyModel::Llama(m) => m.model.embed_tokens.weight.val().dtype(),
+            AnyModel::ModernBert(m) => m.model.embeddings.tok_embeddings.weight.val().dtype(),
         };
         if dtype == burn::tensor::DType::F16 {
             precision::WeightDtype::F16
@@ -108,7 +120,16 @@ impl AnyModel {
         match self {
             AnyModel::Gpt2(m) => Some(m.as_ref()),
             AnyModel::Llama(m) => Some(m.as_ref()),
-            AnyModel::Bert(_) => None,
+            AnyModel::Bert(_) | AnyModel::ModernBert(_) => None,
+        }
+    }
+
+    /// The model as a masked LM, for fill-mask and masked-LM training; `None` for a decoder.
+    pub fn masked(&self) -> Option<&dyn masked::MaskedLm> {
+        match self {
+            AnyModel::Bert(m) => Some(m.as_ref()),
+            AnyModel::ModernBert(m) => Some(m.as_ref()),
+            AnyModel::Gpt2(_) | AnyModel::Llama(_) => None,
         }
     }
 
@@ -118,6 +139,7 @@ impl AnyModel {
             AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.valid())),
             AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.valid())),
             AnyModel::Llama(m) => AnyModel::Llama(Box::new(m.valid())),
+            AnyModel::ModernBert(m) => AnyModel::ModernBert(Box::new(m.valid())),
         }
     }
 }

@@ -11,8 +11,9 @@ use crate::io::tokenizer::Tokenizer;
 use crate::model::config::{BertConfig, Gpt2Config, ModelConfig};
 use crate::model::llama::config::{Family, LlamaConfig, RopeParameters, TokenIds};
 use crate::model::memory::{check_training_buffer, check_training_fits, Budget, Footprint};
+use crate::model::modernbert::config::ModernBertConfig;
 
-/// The two pretraining objectives.
+/// The architectures a run pretrains (and what a fine-tuned checkpoint trains as).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
@@ -23,6 +24,26 @@ pub enum Arch {
     /// Causal language modelling with a Llama-style decoder: RMSNorm, rotary positions, SwiGLU,
     /// grouped-query attention (and what a Llama-family checkpoint fine-tunes as).
     Llama,
+    /// Masked language modelling with a ModernBERT-style encoder: rotary positions, GeGLU, no
+    /// biases, global attention every third layer and a 128-token window between.
+    ModernBert,
+}
+
+impl Arch {
+    /// Whether the objective is next-token prediction (else masked LM).
+    pub fn causal(self) -> bool {
+        matches!(self, Arch::Gpt2 | Arch::Llama)
+    }
+
+    /// The name `--arch` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Gpt2 => "gpt2",
+            Arch::Bert => "bert",
+            Arch::Llama => "llama",
+            Arch::ModernBert => "modernbert",
+        }
+    }
 }
 
 impl std::str::FromStr for Arch {
@@ -32,7 +53,11 @@ impl std::str::FromStr for Arch {
             "gpt2" | "gpt" => Ok(Arch::Gpt2),
             "bert" => Ok(Arch::Bert),
             "llama" => Ok(Arch::Llama),
-            other => Err(invalid!("unknown architecture `{other}` (gpt2, llama or bert)")),
+            "modernbert" => Ok(Arch::ModernBert),
+            other => Err(invalid!(
+                "unknown architecture `{}` (gpt2, llama, bert or modernbert)",
+                crate::error::excerpt(other)
+            )),
         }
     }
 }
@@ -230,6 +255,7 @@ impl TrainConfig {
             ModelConfig::Gpt2(_) => Arch::Gpt2,
             ModelConfig::Llama(_) => Arch::Llama,
             ModelConfig::Bert(_) => Arch::Bert,
+            ModelConfig::ModernBert(_) => Arch::ModernBert,
         };
         let (n_layer, n_head, n_embd) = model.dims();
         let context = model.max_context().min(128);
@@ -265,7 +291,7 @@ impl TrainConfig {
 
     /// Whether the objective is causal (GPT-2, Llama) rather than masked (BERT).
     pub fn causal(&self) -> bool {
-        self.arch != Arch::Bert
+        self.arch.causal()
     }
 
     /// Tokens one step reads: batch × the tokens a row feeds the model.
@@ -352,6 +378,7 @@ impl TrainConfig {
                 (ModelConfig::Gpt2(_), Arch::Gpt2)
                     | (ModelConfig::Bert(_), Arch::Bert)
                     | (ModelConfig::Llama(_), Arch::Llama)
+                    | (ModelConfig::ModernBert(_), Arch::ModernBert)
             );
             if !arch_matches || self.tokenizer != TokenizerChoice::Pretrained {
                 return Err(invalid!(
@@ -381,6 +408,7 @@ impl TrainConfig {
             Arch::Gpt2 => ModelConfig::Gpt2(self.gpt2_config(tokenizer)),
             Arch::Bert => ModelConfig::Bert(self.bert_config(tokenizer)),
             Arch::Llama => ModelConfig::Llama(Box::new(self.llama_config(tokenizer))),
+            Arch::ModernBert => ModelConfig::ModernBert(Box::new(self.modernbert_config(tokenizer))),
         }
     }
 
@@ -466,6 +494,28 @@ impl TrainConfig {
         );
         (c.hidden_dropout_prob, c.attention_probs_dropout_prob) = (self.dropout, self.dropout);
         c.pad_token_id = tokenizer.token_to_id("[PAD]");
+        c
+    }
+
+    /// The ModernBERT-style config of this run: GeGLU at 8/3 of the width (rounded as the
+    /// Llama-style MLP is), so that a layer has BERT's parameter count at the same width, less
+    /// the biases and the position table; ModernBERT's switches otherwise (global attention every
+    /// third layer, a 128-token window, rope bases 160,000 and 10,000), its special tokens from
+    /// the run's tokenizer.
+    pub fn modernbert_config(&self, tokenizer: &Tokenizer) -> ModernBertConfig {
+        let mut c = ModernBertConfig::new(
+            tokenizer.vocab_size(),
+            self.n_embd,
+            swiglu_width(self.n_embd),
+            self.n_layer,
+            self.n_head,
+            self.data.context,
+        );
+        (c.attention_dropout, c.embedding_dropout, c.mlp_dropout) =
+            (self.dropout, self.dropout, self.dropout);
+        c.pad_token_id = tokenizer.token_to_id("[PAD]");
+        (c.cls_token_id, c.bos_token_id) = (tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[CLS]"));
+        (c.sep_token_id, c.eos_token_id) = (tokenizer.token_to_id("[SEP]"), tokenizer.token_to_id("[SEP]"));
         c
     }
 }

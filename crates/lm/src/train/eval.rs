@@ -5,8 +5,8 @@ use super::masking::{mask_tokens, mlm_token_ids};
 use crate::error::{invalid, Result};
 use crate::infer::score::Score;
 use crate::io::tokenizer::Tokenizer;
-use crate::model::bert::{masked_lm_loss, BertForMaskedLM};
 use crate::model::check_ids;
+use crate::model::masked::{masked_lm_loss, MaskedLm};
 use crate::rng::Rng;
 use crate::tensor::read_f32;
 
@@ -14,12 +14,12 @@ use crate::tensor::read_f32;
 /// tokens corrupted as in pretraining with a fixed seed, loss on the corrupted ones; the
 /// perplexity is `exp(loss)` (a pseudo-perplexity).
 pub async fn score_masked(
-    model: &BertForMaskedLM,
+    model: &dyn MaskedLm,
     tokenizer: &Tokenizer,
     ids: &[u32],
     context: Option<usize>,
 ) -> Result<Score> {
-    let max = model.config().max_position_embeddings;
+    let max = model.context();
     let n = context.unwrap_or(max);
     if n < 2 || n > max {
         return Err(invalid!("the context must be between 2 and the model's {max} tokens, got {n}"));
@@ -28,8 +28,8 @@ pub async fn score_masked(
         return Err(invalid!("scoring needs at least two tokens"));
     }
     let (mask_id, specials) = mlm_token_ids(tokenizer)?;
-    check_ids(ids, model.config().vocab_size)?;
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
+    check_ids(ids, vocab)?;
     let mut rng = Rng::new(0x4556_414C);
     let (mut total, mut count) = (0.0f64, 0usize);
     for window in ids.chunks(n) {

@@ -5,13 +5,17 @@ use crate::error::{Error, Result};
 use crate::io::tokenizer::Tokenizer;
 use crate::rng::Rng;
 
-/// `[MASK]`'s id and the ids of the masked-LM special tokens ([`MLM_SPECIAL_TOKENS`]) the
-/// tokenizer has: what [`mask_tokens`] needs.
+/// The mask token's id (the tokenizer's own, [`Tokenizer::mask_token`]) and the ids of the
+/// special tokens never masked (the masked-LM ones, [`MLM_SPECIAL_TOKENS`], and every other
+/// special token the tokenizer declares): what [`mask_tokens`] needs.
 pub fn mlm_token_ids(tokenizer: &Tokenizer) -> Result<(u32, Vec<u32>)> {
-    let mask_id = tokenizer
-        .token_to_id("[MASK]")
-        .ok_or_else(|| Error::InvalidInput("the tokenizer has no [MASK] token".into()))?;
-    let specials = MLM_SPECIAL_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+    let (_, mask_id) = tokenizer
+        .mask_token()
+        .ok_or_else(|| Error::InvalidInput("the tokenizer has no mask token ([MASK] or <mask>)".into()))?;
+    let mut specials: Vec<u32> = MLM_SPECIAL_TOKENS.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+    specials.extend(tokenizer.special_ids());
+    specials.sort_unstable();
+    specials.dedup();
     Ok((mask_id, specials))
 }
 

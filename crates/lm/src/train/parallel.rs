@@ -23,7 +23,7 @@ use super::optim::{AdamW, HostGrads, StepGrads};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::error::Error;
 use crate::error::{invalid, Result};
-use crate::model::bert::masked_lm_loss;
+use crate::model::masked::masked_lm_loss;
 use crate::model::AnyModel;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::tensor::is_cpu;
@@ -65,9 +65,10 @@ impl Prepared {
                 let vocab = m.vocab_size();
                 Ok(cross_entropy(logits.reshape([b * t, vocab]), int_tensor(targets, [b * t], device)))
             }
-            (Prepared::Masked { inputs, labels, rows, context }, AnyModel::Bert(m)) => {
-                masked_lm_loss(m, inputs, labels, [*rows, *context])
-            }
+            (
+                Prepared::Masked { inputs, labels, rows, context },
+                AnyModel::Bert(_) | AnyModel::ModernBert(_),
+            ) => masked_lm_loss(model.masked().expect("an encoder"), inputs, labels, [*rows, *context]),
             _ => Err(invalid!("the batch was prepared for the other kind of model")),
         }
     }
@@ -150,6 +151,7 @@ pub(crate) fn replica(model: &AnyModel) -> AnyModel {
         AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(m.as_ref().clone().map(&mut Fresh))),
         AnyModel::Bert(m) => AnyModel::Bert(Box::new(m.as_ref().clone().map(&mut Fresh))),
         AnyModel::Llama(m) => AnyModel::Llama(Box::new(m.as_ref().clone().map(&mut Fresh))),
+        AnyModel::ModernBert(m) => AnyModel::ModernBert(Box::new(m.as_ref().clone().map(&mut Fresh))),
     }
 }
 
@@ -205,6 +207,7 @@ pub(crate) fn loss_and_grads(
             AnyModel::Gpt2(m) => optim.host_gradients(m.as_ref(), grads)?,
             AnyModel::Bert(m) => optim.host_gradients(m.as_ref(), grads)?,
             AnyModel::Llama(m) => optim.host_gradients(m.as_ref(), grads)?,
+            AnyModel::ModernBert(m) => optim.host_gradients(m.as_ref(), grads)?,
         };
         Ok((value, grads))
     });

@@ -147,7 +147,7 @@ impl Trainer {
     ) -> Result<Self> {
         let budget = budget.into();
         config.validate()?;
-        let tokenizer = build_tokenizer(&config.tokenizer, corpus, config.arch == Arch::Bert)?;
+        let tokenizer = build_tokenizer(&config.tokenizer, corpus, !config.arch.causal())?;
         let need = config.check_memory(&tokenizer, budget)?;
         let device = device.clone().autodiff();
         // Parameters initialise lazily; draw them now, right after seeding, so the seed alone
@@ -159,6 +159,9 @@ impl Trainer {
             Arch::Llama => {
                 AnyModel::Llama(Box::new(materialize(config.llama_config(&tokenizer).init(&device)?)))
             }
+            Arch::ModernBert => AnyModel::ModernBert(Box::new(materialize(
+                config.modernbert_config(&tokenizer).init(&device)?,
+            ))),
         };
         let mut trainer = Self::assemble(config, tokenizer, corpus, model, device)?.with_epochs()?;
         trainer.admit(need, budget, true)?;
@@ -417,6 +420,7 @@ impl Trainer {
             AnyModel::Gpt2(m) => self.optim.gradients(m.as_ref(), grads).await?,
             AnyModel::Bert(m) => self.optim.gradients(m.as_ref(), grads).await?,
             AnyModel::Llama(m) => self.optim.gradients(m.as_ref(), grads).await?,
+            AnyModel::ModernBert(m) => self.optim.gradients(m.as_ref(), grads).await?,
         };
         Ok((loss, grads))
     }
@@ -450,6 +454,7 @@ impl Trainer {
             AnyModel::Gpt2(m) => grads.norm(m.as_ref(), &inner),
             AnyModel::Bert(m) => grads.norm(m.as_ref(), &inner),
             AnyModel::Llama(m) => grads.norm(m.as_ref(), &inner),
+            AnyModel::ModernBert(m) => grads.norm(m.as_ref(), &inner),
         };
         let (loss, norm) = match norm {
             GradNorm::Device(norm) => {
@@ -515,6 +520,9 @@ impl Trainer {
             AnyModel::Gpt2(m) => AnyModel::Gpt2(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
             AnyModel::Bert(m) => AnyModel::Bert(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
             AnyModel::Llama(m) => AnyModel::Llama(Box::new(self.optim.step(*m, grads, lr, scale).await?)),
+            AnyModel::ModernBert(m) => {
+                AnyModel::ModernBert(Box::new(self.optim.step(*m, grads, lr, scale).await?))
+            }
         };
         self.model = Some(model);
         self.batcher = batcher;
@@ -601,8 +609,8 @@ impl Trainer {
         self.tokenizer.decode(&first[..n]).unwrap_or_default()
     }
 
-    /// GPT: a seeded continuation of the sample prompt. BERT: the prompt with every fifth
-    /// token masked and filled in, predictions in brackets.
+    /// A decoder: a seeded continuation of the sample prompt. A masked LM: the prompt with
+    /// every fifth token masked and filled in, predictions in brackets.
     async fn sample(&self, model: &AnyModel) -> Result<String> {
         let prompt = self.sample_prompt();
         let ids = encode_corpus(&self.tokenizer, &Corpus::from_bytes(prompt.as_bytes())?)?;
@@ -622,8 +630,9 @@ impl Trainer {
                 all.extend(new);
                 self.tokenizer.decode(&all)
             }
-            AnyModel::Bert(m) => {
-                let ids: Vec<u32> = ids.into_iter().take(m.config().max_position_embeddings).collect();
+            AnyModel::Bert(_) | AnyModel::ModernBert(_) => {
+                let m = model.masked().expect("an encoder");
+                let ids: Vec<u32> = ids.into_iter().take(m.context()).collect();
                 let (mask_id, _) = mlm_token_ids(&self.tokenizer)?;
                 let masked: Vec<u32> =
                     ids.iter().enumerate().map(|(i, &id)| if i % 5 == 2 { mask_id } else { id }).collect();

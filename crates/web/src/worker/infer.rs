@@ -94,11 +94,12 @@ pub(super) fn candidates(
 
 pub async fn fill_mask(text: &str, top_k: usize) {
     let Some(m) = loaded(Slot::FillMask) else { return };
-    let AnyModel::Bert(model) = &m.model else { return };
-    if !text.contains("[MASK]") {
+    let Some(model) = m.model.masked() else { return };
+    let mask = m.tokenizer.mask_token().map_or_else(|| "[MASK]".to_string(), |(token, _)| token);
+    if !text.contains(&mask) {
         return emit_error(
             Topic::FillMask,
-            "the text has no [MASK]: write [MASK] where a word should be predicted",
+            format!("the text has no {mask}: write {mask} where a word should be predicted"),
         );
     }
     let top_k = top_k.clamp(1, 100);
@@ -295,14 +296,12 @@ async fn all_logits(model: &AnyModel, ids: &[u32]) -> Result<Vec<f32>, String> {
             let ids = &ids[ids.len().saturating_sub(n)..];
             read_f32(m.forward(ids_tensor(ids, &device), None)).await.map_err(|e| e.to_string())
         }
-        AnyModel::Bert(m) => {
+        AnyModel::Bert(_) | AnyModel::ModernBert(_) => {
+            let m = model.masked().expect("an encoder");
             let device = m.device();
-            let n = m.config().max_position_embeddings;
-            let ids = &ids[..ids.len().min(n)];
-            let t = ids.len();
-            let types = Tensor::<2, Int>::zeros([1, t], &device);
-            let mask = Tensor::<2, Int>::ones([1, t], &device);
-            read_f32(m.forward(ids_tensor(ids, &device), types, mask)).await.map_err(|e| e.to_string())
+            let ids = &ids[..ids.len().min(m.context())];
+            let keep = Tensor::<2, Int>::ones([1, ids.len()], &device);
+            read_f32(m.mlm_head(m.hidden(ids_tensor(ids, &device), keep))).await.map_err(|e| e.to_string())
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use hearth_lm::infer::embeddings::{most_frequent, nearest, projection, token_id};
 use hearth_lm::infer::inside::{
-    attention_from, attention_layer, attentions, bert_attention_padded, logit_lens_of, max_tokens, shape,
+    attention_from, attention_layer, attentions, encoder_attention_padded, logit_lens_of, max_tokens, shape,
 };
 use hearth_lm::infer::surprisal::surprisal;
 use hearth_lm::{AnyModel, Tokenizer};
@@ -39,7 +39,7 @@ fn tokens_of(model: &AnyModel, tokenizer: &Tokenizer, text: &str) -> Result<(Vec
         AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
             encoded.ids.iter().map(|&id| tokenizer.decode(&[id]).unwrap_or_default()).collect()
         }
-        AnyModel::Bert(_) => encoded.tokens,
+        AnyModel::Bert(_) | AnyModel::ModernBert(_) => encoded.tokens,
     };
     Ok((encoded.ids, tokens))
 }
@@ -126,11 +126,13 @@ async fn view(
     }
     let result = match query {
         InsideQuery::Attention { layer, pad } => {
-            let heads = match model {
-                AnyModel::Bert(bert) if *pad > 0 => {
+            let heads = match model.masked() {
+                Some(encoder) if *pad > 0 => {
                     padding = *pad;
-                    tokens.extend(std::iter::repeat_n("[PAD]".to_string(), *pad));
-                    bert_attention_padded(bert, &ids, *pad, *layer).await.map_err(err)?
+                    let pad_token =
+                        m.tokenizer.id_to_token(encoder.pad_id()).unwrap_or_else(|| "[PAD]".into());
+                    tokens.extend(std::iter::repeat_n(pad_token, *pad));
+                    encoder_attention_padded(encoder, &ids, *pad, *layer).await.map_err(err)?
                 }
                 _ => attention_layer(model, &ids, *layer).await.map_err(err)?,
             };

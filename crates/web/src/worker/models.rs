@@ -281,12 +281,18 @@ fn precheck(config_json: &[u8], slot: Slot) -> Result<ModelConfig, String> {
     let config = ModelConfig::from_json(config_json).map_err(|e| e.to_string())?;
     match (&config, slot) {
         (ModelConfig::Gpt2(_) | ModelConfig::Llama(_), Slot::Generate)
-        | (ModelConfig::Bert(_), Slot::FillMask) => {}
+        | (ModelConfig::Bert(_) | ModelConfig::ModernBert(_), Slot::FillMask) => {}
         (ModelConfig::Gpt2(_) | ModelConfig::Llama(_), Slot::FillMask) => {
-            return Err("this is a causal model; fill-mask needs a BERT masked LM".into())
+            return Err(format!(
+                "this is a causal model ({}); fill-mask needs a masked LM (BERT, ModernBERT)",
+                config.architecture()
+            ))
         }
-        (ModelConfig::Bert(_), Slot::Generate) => {
-            return Err("this is a BERT masked LM; generation needs a GPT-2 causal LM".into())
+        (ModelConfig::Bert(_) | ModelConfig::ModernBert(_), Slot::Generate) => {
+            return Err(format!(
+                "this is a masked LM ({}); generation needs a causal LM (GPT-2, Llama, Qwen)",
+                config.architecture()
+            ))
         }
     }
     if let Some(compute) = state::compute(Topic::from(slot)) {
@@ -486,6 +492,13 @@ fn describe(
         ModelConfig::Llama(c) => {
             (TrainArch::Llama, c.num_hidden_layers, c.hidden_size, c.vocab_size, c.max_position_embeddings)
         }
+        ModelConfig::ModernBert(c) => (
+            TrainArch::ModernBert,
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.vocab_size,
+            c.max_position_embeddings,
+        ),
     };
     ModelInfo {
         source,

@@ -189,6 +189,7 @@ pub fn train_config(s: &TrainSettings, model: Option<(ModelConfig, String)>) -> 
                 TrainArch::Gpt2 => Arch::Gpt2,
                 TrainArch::Llama => Arch::Llama,
                 TrainArch::Bert => Arch::Bert,
+                TrainArch::ModernBert => Arch::ModernBert,
             };
             let (n_layer, n_head, n_embd) = size_preset(s.size.as_str()).map_err(|e| e.to_string())?;
             let mut c = TrainConfig::nano(arch);
@@ -250,6 +251,7 @@ pub(super) async fn build(
             ModelConfig::Gpt2(_) => TrainArch::Gpt2,
             ModelConfig::Llama(_) => TrainArch::Llama,
             ModelConfig::Bert(_) => TrainArch::Bert,
+            ModelConfig::ModernBert(_) => TrainArch::ModernBert,
         };
         let mut config = train_config(settings, Some((model, source.name)))?;
         if let Some(init) = config.init_from.as_mut() {

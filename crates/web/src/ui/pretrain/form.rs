@@ -4,7 +4,7 @@
 
 use hearth_lm::model::llama::config::Family;
 use hearth_lm::train::{size_preset, swiglu_width};
-use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig};
+use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig, ModernBertConfig};
 use leptos::prelude::*;
 
 use crate::protocol::{
@@ -60,6 +60,14 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
                 None,
                 false,
             ))),
+            TrainArch::ModernBert => ModelConfig::ModernBert(Box::new(ModernBertConfig::new(
+                m.vocab_size,
+                m.hidden,
+                swiglu_width(m.hidden),
+                m.layers,
+                heads,
+                m.context,
+            ))),
         };
         let bytes = config.training_footprint(s.batch_size, context).total();
         return (m.params, u64::try_from(bytes).unwrap_or(u64::MAX));
@@ -71,6 +79,14 @@ fn estimate(s: &TrainSettings, distinct_chars: usize, source: Option<&ModelInfo>
             ModelConfig::Bert(BertConfig::new(vocab, width, layers, heads, 4 * width, context))
         }
         TrainArch::Gpt2 => ModelConfig::Gpt2(Gpt2Config::new(vocab, context, width, layers, heads)),
+        TrainArch::ModernBert => ModelConfig::ModernBert(Box::new(ModernBertConfig::new(
+            vocab,
+            width,
+            swiglu_width(width),
+            layers,
+            heads,
+            context,
+        ))),
         TrainArch::Llama => {
             let a = &s.advanced;
             ModelConfig::Llama(Box::new(llama(
