@@ -46,5 +46,13 @@ else:
     assert [p["id"] for p in got["predictions"]] == top.indices.tolist()
     for p, q in zip(got["predictions"], top.values.tolist()):
         assert abs(p["prob"] - q) < 1e-4
+    # The masked-LM loss of the top prediction as the label, both ways (-log of its probability).
+    labels = torch.full_like(enc.input_ids, -100)
+    labels[0, pos] = top.indices[0]
+    with torch.no_grad():
+        loss = model(**enc, labels=labels).loss.item()
+    ours_loss = -torch.tensor(got["predictions"][0]["prob"], dtype=torch.float64).log().item()
+    print(f"transformers loss {loss:.6f}  hearth loss {ours_loss:.6f}")
+    assert abs(loss - ours_loss) < 1e-4
     print("fill-mask top-5 identical:", [tokenizer.decode([i]) for i in top.indices.tolist()])
 print("OK")

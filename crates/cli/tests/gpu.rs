@@ -121,6 +121,27 @@ fn wgpu_generates_scores_and_fills_masks_as_transformers() {
     for (p, w) in predictions.iter().zip(exp["mask_top5_probs"].as_array().unwrap()) {
         close(&p["prob"], w, 1e-4, "fill-mask probability");
     }
+
+    // ModernBERT: rotary positions, global and sliding-window layers (a window shorter than the
+    // text), the checkpoint's own tokenizer.
+    let modern = "modernbert-local";
+    let exp = expected(modern);
+    let v = json(&[
+        "--device",
+        "wgpu",
+        "fill-mask",
+        "--model",
+        &case(modern),
+        "--json",
+        exp["text"].as_str().unwrap(),
+    ]);
+    let predictions = v["masks"][0]["predictions"].as_array().unwrap();
+    let ids: Vec<&Value> = predictions.iter().map(|p| &p["id"]).collect();
+    let want: Vec<&Value> = exp["mask_top5_ids"].as_array().unwrap().iter().collect();
+    assert_eq!(ids, want, "{modern}");
+    for (p, w) in predictions.iter().zip(exp["mask_top5_probs"].as_array().unwrap()) {
+        close(&p["prob"], w, 1e-4, "ModernBERT fill-mask probability");
+    }
 }
 
 /// A Qwen3 (QK-norm, GQA, a free head_dim) on the GPU: the greedy ids `transformers` gives, with
@@ -154,7 +175,7 @@ fn wgpu_with_f16_weights_generates_as_transformers() {
     assert_eq!(v["new_ids"], exp["greedy_new_ids"]);
 }
 
-/// Six fine-tuning steps of the GPT-2 and BERT fixtures on the GPU follow the CPU backend's
+/// Six fine-tuning steps of the GPT-2, BERT and ModernBERT fixtures on the GPU follow the CPU backend's
 /// losses. (From the same weights: a model initialised from scratch draws its weights from the
 /// device's random stream, which differs between backends.)
 #[test]
@@ -169,7 +190,7 @@ fn wgpu_trains_as_the_cpu_backend() {
     let corpus = dir.join("corpus.txt");
     std::fs::write(&corpus, &text[..20_000]).unwrap();
     let corpus = corpus.to_string_lossy().into_owned();
-    for model in ["gpt2-tiny-perturbed", "bert-tiny-mlm-perturbed"] {
+    for model in ["gpt2-tiny-perturbed", "bert-tiny-mlm-perturbed", "modernbert-local"] {
         let run = |device: &str| {
             let out = dir.join(format!("{model}-{device}")).to_string_lossy().into_owned();
             json_lines(&[

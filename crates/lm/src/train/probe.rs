@@ -60,10 +60,10 @@ pub async fn probe(model: &AnyModel, tokenizer: &Tokenizer, ids: &[u32]) -> Resu
         })
         .collect();
     let token = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
-    let lens = match model {
-        // BERT has no next token to lens.
-        AnyModel::Bert(_) => Vec::new(),
-        decoder => logit_lens_of(decoder, ids, 1).await?,
+    let lens = match model.masked() {
+        // A masked LM has no next token to lens.
+        Some(_) => Vec::new(),
+        None => logit_lens_of(model, ids, 1).await?,
     };
     let lens = lens
         .into_iter()
