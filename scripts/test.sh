@@ -52,6 +52,7 @@ kill_tree() {
 
 medium="$target/gpt2-medium-random"
 smol="$target/smollm2-135m-random"
+modern="$target/modernbert-base-random"
 bg_pids=()
 cleanup() {
     local rc=$?
@@ -124,9 +125,13 @@ cli_outputs() {
     node tests/browser/random_llama.mjs "$smol" crates/lm/assets/tokenizers/gpt2/tokenizer.json
     "$hearth" generate --model "$smol" --prompt "$prompt" --max-new-tokens 3 --json > "$target/greedy-smollm2.json"
     cat "$target/greedy-smollm2.json"
+    # A ModernBERT-base-shaped random encoder (bf16, 300 MB, made here) and its top-5 at the mask.
+    node tests/browser/random_modernbert.mjs "$modern" crates/lm/assets/tokenizers/gpt2/tokenizer.json
+    "$hearth" fill-mask --model "$modern" --json "The capital of France is [MASK]." > "$target/fillmask-modernbert.json"
+    cat "$target/fillmask-modernbert.json"
 }
 step "the native CLI's outputs the browser must match, in the background"
-timed "CLI outputs for the browser, random GPT-2 medium and SmolLM2 (background)" cli_outputs > "$target/cli-outputs.log" 2>&1 &
+timed "CLI outputs for the browser, random GPT-2 medium, SmolLM2 and ModernBERT (background)" cli_outputs > "$target/cli-outputs.log" 2>&1 &
 cli_pid=$!
 bg_pids+=("$cli_pid")
 
@@ -147,6 +152,7 @@ HEARTH_EXPECTED_GREEDY="$target/greedy-gpt2-tiny.json" HEARTH_EXPECTED_SAMPLED="
     HEARTH_EXPECTED_SCORE="$target/score-gpt2-tiny.json" HEARTH_MEDIUM_DIR="$medium" \
     HEARTH_EXPECTED_MEDIUM="$target/greedy-gpt2-medium.json" \
     HEARTH_SMOL_DIR="$smol" HEARTH_EXPECTED_SMOL="$target/greedy-smollm2.json" \
+    HEARTH_MODERN_DIR="$modern" HEARTH_EXPECTED_MODERN="$target/fillmask-modernbert.json" \
     HEARTH_WASM_BUILD="CI profile: no fat LTO, 16 codegen units (scripts/check-size.sh checks the shipped sizes)" \
     timed "browser tests" node tests/browser/run.mjs
 

@@ -9,7 +9,9 @@
 // 0.8, seed 7); HEARTH_EXPECTED_SCORE (`hearth score --per-token --json`); HEARTH_MEDIUM_DIR and
 // HEARTH_EXPECTED_MEDIUM (a GPT-2 medium-sized random model from random_gpt2.mjs and the CLI's
 // greedy ids on it); HEARTH_SMOL_DIR and HEARTH_EXPECTED_SMOL (a SmolLM2-135M-shaped random Llama,
-// bf16 in two shards, from random_llama.mjs, and the CLI's greedy ids on it);
+// bf16 in two shards, from random_llama.mjs, and the CLI's greedy ids on it); HEARTH_MODERN_DIR and
+// HEARTH_EXPECTED_MODERN (a ModernBERT-base-shaped random encoder from random_modernbert.mjs and the
+// CLI's fill-mask top-5 on it);
 // HEARTH_SCREENSHOTS (default target/browser-screenshots); HEARTH_ONLY (a regular expression:
 // run only the matching tests, see `test`); CHROMIUM (default /usr/bin/chromium).
 
@@ -34,6 +36,8 @@ const mediumDir = process.env.HEARTH_MEDIUM_DIR;
 const expectedMedium = process.env.HEARTH_EXPECTED_MEDIUM;
 const smolDir = process.env.HEARTH_SMOL_DIR;
 const expectedSmol = process.env.HEARTH_EXPECTED_SMOL;
+const modernDir = process.env.HEARTH_MODERN_DIR;
+const expectedModern = process.env.HEARTH_EXPECTED_MODERN;
 // The prompt scripts/test.sh gave `hearth generate`.
 const GREEDY_PROMPT = 'Every effort moves you';
 fs.mkdirSync(shots, { recursive: true });
@@ -59,6 +63,7 @@ const server = http.createServer((req, res) => {
   const [base, rest] = url.pathname.startsWith('/fixtures/') ? [fixtures, url.pathname.slice('/fixtures/'.length)]
     : url.pathname.startsWith('/big/') && mediumDir ? [path.resolve(mediumDir), url.pathname.slice('/big/'.length)]
     : url.pathname.startsWith('/smol/') && smolDir ? [path.resolve(smolDir), url.pathname.slice('/smol/'.length)]
+    : url.pathname.startsWith('/modern/') && modernDir ? [path.resolve(modernDir), url.pathname.slice('/modern/'.length)]
     : [dist, url.pathname === '/' ? 'index.html' : url.pathname];
   const file = path.join(base, rest);
   if (!path.resolve(file).startsWith(base) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
@@ -1239,6 +1244,79 @@ await test('a SmolLM2-135M-shaped checkpoint (bf16, two shards and an index) str
   await noError('generate', cpu);
   await tid('generate-panel', cpu).screenshot({ path: path.join(shots, 'generate-smollm2-cpu.png') });
   await cpu.close();
+});
+
+await test('a ModernBERT-base-shaped checkpoint streams in and fills the mask as the CLI', async () => {
+  assert(modernDir && expectedModern, 'HEARTH_MODERN_DIR and HEARTH_EXPECTED_MODERN are not set (scripts/test.sh sets them)');
+  const cli = JSON.parse(fs.readFileSync(expectedModern, 'utf8')).masks[0];
+  // On the CPU backend: SwiftShader runs it too, but compiles a kernel per shape (a minute here).
+  const cpu = await cpuPage();
+  await tab('fillmask', cpu);
+  await tid('fillmask-url', cpu).fill(`${origin}/modern/config.json`);
+  const start = Date.now();
+  await tid('fillmask-load-url', cpu).click();
+  await waitFor('the ModernBERT-shaped model to load', async () => {
+    await noError('fillmask', cpu);
+    return (await text('fillmask-model', cpu)).includes('22 layers × 768');
+  }, 300_000);
+  measured.modernbert_load_seconds = (Date.now() - start) / 1000;
+  const line = await text('fillmask-model', cpu);
+  assert(line.includes('ModernBertForMaskedLM'), `the model line names the architecture: ${line}`);
+  assert(requests.get('/modern/model.safetensors') === 1, 'the weights downloaded once');
+  await tid('fillmask-input', cpu).fill('The capital of France is [MASK].');
+  const runStart = Date.now();
+  await tid('fillmask-run', cpu).click();
+  const ids = await waitFor('five predictions', async () => {
+    const rows = cpu.locator('[data-testid=fillmask-results] li');
+    return (await rows.count()) === 5 ? rows.evaluateAll((ls) => ls.map((l) => Number(l.dataset.id))) : null;
+  }, 120_000);
+  measured.modernbert_cpu_fill_mask_seconds = (Date.now() - runStart) / 1000;
+  assertEqualIds(ids, cli.predictions.map((p) => p.id), 'the page\'s top-5 on the ModernBERT-shaped model vs hearth fill-mask');
+  await noError('fillmask', cpu);
+  await tid('fillmask-panel', cpu).screenshot({ path: path.join(shots, 'fillmask-modernbert.png') });
+  await cpu.close();
+});
+
+await test('ModernBERT inside: a local layer hatches the keys outside its window, layers named global or local; WebGPU equals the CPU', async () => {
+  await tab('fillmask');
+  const dir = path.join(fixtures, 'modernbert-local');
+  await tid('fillmask-files').setInputFiles(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => path.join(dir, f)));
+  await waitFor('the ModernBERT fixture to load', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
+  const exp = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  await tid('fillmask-input').fill(exp.text);
+  await tid('fillmask-run').click();
+  const ids = await waitFor('five predictions', async () => {
+    const rows = page.locator('[data-testid=fillmask-results] li');
+    return (await rows.count()) === 5 ? rows.evaluateAll((ls) => ls.map((l) => Number(l.dataset.id))) : null;
+  });
+  assertEqualIds(ids, exp.mask_top5_ids, 'the page\'s top-5 on the ModernBERT fixture vs transformers');
+  const diff = await checkAgainstCpu('fillmask');
+  measured.modernbert_webgpu_vs_cpu_max_abs_diff = diff;
+  assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
+  await tid('fillmask-inside-look').click();
+  // No padding (an earlier test asked for some).
+  await tid('fillmask-inside-pad').fill('0');
+  await tid('fillmask-inside-pad').blur();
+  const t = exp.input_ids.length;
+  await waitFor('the attention map of the fixture text', async () => (await cellsOf('attention-map').count()) === t * t);
+  const options = await tid('fillmask-inside-layer').locator('option').allTextContents();
+  assert(JSON.stringify(options) === JSON.stringify(['layer 0 · global', 'layer 1 · local, ±4 tokens', 'layer 2 · local, ±4 tokens', 'layer 3 · global']),
+    `layers are named global or local: ${options}`);
+  const hatched = () => cellsOf('attention-map').evaluateAll((rs) => rs.filter((r) => r.getAttribute('fill') === 'url(#masked)').map((r) => Number(r.dataset.w)));
+  assert((await hatched()).length === 0, 'a global layer hides nothing');
+  await tid('fillmask-inside-layer').selectOption('1');
+  // Every (query, key) more than 4 apart: 2 · Σ_{d=5}^{t−1} (t − d) = (t − 5)(t − 4) cells, each weighted 0.
+  const masked = await waitFor('the local layer\'s hatching', async () => {
+    const m = await hatched();
+    return m.length === (t - 5) * (t - 4) ? m : null;
+  });
+  assert(masked.every((w) => w === 0), 'keys outside the window weigh 0');
+  assert((await text('fillmask-inside-caption')).includes('local layer'), await text('fillmask-inside-caption'));
+  await shot('fillmask-inside', 'inside-modernbert-local.png');
+  const { line, diffs } = await insideAgainstCpu('fillmask-inside');
+  measured.inside_modernbert_webgpu_vs_cpu = line;
+  assert(diffs.attention < 1e-4 && diffs['embedding neighbours'] < 1e-4 && diffs.projection < 1e-3, line);
+  await noError('fillmask');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -352,6 +352,11 @@ pub struct InsideText {
     /// `heads / kv_heads` consecutive query heads (0 from an older worker: one per query head).
     #[serde(default)]
     pub kv_heads: usize,
+    /// Per layer: `Some(half)` where the layer attends only within `half` positions of each
+    /// token (ModernBERT's local layers), `None` where it sees every key (empty from an older
+    /// worker: every layer global).
+    #[serde(default)]
+    pub windows: Vec<Option<usize>>,
 }
 
 /// One token's surprisal.
@@ -816,6 +821,7 @@ mod tests {
                 layers: 2,
                 heads: 4,
                 kv_heads: 2,
+                windows: vec![None, Some(64)],
             },
             result: InsideResult::Projection {
                 points: vec![Placed { token: "a".into(), count: 7, x: 0.25, y: -1.5 }],

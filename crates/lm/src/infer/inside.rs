@@ -12,6 +12,7 @@ use crate::model::check_ids;
 use crate::model::gpt2::Gpt2LMHeadModel;
 use crate::model::llama::LlamaForCausalLM;
 use crate::model::masked::MaskedLm;
+use crate::model::modernbert::config::LayerType;
 use crate::model::AnyModel;
 use crate::tensor::{check_float_ids, ids_tensor, int_tensor, read_f32, top_k_pairs, top_k_rows};
 
@@ -48,6 +49,19 @@ pub fn shape(model: &AnyModel) -> (usize, usize) {
         AnyModel::Bert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
         AnyModel::Llama(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
         AnyModel::ModernBert(m) => (m.config().num_hidden_layers, m.config().num_attention_heads),
+    }
+}
+
+/// Each layer's attention window: `Some(half)` for a ModernBERT local layer, whose tokens see only
+/// the keys within `half` positions of them, `None` for a layer that sees every key (all of
+/// them in the other architectures).
+pub fn windows(model: &AnyModel) -> Vec<Option<usize>> {
+    match model {
+        AnyModel::ModernBert(m) => {
+            let half = m.config().half_window();
+            m.layer_types().into_iter().map(|k| (k == LayerType::Local).then_some(half)).collect()
+        }
+        _ => vec![None; shape(model).0],
     }
 }
 

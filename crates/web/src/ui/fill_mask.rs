@@ -1,4 +1,5 @@
-//! The fill-mask panel: a sentence with `[MASK]`, the top-k predictions as bars.
+//! The fill-mask panel: a sentence with the mask token (`[MASK]`, or the tokenizer's own), the
+//! top-k predictions as bars.
 
 use leptos::prelude::*;
 

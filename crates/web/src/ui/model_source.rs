@@ -20,7 +20,7 @@ pub fn ModelSource(panel: Slot) -> impl IntoView {
         Slot::FillMask => (
             "fillmask",
             "https://huggingface.co/google-bert/bert-base-uncased/resolve/main/model.safetensors",
-            "BERT masked LM",
+            "BERT, ModernBERT: masked LMs",
         ),
         Slot::Generate => (
             "generate",

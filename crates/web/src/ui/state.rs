@@ -306,9 +306,14 @@ impl AppState {
                 self.topic(slot.into()).settle();
                 self.topic(slot.into()).notice.set(None);
                 self.model(slot).set(Some(info));
+                // What the previous model predicted, and how it looked inside, is not this one's.
+                self.inside(slot).clear();
+                self.inside(slot).text.set(None);
                 if slot == Slot::Generate {
                     self.distribution.set(None);
                     self.next.set(None);
+                } else {
+                    self.fill_results.set(None);
                 }
             }
             Event::FillMasked { tokens, masks } => {

@@ -206,7 +206,8 @@ async fn view(
         AnyModel::Llama(m) => m.config().kv_heads(),
         _ => heads,
     };
-    Ok((InsideText { tokens, padding, layers, heads, kv_heads }, result))
+    let windows = hearth_lm::infer::inside::windows(model);
+    Ok((InsideText { tokens, padding, layers, heads, kv_heads, windows }, result))
 }
 
 pub async fn inside(seq: u64, slot: Slot, text: &str, query: InsideQuery) {

@@ -57,6 +57,28 @@ pub fn numbered(n: usize, label: &'static str) -> impl IntoView {
     (0..n).map(|i| view! { <option value=i.to_string()>{format!("{label} {i}")}</option> }).collect_view()
 }
 
+/// The layers of a select, each named global or local where the model alternates them
+/// (ModernBERT): `layer 1 · local, ±64 tokens`.
+fn layer_options(n: usize, windows: &[Option<usize>]) -> impl IntoView {
+    let alternates = windows.iter().any(Option::is_some);
+    (0..n)
+        .map(|i| {
+            let name = match windows.get(i).copied().flatten() {
+                Some(half) => format!("layer {i} · local, ±{half} tokens"),
+                None if alternates => format!("layer {i} · global"),
+                None => format!("layer {i}"),
+            };
+            view! { <option value=i.to_string()>{name}</option> }
+        })
+        .collect_view()
+}
+
+/// Whether a local layer's window (`half` positions either side) leaves key `k` out of query
+/// `q`'s sight.
+fn outside(window: Option<usize>, q: usize, k: usize) -> bool {
+    window.is_some_and(|half| q.abs_diff(k) > half)
+}
+
 #[component]
 pub fn AttentionView(
     ctx: Ctx,
@@ -90,7 +112,10 @@ pub fn AttentionView(
                         ctx.ask(InsideQuery::Attention { layer: layer.get_untracked(), pad: pad.get_untracked() });
                     }
                 >
-                    {move || numbered(shape().0, "layer")}
+                    {move || {
+                        let windows = inside.text.get().map(|t| t.windows).unwrap_or_default();
+                        layer_options(shape().0, &windows)
+                    }}
                 </select>
             </label>
             <label>
@@ -111,7 +136,7 @@ pub fn AttentionView(
                     {move || numbered(shape().1, "head")}
                 </select>
             </label>
-            <label class:hidden=move || causal.get() title="BERT in a batch: shorter texts are padded, and the mask hides the padding">
+            <label class:hidden=move || causal.get() title="An encoder in a batch: shorter texts are padded, and the mask hides the padding">
                 "padding "
                 <input
                     type="number"
@@ -135,17 +160,26 @@ pub fn AttentionView(
             let tokens: Vec<String> = text.tokens.iter().map(|t| label(t)).collect();
             let real = tokens.len() - text.padding;
             let is_causal = causal.get();
-            let masked = move |q: usize, k: usize| (is_causal && k > q) || k >= real;
+            let window = text.windows.get(l).copied().flatten();
+            let masked = move |q: usize, k: usize| (is_causal && k > q) || k >= real || outside(window, q, k);
             let caption = if is_causal {
-                "rows: the token that attends (query); columns: the tokens it reads (keys). Hatched: the causal mask — a token cannot see later tokens."
-            } else if text.padding > 0 {
-                "rows: queries; columns: keys. Hatched: [PAD] keys the attention mask hides (weight 0)."
+                "rows: the token that attends (query); columns: the tokens it reads (keys). Hatched: the causal mask — a token cannot see later tokens.".to_string()
             } else {
-                "rows: queries; columns: keys. BERT reads in both directions."
+                let reach = match window {
+                    Some(half) => format!(
+                        "A local layer: each token sees only the {half} tokens on either side of it; hatched, the keys outside that window (weight 0). "
+                    ),
+                    None if text.windows.iter().any(Option::is_some) => {
+                        "A global layer: every token sees the whole text. ".to_string()
+                    }
+                    None => "The encoder reads in both directions. ".to_string(),
+                };
+                let padding = if text.padding > 0 { "Hatched: [PAD] keys the attention mask hides (weight 0)." } else { "" };
+                format!("rows: queries; columns: keys. {reach}{padding}")
             };
             Some(match heads.get() {
                 Heads::All => view! {
-                    <p class="muted">{format!("layer {l}, every head; click one to open it. ")}{caption}</p>
+                    <p class="muted" data-testid=format!("{prefix}-caption")>{format!("layer {l}, every head; click one to open it. ")}{caption.clone()}</p>
                     <div class="multiples" data-testid=format!("{prefix}-multiples")>
                         {groups(weights.len(), kv_heads).into_iter().map(|(g, range)| {
                             let label = (range.len() > 1).then(|| format!(
@@ -197,7 +231,7 @@ pub fn AttentionView(
                         testid: "attention-map",
                     };
                     view! {
-                        <p class="muted">{which}". "{caption}</p>
+                        <p class="muted" data-testid=format!("{prefix}-caption")>{which}". "{caption}</p>
                         <div class="map-scroll">{heatmap(map, hover, Some(follow))}</div>
                     }
                     .into_any()
@@ -222,6 +256,7 @@ pub fn AttentionView(
                 .collect();
             let is_causal = causal.get();
             let real = text.tokens.len() - text.padding;
+            let windows = text.windows.clone();
             let which = match choice {
                 Heads::One(h) => format!("head {h}"),
                 _ => "mean over heads".to_string(),
@@ -230,7 +265,9 @@ pub fn AttentionView(
                 rows: (0..layers.len()).map(|l| format!("layer {l}")).collect(),
                 cols: text.tokens.iter().map(|t| label(t)).collect(),
                 values,
-                masked: Box::new(move |_, k| (is_causal && k > q) || k >= real),
+                masked: Box::new(move |l, k| {
+                    (is_causal && k > q) || k >= real || outside(windows.get(l).copied().flatten(), q, k)
+                }),
                 max: 1.0,
                 axes: ("layer", "key"),
                 testid: "attention-from-map",
