@@ -5,7 +5,8 @@
 //! weights and fine-tuning GPT-2 124M-sized weights with Hugging Face's recipe (context 128,
 //! batch 2 each). With `--llama`, the same for today's decoders (bench_llama_torch.py beside it):
 //! generation with SmolLM2-135M- and Qwen2.5-0.5B-shaped random weights, and with `--train`
-//! the Llama-style presets of the baby GPT's and GPT-2 124M's shapes.
+//! the Llama-style presets of the baby GPT's and GPT-2 124M's shapes. With `--modernbert`,
+//! fill-mask with ModernBERT-base-shaped random weights (bench_modernbert_torch.py beside it).
 
 use std::time::Instant;
 
@@ -49,6 +50,10 @@ pub struct BenchArgs {
     /// generation, or with --train the Llama-style presets of the GPT-2 jobs' shapes.
     #[arg(long)]
     llama: bool,
+    /// ModernBERT-base-shaped fill-mask (22 layers, 768 wide, vocabulary 50,368) on a 12-token
+    /// sentence instead of the GPT-2 and BERT jobs.
+    #[arg(long)]
+    modernbert: bool,
     /// Threads a training step's batch is split across (default: one per core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     batch_threads: Option<u16>,
@@ -62,6 +67,12 @@ fn median(mut xs: Vec<f64>) -> f64 {
 pub fn run(args: BenchArgs, device: &Device) -> CliResult {
     if args.llama && args.inside {
         return Err("--llama and --inside do not combine: the views are benchmarked on GPT-2".into());
+    }
+    if args.modernbert {
+        if args.llama || args.train || args.inside {
+            return Err("--modernbert is an inference job of its own: give it alone".into());
+        }
+        return fill_mask_modernbert(&args, device);
     }
     if args.llama && args.train {
         return train_llama(&args, device);
@@ -123,6 +134,60 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
             args.new_tokens
         );
         println!("bert-base fill-mask ({} weights, 11 tokens): {latency:.1} ms", weights.name());
+    }
+    Ok(())
+}
+
+/// The sentence of the BERT job as ModernBERT reads it: `[CLS]` 50281, GPT-2's byte-level BPE
+/// ids of "Life is like a", `[MASK]` 50284, " of chocolates.", `[SEP]` 50282 (ModernBERT's
+/// tokenizer is of GPT-2's family; bench_modernbert_torch.py feeds the same ids).
+const MODERNBERT_IDS: [u32; 12] = [50281, 14662, 318, 588, 257, 50284, 286, 442, 4668, 689, 13, 50282];
+
+/// ModernBERT-base-shaped fill-mask: the median milliseconds of the whole call (encoder, head at
+/// the mask, top-5) after a warm-up, over at least five runs.
+fn fill_mask_modernbert(args: &BenchArgs, device: &Device) -> CliResult {
+    if args.runs == 0 {
+        return Err("bench needs --runs ≥ 1".into());
+    }
+    let weights = crate::device::weights();
+    if !weights.supported_on(device) {
+        return Err(format!("this device cannot store weights as {}; use --weights f32", weights.name()));
+    }
+    let config = ModelConfig::ModernBert(Box::new(
+        hearth_lm::ModernBertConfig::preset("ModernBERT-base").map_err(|e| e.to_string())?,
+    ));
+    crate::device::check_model_as(&config, weights)?;
+    let model = random_model(config, device, weights)?;
+    let encoder = model.masked().ok_or("ModernBERT is a masked LM")?;
+    // Only to spell the predicted tokens.
+    let tokenizer = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
+    let mut latencies = Vec::new();
+    for run in 0..=args.runs.max(5) {
+        let start = Instant::now();
+        pollster::block_on(hearth_lm::infer::fill_mask::fill_mask_ids(
+            encoder,
+            &tokenizer,
+            &MODERNBERT_IDS,
+            50284,
+            5,
+        ))
+        .map_err(|e| e.to_string())?;
+        if run > 0 {
+            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let latency = median(latencies);
+    if args.json {
+        print_json(&json!({
+            "weights": weights.name(),
+            "modernbert_base_fill_mask": { "latency_ms": latency, "tokens": MODERNBERT_IDS.len() },
+        }));
+    } else {
+        println!(
+            "modernbert-base fill-mask ({} weights, {} tokens): {latency:.1} ms",
+            weights.name(),
+            MODERNBERT_IDS.len()
+        );
     }
     Ok(())
 }

@@ -910,6 +910,110 @@ fn the_llama_family_fine_tunes_and_pretrains() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// ModernBERT from the CLI: fill-mask as transformers with the checkpoint's own tokenizer (its
+/// window shorter than the text), a fine-tune that lowers the loss, `--arch modernbert` from
+/// scratch exporting what `eval` and `fill-mask` open, and a config asking for what is not
+/// implemented refused in one line.
+#[test]
+fn modernbert_fills_masks_fine_tunes_and_pretrains() {
+    let name = "modernbert-local";
+    let exp = expected(name);
+    let v = json(&["fill-mask", "--model", &case(name), "--json", exp["text"].as_str().unwrap()]);
+    let mask = &v["masks"][0];
+    assert_eq!(mask["position"], exp["mask_position"]);
+    let ids: Vec<&Value> = mask["predictions"].as_array().unwrap().iter().map(|p| &p["id"]).collect();
+    assert_eq!(ids, exp["mask_top5_ids"].as_array().unwrap().iter().collect::<Vec<_>>());
+    for (p, w) in
+        mask["predictions"].as_array().unwrap().iter().zip(exp["mask_top5_probs"].as_array().unwrap())
+    {
+        assert!((p["prob"].as_f64().unwrap() - w.as_f64().unwrap()).abs() < 1e-4);
+    }
+    fails_cleanly(&["fill-mask", "--model", &case("llama-gqa-tied"), "a [MASK]"], "needs a masked LM");
+
+    let out = scratch("modernbert-train");
+    let corpus = out.join("corpus.txt");
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/corpus/tiny_shakespeare_like.txt"),
+    )
+    .unwrap();
+    std::fs::write(&corpus, &text[..20_000]).unwrap();
+    let corpus = corpus.to_string_lossy().into_owned();
+    let ft = out.join("ft").to_string_lossy().into_owned();
+    let lines = json_lines(&[
+        "train",
+        "--corpus",
+        &corpus,
+        "--init-from",
+        &case(name),
+        "--context",
+        "32",
+        "--batch-size",
+        "4",
+        "--steps",
+        "20",
+        "--lr",
+        "1e-3",
+        "--eval-every",
+        "10",
+        "--eval-batches",
+        "4",
+        "--sample-tokens",
+        "4",
+        "--out",
+        &ft,
+        "--json",
+    ]);
+    let evals: Vec<&Value> = lines.iter().filter(|l| l["event"] == "eval").collect();
+    assert_eq!(evals.len(), 3, "{lines:?}");
+    let (first, last) = (evals[0]["val_loss"].as_f64().unwrap(), evals[2]["val_loss"].as_f64().unwrap());
+    assert!(last < first, "the fine-tune lowered the loss: {first} → {last}");
+    let config: Value = serde_json::from_slice(&std::fs::read(format!("{ft}/config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (config["model_type"].as_str(), config["local_attention"].as_u64()),
+        (Some("modernbert"), Some(8))
+    );
+
+    let pre = out.join("pre").to_string_lossy().into_owned();
+    let lines = json_lines(&[
+        "train",
+        "--corpus",
+        &corpus,
+        "--arch",
+        "modernbert",
+        "--preset",
+        "micro",
+        "--steps",
+        "40",
+        "--eval-every",
+        "20",
+        "--eval-batches",
+        "4",
+        "--sample-tokens",
+        "4",
+        "--out",
+        &pre,
+        "--json",
+    ]);
+    let evals: Vec<&Value> = lines.iter().filter(|l| l["event"] == "eval").collect();
+    let (first, last) =
+        (evals[0]["val_loss"].as_f64().unwrap(), evals.last().unwrap()["val_loss"].as_f64().unwrap());
+    assert!(last < first, "pretraining lowered the loss: {first} → {last}");
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(format!("{pre}/config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "ModernBertForMaskedLM");
+    assert_eq!(config["layer_types"][1], "sliding_attention");
+    let eval = json(&["eval", "--model", &pre, "--corpus", &corpus, "--json"]);
+    assert!(eval["loss"].as_f64().unwrap().is_finite());
+    let v = json(&["fill-mask", "--model", &pre, "--json", "First [MASK]itizen"]);
+    assert_eq!(v["masks"][0]["predictions"].as_array().unwrap().len(), 5);
+
+    let bad = edited_model(name, "modernbert-yarn", |c| {
+        c["rope_parameters"]["sliding_attention"]["rope_type"] = "yarn".into();
+    });
+    fails_with_code(1, &["fill-mask", "--model", &bad.to_string_lossy(), "a [MASK]"], "yarn");
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// `hearth chat --message --json` on an instruct-shaped Qwen3 (its template in
 /// tokenizer_config.json, eos ids in generation_config.json): the prompt ids of transformers'
 /// `apply_chat_template(..., add_generation_prompt=True)`, then transformers' greedy reply, which
