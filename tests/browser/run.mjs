@@ -908,7 +908,7 @@ await test('the device panel shows the adapter, its limits and what fits', async
   }
   // The small models people run today, by their published shapes: their largest tensor (the
   // embedding: Qwen's 151,936 rows × 1,024 are 622 MB) still fits SwiftShader's 1 GiB binding.
-  for (const name of ['SmolLM2-135M', 'SmolLM2-360M', 'Qwen2.5-0.5B', 'Qwen3-0.6B', 'Llama-3.2-1B']) {
+  for (const name of ['SmolLM2-135M', 'SmolLM2-360M', 'Qwen2.5-0.5B', 'Qwen3-0.6B', 'Llama-3.2-1B', 'ModernBERT-base', 'ModernBERT-large']) {
     assert((await text(`fits-${name}`)).endsWith('yes'), `${name} fits: ${await text(`fits-${name}`)}`);
   }
   assert((await text('fits-rule')).includes('tensor by tensor'), 'the rule is stated');
@@ -1316,6 +1316,33 @@ await test('ModernBERT inside: a local layer hatches the keys outside its window
   const { line, diffs } = await insideAgainstCpu('fillmask-inside');
   measured.inside_modernbert_webgpu_vs_cpu = line;
   assert(diffs.attention < 1e-4 && diffs['embedding neighbours'] < 1e-4 && diffs.projection < 1e-3, line);
+  await noError('fillmask');
+});
+
+await test('a Modern encoder (ModernBERT-style) pretrains on the sample; the trained model fills masks', async () => {
+  await tab('pretrain');
+  await tid('corpus-sample').click();
+  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
+  await tid('train-start-from').selectOption('random');
+  await tid('train-arch').selectOption('modernbert');
+  await fillForm(page, [['train-size', 'micro'], ['train-steps', '20'], ['train-eval-every', '10'], ['train-device', 'auto']]);
+  assert((await text('train-estimate')).includes('parameters'), await text('train-estimate'));
+  const start = Date.now();
+  await tid('train-start').click();
+  if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
+  await waitFor('step 20, saved', async () =>
+    (await text('train-step')) === '20' && (await text('train-saved')).includes('step 20'), 300_000);
+  measured.modern_encoder_micro_20_steps_seconds = (Date.now() - start) / 1000;
+  const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
+  assert(vals.length >= 2 && vals[0] < vals.at(-1), `the validation loss fell: ${vals}`);
+  await waitFor('the probe', async () => (await tid('probe-slider').count()) === 1);
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-modernbert.png') });
+  await tab('fillmask');
+  await tid('fillmask-use-trained').click();
+  await waitFor('the trained encoder', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
+  await tid('fillmask-input').fill('First Citizen: Before we [MASK]roceed');
+  await tid('fillmask-run').click();
+  await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
   await noError('fillmask');
 });
 

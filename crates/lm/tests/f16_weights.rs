@@ -50,6 +50,7 @@ fn dtypes_by_rank(model: &AnyModel) -> (Vec<DType>, Vec<DType>) {
         AnyModel::Gpt2(m) => m.visit(&mut seen),
         AnyModel::Bert(m) => m.visit(&mut seen),
         AnyModel::Llama(m) => m.visit(&mut seen),
+        AnyModel::ModernBert(m) => m.visit(&mut seen),
     }
     (seen.0, seen.1)
 }
@@ -99,6 +100,25 @@ fn bert_with_f16_weights_matches_transformers_within_the_stated_tolerance() {
         let row = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, t]), &device);
         let out = m.forward(row(input.clone()), row(vec![0; t]), row(vec![1; t]));
         let got = block_on(read_f32(out)).unwrap();
+        let diff = max_abs_diff(&got, &want);
+        println!("{case_name}: f16 weights, logits max |Δ| = {diff:.2e}");
+        assert!(diff < TOL_F16, "{case_name}: logits differ by {diff}");
+    }
+}
+
+#[test]
+fn modernbert_with_f16_weights_matches_transformers_within_the_stated_tolerance() {
+    let device = Device::flex();
+    for case_name in ["modernbert-local", "modernbert-biased"] {
+        let exp = expected(case_name);
+        let input: Vec<i64> = ids(&exp["input_ids"]).iter().map(|&x| x as i64).collect();
+        let (_, want) = read_npy(case(case_name).join("logits.npy"));
+        let model = load_f16(case_name, &device);
+        assert_f16_matrices(&model);
+        let m = model.masked().expect("a masked LM");
+        let t = input.len();
+        let row = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, t]), &device);
+        let got = block_on(read_f32(m.mlm_head(m.hidden(row(input.clone()), row(vec![1; t]))))).unwrap();
         let diff = max_abs_diff(&got, &want);
         println!("{case_name}: f16 weights, logits max |Δ| = {diff:.2e}");
         assert!(diff < TOL_F16, "{case_name}: logits differ by {diff}");

@@ -23,7 +23,7 @@ fn files(name: &str) -> HfFiles {
     HfFiles {
         config_json: read(dir.join("config.json")),
         model_safetensors: read(dir.join("model.safetensors")),
-        tokenizer_json: None,
+        tokenizer_json: std::fs::read(dir.join("tokenizer.json")).ok(),
         generation_config_json: None,
         weight_shards: Vec::new(),
     }
@@ -144,8 +144,10 @@ fn step0_loss(name: &str, off: usize, device: &Device) -> (f64, f64) {
     let model = load_model(&files.config_json, &files.model_safetensors, device).unwrap();
     let eval = match &model {
         AnyModel::Gpt2(m) => block_on(score_windows(m, &ids, Some(context))).unwrap(),
-        AnyModel::Bert(m) => block_on(score_masked(m, &tokenizer, &ids, Some(context))).unwrap(),
-        AnyModel::Llama(_) => unreachable!("the cases here are GPT-2 and BERT"),
+        AnyModel::Bert(_) | AnyModel::ModernBert(_) => {
+            block_on(score_masked(model.masked().unwrap(), &tokenizer, &ids, Some(context))).unwrap()
+        }
+        AnyModel::Llama(_) => unreachable!("the cases here are GPT-2, BERT and ModernBERT"),
     };
     (step0.train_loss, eval.loss)
 }
@@ -159,6 +161,12 @@ fn gpt2_step0_loss_equals_hearth_eval() {
 #[test]
 fn bert_step0_loss_equals_hearth_eval() {
     let (step0, eval) = step0_loss("bert-tiny-mlm-perturbed", 0, &Device::flex());
+    assert!((step0 - eval).abs() < TOL, "step 0 {step0} vs eval {eval}");
+}
+
+#[test]
+fn modernbert_step0_loss_equals_hearth_eval() {
+    let (step0, eval) = step0_loss("modernbert-local", 0, &Device::flex());
     assert!((step0 - eval).abs() < TOL, "step 0 {step0} vs eval {eval}");
 }
 

@@ -10,7 +10,7 @@ use hearth_lm::infer::fill_mask::fill_mask_ids;
 use hearth_lm::infer::score::score_windows;
 use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::io::hf::{load_tokenizer, HfFiles};
-use hearth_lm::model::bert::masked_lm_loss;
+use hearth_lm::model::masked::masked_lm_loss;
 use hearth_lm::train::eval::score_masked;
 use hearth_lm::train::{Arch, Corpus, EvalReport, TokenizerChoice, TrainConfig, Trainer};
 use hearth_lm::{load_model, AnyModel, Generator, Sampling, Tokenizer};

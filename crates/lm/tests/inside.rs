@@ -264,7 +264,7 @@ fn the_training_probe_is_recorded_at_every_evaluation_and_kept() {
         String::from_utf8(read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"))).unwrap();
     let corpus = Corpus::from_bytes(&text.as_bytes()[..20_000]).unwrap();
     let device = Device::flex();
-    for arch in [Arch::Gpt2, Arch::Llama, Arch::Bert] {
+    for arch in [Arch::Gpt2, Arch::Llama, Arch::Bert, Arch::ModernBert] {
         let mut c = TrainConfig::nano(arch);
         (c.n_layer, c.n_head, c.n_embd) = (2, 2, 32);
         (c.data.context, c.data.stride, c.batch_size) = (32, 32, 4);
@@ -291,7 +291,7 @@ fn the_training_probe_is_recorded_at_every_evaluation_and_kept() {
             }
             match arch {
                 Arch::Gpt2 | Arch::Llama => assert_eq!((p.lens.len(), p.lens[0].len()), (2, t)),
-                Arch::Bert => assert!(p.lens.is_empty()),
+                Arch::Bert | Arch::ModernBert => assert!(p.lens.is_empty()),
             }
         }
         assert_ne!(history[0].probe, history[1].probe, "{arch:?}: the probe changes as the model learns");

@@ -124,13 +124,13 @@ fn small_gpt_overfits_and_recites() {
     );
 }
 
-/// The exported Hugging Face files reload to the same logits, for both architectures.
+/// The exported Hugging Face files reload to the same logits, for each architecture.
 #[test]
 fn exported_model_reloads_with_identical_logits() {
     let _serial = serial();
     let corpus = shakespeare(20_000);
     let device = Device::flex();
-    for arch in [Arch::Gpt2, Arch::Bert] {
+    for arch in [Arch::Gpt2, Arch::Bert, Arch::ModernBert] {
         let mut trainer = Trainer::new(small(arch, 5), &corpus, &device).unwrap();
         run(&mut trainer, 5);
         let files = block_on(export_model(&trainer)).unwrap();
@@ -158,7 +158,19 @@ fn exported_model_reloads_with_identical_logits() {
                     block_on(read_f32(reloaded.forward(x(), z(), o()))).unwrap(),
                 )
             }
-            AnyModel::Llama(_) => unreachable!("the runs here are GPT-2 and BERT"),
+            AnyModel::ModernBert(m) => {
+                let m = burn::module::Module::valid(m.as_ref());
+                let reloaded =
+                    hearth_lm::load_model(&files.config_json, &files.model_safetensors, &device).unwrap();
+                let reloaded = reloaded.masked().expect("a masked LM");
+                let x = || ids_tensor(&ids, &device);
+                let o = || burn::tensor::Tensor::<2, burn::tensor::Int>::ones([1, 10], &device);
+                (
+                    block_on(read_f32(m.forward(x(), o()))).unwrap(),
+                    block_on(read_f32(reloaded.mlm_head(reloaded.hidden(x(), o())))).unwrap(),
+                )
+            }
+            AnyModel::Llama(_) => unreachable!("the runs here are GPT-2, BERT and ModernBERT"),
         };
         assert_eq!(before, after, "{arch:?}");
         assert!(files.tokenizer_json.is_some());

@@ -2,7 +2,7 @@
 //! models fit it.
 
 use hearth_lm::model::precision::WeightDtype;
-use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig};
+use hearth_lm::{BertConfig, Gpt2Config, LlamaConfig, ModelConfig, ModernBertConfig};
 use leptos::prelude::*;
 
 use super::bridge::post;
@@ -29,6 +29,11 @@ fn known_models() -> Vec<(String, ModelConfig)> {
     for name in ["bert-base-uncased", "bert-large-uncased"] {
         if let Ok(c) = BertConfig::preset(name) {
             out.push((name.to_string(), ModelConfig::Bert(c)));
+        }
+    }
+    for name in ["ModernBERT-base", "ModernBERT-large"] {
+        if let Ok(c) = ModernBertConfig::preset(name) {
+            out.push((name.to_string(), ModelConfig::ModernBert(Box::new(c))));
         }
     }
     out

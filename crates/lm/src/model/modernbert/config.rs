@@ -451,6 +451,9 @@ mod tests {
         // transformers 5.25: ModernBertForMaskedLM(<this config>).num_parameters() = 149,655,232.
         assert_eq!(c.parameter_count(), 149_655_232);
         assert_eq!(ModernBertConfig::preset("ModernBERT-base").unwrap().parameter_count(), 149_655_232);
+        // ModernBertForMaskedLM(ModernBertConfig(hidden_size=1024, intermediate_size=2624,
+        // num_hidden_layers=28, num_attention_heads=16)).num_parameters() = 395,881,664.
+        assert_eq!(ModernBertConfig::preset("ModernBERT-large").unwrap().parameter_count(), 395_881_664);
         // Written in transformers 5's layout, and read back the same.
         let again = ModernBertConfig::from_json(c.to_json().as_bytes()).unwrap();
         assert_eq!(again, c);
