@@ -461,6 +461,48 @@ await test('fill-mask with a BERT picked from disk; WebGPU matches the CPU', asy
   await waitFor('the no-[MASK] message', async () => (await text('fillmask-error')).includes('[MASK]'));
 });
 
+await test('ModernBERT inside: a local layer hatches the keys outside its window, layers named global or local; WebGPU equals the CPU', async () => {
+  await tab('fillmask');
+  const dir = path.join(fixtures, 'modernbert-local');
+  await tid('fillmask-files').setInputFiles(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => path.join(dir, f)));
+  await waitFor('the ModernBERT fixture to load', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
+  const exp = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
+  await tid('fillmask-input').fill(exp.text);
+  await tid('fillmask-run').click();
+  const ids = await waitFor('five predictions', async () => {
+    const rows = page.locator('[data-testid=fillmask-results] li');
+    return (await rows.count()) === 5 ? rows.evaluateAll((ls) => ls.map((l) => Number(l.dataset.id))) : null;
+  });
+  assertEqualIds(ids, exp.mask_top5_ids, 'the page\'s top-5 on the ModernBERT fixture vs transformers');
+  const diff = await checkAgainstCpu('fillmask');
+  measured.modernbert_webgpu_vs_cpu_max_abs_diff = diff;
+  assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
+  await tid('fillmask-inside-look').click();
+  // No padding (an earlier test asked for some).
+  await tid('fillmask-inside-pad').fill('0');
+  await tid('fillmask-inside-pad').blur();
+  const t = exp.input_ids.length;
+  await waitFor('the attention map of the fixture text', async () => (await cellsOf('attention-map').count()) === t * t);
+  const options = await tid('fillmask-inside-layer').locator('option').allTextContents();
+  assert(JSON.stringify(options) === JSON.stringify(['layer 0 · global', 'layer 1 · local, ±4 tokens', 'layer 2 · local, ±4 tokens', 'layer 3 · global']),
+    `layers are named global or local: ${options}`);
+  const hatched = () => cellsOf('attention-map').evaluateAll((rs) => rs.filter((r) => r.getAttribute('fill') === 'url(#masked)').map((r) => Number(r.dataset.w)));
+  assert((await hatched()).length === 0, 'a global layer hides nothing');
+  await tid('fillmask-inside-layer').selectOption('1');
+  // Every (query, key) more than 4 apart: 2 · Σ_{d=5}^{t−1} (t − d) = (t − 5)(t − 4) cells, each weighted 0.
+  const masked = await waitFor('the local layer\'s hatching', async () => {
+    const m = await hatched();
+    return m.length === (t - 5) * (t - 4) ? m : null;
+  });
+  assert(masked.every((w) => w === 0), 'keys outside the window weigh 0');
+  assert((await text('fillmask-inside-caption')).includes('local layer'), await text('fillmask-inside-caption'));
+  await shot('fillmask-inside', 'inside-modernbert-local.png');
+  const { line, diffs } = await insideAgainstCpu('fillmask-inside');
+  measured.inside_modernbert_webgpu_vs_cpu = line;
+  assert(diffs.attention < 1e-4 && diffs['embedding neighbours'] < 1e-4 && diffs.projection < 1e-3, line);
+  await noError('fillmask');
+});
+
 await test('a malformed model is refused with a message; the loaded one stays', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-bad-'));
   fs.copyFileSync(path.join(fixtures, 'bert-tiny-mlm/config.json'), path.join(tmp, 'config.json'));
@@ -1066,6 +1108,33 @@ await test('a Llama-style decoder pretrains on the sample; its views match the C
   await noError('generate');
 });
 
+await test('a Modern encoder (ModernBERT-style) pretrains on the sample; the trained model fills masks', async () => {
+  await tab('pretrain');
+  await tid('corpus-sample').click();
+  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
+  await tid('train-start-from').selectOption('random');
+  await tid('train-arch').selectOption('modernbert');
+  await fillForm(page, [['train-size', 'micro'], ['train-steps', '20'], ['train-eval-every', '10'], ['train-device', 'auto']]);
+  assert((await text('train-estimate')).includes('parameters'), await text('train-estimate'));
+  const start = Date.now();
+  await tid('train-start').click();
+  if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
+  await waitFor('step 20, saved', async () =>
+    (await text('train-step')) === '20' && (await text('train-saved')).includes('step 20'), 300_000);
+  measured.modern_encoder_micro_20_steps_seconds = (Date.now() - start) / 1000;
+  const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
+  assert(vals.length >= 2 && vals[0] < vals.at(-1), `the validation loss fell: ${vals}`);
+  await waitFor('the probe', async () => (await tid('probe-slider').count()) === 1);
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-modernbert.png') });
+  await tab('fillmask');
+  await tid('fillmask-use-trained').click();
+  await waitFor('the trained encoder', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
+  await tid('fillmask-input').fill('First Citizen: Before we [MASK]roceed');
+  await tid('fillmask-run').click();
+  await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
+  await noError('fillmask');
+});
+
 // Issue 32: Chat mode. The Qwen3 fixture's directory holds its own chat template
 // (tokenizer_config.json) and generation_config.json (eos ids); the worker renders the
 // conversation as transformers' apply_chat_template does and the reply ends at an eos id.
@@ -1275,75 +1344,6 @@ await test('a ModernBERT-base-shaped checkpoint streams in and fills the mask as
   await noError('fillmask', cpu);
   await tid('fillmask-panel', cpu).screenshot({ path: path.join(shots, 'fillmask-modernbert.png') });
   await cpu.close();
-});
-
-await test('ModernBERT inside: a local layer hatches the keys outside its window, layers named global or local; WebGPU equals the CPU', async () => {
-  await tab('fillmask');
-  const dir = path.join(fixtures, 'modernbert-local');
-  await tid('fillmask-files').setInputFiles(['config.json', 'model.safetensors', 'tokenizer.json'].map((f) => path.join(dir, f)));
-  await waitFor('the ModernBERT fixture to load', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
-  const exp = JSON.parse(fs.readFileSync(path.join(dir, 'expected.json'), 'utf8'));
-  await tid('fillmask-input').fill(exp.text);
-  await tid('fillmask-run').click();
-  const ids = await waitFor('five predictions', async () => {
-    const rows = page.locator('[data-testid=fillmask-results] li');
-    return (await rows.count()) === 5 ? rows.evaluateAll((ls) => ls.map((l) => Number(l.dataset.id))) : null;
-  });
-  assertEqualIds(ids, exp.mask_top5_ids, 'the page\'s top-5 on the ModernBERT fixture vs transformers');
-  const diff = await checkAgainstCpu('fillmask');
-  measured.modernbert_webgpu_vs_cpu_max_abs_diff = diff;
-  assert(diff < 1e-3, `max |webgpu - cpu| = ${diff}`);
-  await tid('fillmask-inside-look').click();
-  // No padding (an earlier test asked for some).
-  await tid('fillmask-inside-pad').fill('0');
-  await tid('fillmask-inside-pad').blur();
-  const t = exp.input_ids.length;
-  await waitFor('the attention map of the fixture text', async () => (await cellsOf('attention-map').count()) === t * t);
-  const options = await tid('fillmask-inside-layer').locator('option').allTextContents();
-  assert(JSON.stringify(options) === JSON.stringify(['layer 0 · global', 'layer 1 · local, ±4 tokens', 'layer 2 · local, ±4 tokens', 'layer 3 · global']),
-    `layers are named global or local: ${options}`);
-  const hatched = () => cellsOf('attention-map').evaluateAll((rs) => rs.filter((r) => r.getAttribute('fill') === 'url(#masked)').map((r) => Number(r.dataset.w)));
-  assert((await hatched()).length === 0, 'a global layer hides nothing');
-  await tid('fillmask-inside-layer').selectOption('1');
-  // Every (query, key) more than 4 apart: 2 · Σ_{d=5}^{t−1} (t − d) = (t − 5)(t − 4) cells, each weighted 0.
-  const masked = await waitFor('the local layer\'s hatching', async () => {
-    const m = await hatched();
-    return m.length === (t - 5) * (t - 4) ? m : null;
-  });
-  assert(masked.every((w) => w === 0), 'keys outside the window weigh 0');
-  assert((await text('fillmask-inside-caption')).includes('local layer'), await text('fillmask-inside-caption'));
-  await shot('fillmask-inside', 'inside-modernbert-local.png');
-  const { line, diffs } = await insideAgainstCpu('fillmask-inside');
-  measured.inside_modernbert_webgpu_vs_cpu = line;
-  assert(diffs.attention < 1e-4 && diffs['embedding neighbours'] < 1e-4 && diffs.projection < 1e-3, line);
-  await noError('fillmask');
-});
-
-await test('a Modern encoder (ModernBERT-style) pretrains on the sample; the trained model fills masks', async () => {
-  await tab('pretrain');
-  await tid('corpus-sample').click();
-  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
-  await tid('train-start-from').selectOption('random');
-  await tid('train-arch').selectOption('modernbert');
-  await fillForm(page, [['train-size', 'micro'], ['train-steps', '20'], ['train-eval-every', '10'], ['train-device', 'auto']]);
-  assert((await text('train-estimate')).includes('parameters'), await text('train-estimate'));
-  const start = Date.now();
-  await tid('train-start').click();
-  if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
-  await waitFor('step 20, saved', async () =>
-    (await text('train-step')) === '20' && (await text('train-saved')).includes('step 20'), 300_000);
-  measured.modern_encoder_micro_20_steps_seconds = (Date.now() - start) / 1000;
-  const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
-  assert(vals.length >= 2 && vals[0] < vals.at(-1), `the validation loss fell: ${vals}`);
-  await waitFor('the probe', async () => (await tid('probe-slider').count()) === 1);
-  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'pretrain-modernbert.png') });
-  await tab('fillmask');
-  await tid('fillmask-use-trained').click();
-  await waitFor('the trained encoder', async () => (await text('fillmask-model')).includes('ModernBertForMaskedLM'));
-  await tid('fillmask-input').fill('First Citizen: Before we [MASK]roceed');
-  await tid('fillmask-run').click();
-  await waitFor('five predictions', async () => (await page.locator('[data-testid=fillmask-results] li').count()) === 5);
-  await noError('fillmask');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -131,9 +131,14 @@ fn config_parsing_survives_mutated_configs() {
     let bert_model = bert.init(&Device::flex());
     let bert_weights = block_on(export_bert(&bert_model, None)).unwrap().model_safetensors;
     let device = Device::flex();
-    for (seed, config, weights) in
-        [(2, gpt2_config, gpt2_weights), (3, bert.to_json().into_bytes(), bert_weights)]
-    {
+    let modern = case("modernbert-biased");
+    let (modern_config, modern_weights) =
+        (read(modern.join("config.json")), read(modern.join("model.safetensors")));
+    for (seed, config, weights) in [
+        (2, gpt2_config, gpt2_weights),
+        (3, bert.to_json().into_bytes(), bert_weights),
+        (4, modern_config, modern_weights),
+    ] {
         fuzz("config.json", seed, &config, |bytes| {
             if let Ok(parsed) = ModelConfig::from_json(bytes) {
                 let _ = parsed.parameter_count();

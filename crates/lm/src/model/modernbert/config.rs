@@ -144,6 +144,9 @@ fn default_window() -> usize {
     128
 }
 
+/// Layers a config may claim (ModernBERT-large has 28).
+const MAX_LAYERS: usize = 1 << 16;
+
 /// ModernBERT's rope bases (`ModernBertConfig.default_theta`).
 const GLOBAL_THETA: f64 = 160_000.0;
 const LOCAL_THETA: f64 = 10_000.0;
@@ -222,6 +225,14 @@ impl ModernBertConfig {
                     excerpt(kind)
                 )));
             }
+        }
+        // `normalise` lists a layer type per layer: a config claiming billions of layers is
+        // refused before that list is made.
+        if config.num_hidden_layers > MAX_LAYERS {
+            return Err(Error::Config(format!(
+                "num_hidden_layers {} is more than any model has (at most {MAX_LAYERS})",
+                config.num_hidden_layers
+            )));
         }
         config.normalise();
         config.validate()?;
@@ -479,5 +490,8 @@ mod tests {
         assert!(with(r#"{"num_attention_heads": 7}"#).contains("num_attention_heads"));
         assert!(with(r#"{"layer_types": ["full_attention"]}"#).contains("layer_types"));
         assert!(with(r#"{"norm_eps": 0.0}"#).contains("norm_eps"));
+        assert!(with(r#"{"num_hidden_layers": 1000000000000}"#).contains("num_hidden_layers"));
+        assert!(with(r#"{"pad_token_id": 50368}"#).contains("pad_token_id"));
+        assert!(with(r#"{"global_attn_every_n_layers": 0}"#).contains("global_attn_every_n_layers"));
     }
 }
