@@ -1119,8 +1119,11 @@ await test('a Modern encoder (ModernBERT-style) pretrains on the sample; the tra
   const start = Date.now();
   await tid('train-start').click();
   if (await tid('train-replace-confirm').count()) await tid('train-replace-yes').click();
-  await waitFor('step 20, saved', async () =>
-    (await text('train-step')) === '20' && (await text('train-saved')).includes('step 20'), 300_000);
+  // The run before this one also ended at step 20: wait for this run's row (the first) to say so.
+  await waitFor('the modern encoder at step 20, saved', async () => {
+    const row = (await rows().count()) ? await rows().first().textContent() : '';
+    return row.includes('modernbert') && row.includes('20/20') && (await text('train-saved')).includes('step 20');
+  }, 300_000);
   measured.modern_encoder_micro_20_steps_seconds = (Date.now() - start) / 1000;
   const vals = (await page.locator('[data-testid=sample-val]').allTextContents()).map(Number);
   assert(vals.length >= 2 && vals[0] < vals.at(-1), `the validation loss fell: ${vals}`);
