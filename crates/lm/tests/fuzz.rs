@@ -268,3 +268,50 @@ fn a_csv_costs_its_chosen_column_and_bad_rows_cost_nothing() {
     assert!(e.starts_with("bad.csv: 3000000 bad CSV rows: line 2: 2 fields"), "{}", &e[..e.len().min(300)]);
     assert!(e.contains("and 2999995 more"), "{}", &e[..e.len().min(300)]);
 }
+
+/// PyTorch's checkpoint format: files torch wrote (`tests/fixtures/make_torch_cases.py`) read
+/// with the values torch gives, and 10,000 mutations of each read or refused within the budget.
+#[test]
+fn torch_checkpoints_read_as_torch_reads_them_and_survive_mutation() {
+    use hearth_lm::io::torch::{from_torch_bytes, to_torch_bytes, PtValue};
+    let dir = fixtures().join("torch");
+    let exp: serde_json::Value = serde_json::from_slice(&read(dir.join("expected.json"))).unwrap();
+    let adamw = read(dir.join("adamw_state.pt"));
+    let state = from_torch_bytes(&adamw).unwrap();
+    for (i, want) in [0, 1].into_iter().zip(exp["adamw"]["exp_avg"].as_array().unwrap()) {
+        let PtValue::Dict(states) = state.get("state").unwrap() else { panic!("state is a dict") };
+        let (key, param) = &states[i];
+        assert_eq!(key, &PtValue::Int(i as i64));
+        let PtValue::Tensor(m) = param.get("exp_avg").unwrap() else { panic!("exp_avg is a tensor") };
+        let want: Vec<f32> = floats(want).into_iter().map(|x| x as f32).collect();
+        assert_eq!(*m.data, want);
+        assert_eq!(
+            m.shape,
+            exp["adamw"]["shapes"][i]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize)
+                .collect::<Vec<_>>()
+        );
+        let PtValue::Tensor(step) = param.get("step").unwrap() else { panic!("step is a tensor") };
+        assert_eq!((step.shape.len(), step.data[0]), (0, 1.0));
+    }
+    let PtValue::List(groups) = state.get("param_groups").unwrap() else { panic!("param_groups is a list") };
+    assert_eq!(groups[0].get("weight_decay"), Some(&PtValue::Float(0.1)));
+    assert_eq!(groups[1].get("params"), Some(&PtValue::List(vec![PtValue::Int(1)])));
+    assert_eq!(
+        groups[0].get("betas"),
+        Some(&PtValue::Tuple(vec![PtValue::Float(0.9), PtValue::Float(0.999)]))
+    );
+    let sched = from_torch_bytes(&read(dir.join("lambdalr_state.pt"))).unwrap();
+    assert_eq!(sched.get("last_epoch"), Some(&PtValue::Int(3)));
+    assert_eq!(sched.get("lr_lambdas"), Some(&PtValue::List(vec![PtValue::None, PtValue::None])));
+    // What torch wrote, written again by us, reads back the same.
+    assert_eq!(from_torch_bytes(&to_torch_bytes(&state, "optimizer").unwrap()).unwrap(), state);
+    fuzz("adamw_state.pt", 5, &adamw, |bytes| {
+        if let Err(e) = from_torch_bytes(bytes) {
+            assert!(e.to_string().len() < 400, "{e}");
+        }
+    });
+}

@@ -1,7 +1,7 @@
 //! `hearth-web`: the browser app. The page (`hearth-web` binary, Leptos) draws the four panels
 //! and sends requests to a Web Worker (`hearth-worker` binary) that owns the WebGPU device and
-//! runs `hearth-lm`. Natively only the pure parts compile: the message protocol, the zip
-//! writer and the URL rules, with their tests.
+//! runs `hearth-lm`. Natively only the pure parts compile: the message protocol and the URL
+//! rules, with their tests.
 
 pub mod adapter;
 pub mod choices;
@@ -10,7 +10,6 @@ pub mod kernels;
 pub mod limits;
 pub mod protocol;
 pub mod units;
-pub mod zip;
 
 #[cfg(target_arch = "wasm32")]
 pub mod ui;

@@ -1,5 +1,6 @@
 //! Everything that turns bytes into models and back: Hugging Face directories, safetensors
-//! weights, tokenizers and training checkpoints. The caller does the file or network IO.
+//! weights, tokenizers, training checkpoints, and PyTorch's own checkpoint format (a zip of a
+//! pickle). The caller does the file or network IO.
 
 pub mod builtin;
 pub mod checkpoint;
@@ -7,5 +8,7 @@ pub mod hf;
 pub mod stream;
 pub mod streamed;
 pub mod tokenizer;
+pub mod torch;
 pub mod weights;
 pub mod writer;
+pub mod zip;

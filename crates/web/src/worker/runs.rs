@@ -25,7 +25,7 @@ use super::run::Run;
 use super::{emit, emit_bytes, emit_error, owner, state, storage};
 use crate::protocol::{Event, LossPoint, RunSummary, Topic, TrainArch, TrainSettings};
 use crate::units::human_bytes;
-use crate::zip::zip_stored;
+use hearth_lm::io::zip::zip_stored;
 
 const TOPIC: Topic = Topic::Pretrain;
 

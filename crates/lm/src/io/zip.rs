@@ -1,6 +1,8 @@
-//! A zip archive of stored (uncompressed) files: how the page hands a trained model's Hugging
-//! Face directory to the user in one download. Safetensors barely compress, so storing keeps
-//! this small and dependency-free (PKWARE APPNOTE 6.3.10, sections 4.3.7, 4.3.12, 4.3.16).
+//! Zip archives of stored (uncompressed) files: how the page hands a trained model's Hugging
+//! Face directory to the user in one download, and the container of PyTorch's checkpoint format
+//! ([`super::torch`]), which torch itself writes stored. Safetensors barely compress, so storing
+//! keeps this small and dependency-free (PKWARE APPNOTE 6.3.10, sections 4.3.7, 4.3.12,
+//! 4.3.16). [`stored_entries`] reads such an archive back, refusing anything else by name.
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const CENTRAL_HEADER: u32 = 0x0201_4b50;
@@ -24,7 +26,8 @@ pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Str
         let path = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
         let offset = u32::try_from(out.len()).map_err(|_| "the archive would exceed 4 GiB")?;
         let size = u32::try_from(data.len()).map_err(|_| format!("{name} exceeds 4 GiB"))?;
-        let name_len = u16::try_from(path.len()).map_err(|_| format!("file name too long: {path}"))?;
+        let name_len = u16::try_from(path.len())
+            .map_err(|_| format!("file name too long: {}…", path.chars().take(60).collect::<String>()))?;
         let crc = crc32fast::hash(data);
 
         put32(&mut out, LOCAL_HEADER);
@@ -67,6 +70,62 @@ pub fn zip_stored(dir: &str, files: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Str
     Ok(out)
 }
 
+/// The entries of a zip archive of stored files, `(name, data)` in central-directory order, each
+/// checked against its CRC-32. Compressed entries, zip64, encryption and anything that points
+/// outside the bytes are refused with a message; names are quoted bounded.
+pub fn stored_entries(zip: &[u8]) -> Result<Vec<(String, &[u8])>, String> {
+    let u16_at = |i: usize| zip.get(i..i + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |i: usize| zip.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let truncated = || "not a zip archive (or a truncated one)".to_string();
+    // The end record has no comment in archives we read; allow a short one.
+    let end = (0..zip.len().saturating_sub(21))
+        .rev()
+        .take(1 << 16)
+        .find(|&i| u32_at(i) == Some(END_OF_CENTRAL_DIRECTORY as usize))
+        .ok_or_else(truncated)?;
+    let count = u16_at(end + 10).ok_or_else(truncated)?;
+    let mut at = u32_at(end + 16).ok_or_else(truncated)?;
+    let mut entries = Vec::with_capacity(count.min(zip.len() / 46));
+    for _ in 0..count {
+        if u32_at(at) != Some(CENTRAL_HEADER as usize) {
+            return Err(truncated());
+        }
+        let field = |o: usize| u16_at(at + o).ok_or_else(truncated);
+        let (flags, method) = (field(8)?, field(10)?);
+        let crc = u32_at(at + 16).ok_or_else(truncated)? as u32;
+        let (compressed, size) =
+            (u32_at(at + 20).ok_or_else(truncated)?, u32_at(at + 24).ok_or_else(truncated)?);
+        let (name_len, extra_len, comment_len) = (field(28)?, field(30)?, field(32)?);
+        let local = u32_at(at + 42).ok_or_else(truncated)?;
+        let name = zip.get(at + 46..at + 46 + name_len).ok_or_else(truncated)?;
+        let name = String::from_utf8_lossy(name).into_owned();
+        let shown: String = name.chars().take(60).collect();
+        if method != 0 || compressed != size {
+            return Err(format!("`{shown}` is compressed; only stored entries are read"));
+        }
+        if flags & 1 != 0 {
+            return Err(format!("`{shown}` is encrypted"));
+        }
+        if size == u32::MAX as usize || local == u32::MAX as usize {
+            return Err(format!("`{shown}` is a zip64 entry, which is not read"));
+        }
+        if u32_at(local) != Some(LOCAL_HEADER as usize) {
+            return Err(truncated());
+        }
+        let data_at = local
+            + 30
+            + u16_at(local + 26).ok_or_else(truncated)?
+            + u16_at(local + 28).ok_or_else(truncated)?;
+        let data = zip.get(data_at..data_at + size).ok_or_else(truncated)?;
+        if crc32fast::hash(data) != crc {
+            return Err(format!("`{shown}` fails its CRC-32 check"));
+        }
+        entries.push((name, data));
+        at += 46 + name_len + extra_len + comment_len;
+    }
+    Ok(entries)
+}
+
 fn put16(out: &mut Vec<u8>, v: u16) {
     out.extend_from_slice(&v.to_le_bytes());
 }
@@ -106,6 +165,30 @@ mod tests {
             at += 46 + name_len;
         }
         files
+    }
+
+    #[test]
+    fn the_reader_gives_back_what_the_writer_stored_and_refuses_damage() {
+        let files = vec![("a.txt".to_string(), b"alpha".to_vec()), ("data/0".to_string(), vec![7u8; 300])];
+        let zip = zip_stored("archive", &files).unwrap();
+        let back = stored_entries(&zip).unwrap();
+        assert_eq!(back[0], ("archive/a.txt".to_string(), &b"alpha"[..]));
+        assert_eq!(back[1].1, &[7u8; 300][..]);
+        let mut bad = zip.clone();
+        let at = zip.windows(5).position(|w| w == b"alpha").unwrap();
+        bad[at] = b'A';
+        assert!(stored_entries(&bad).unwrap_err().contains("CRC-32"));
+        assert!(stored_entries(&zip[..zip.len() - 30]).is_err());
+        assert!(stored_entries(b"not a zip").is_err());
+        // Every truncation and every single-byte change is read or refused, never a panic.
+        for cut in 0..zip.len() {
+            let _ = stored_entries(&zip[..cut]);
+        }
+        for i in 0..zip.len() {
+            let mut z = zip.clone();
+            z[i] ^= 0x5a;
+            let _ = stored_entries(&z);
+        }
     }
 
     #[test]
