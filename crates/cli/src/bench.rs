@@ -110,16 +110,11 @@ pub fn run(args: BenchArgs, device: &Device) -> CliResult {
         unreachable!("a BERT config builds a BERT")
     };
     let text = "Life is like a [MASK] of chocolates.";
-    let mut latencies = Vec::new();
-    for run in 0..=args.runs.max(5) {
-        let start = Instant::now();
-        pollster::block_on(hearth_lm::fill_mask(&bert, &bert_tok, text, 5)).map_err(|e| e.to_string())?;
-        if run > 0 {
-            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-
-    let latency = median(latencies);
+    let latency = median_ms(args.runs, || {
+        pollster::block_on(hearth_lm::fill_mask(&bert, &bert_tok, text, 5))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })?;
     if args.json {
         print_json(&json!({
             "weights": weights.name(),
@@ -161,9 +156,7 @@ fn fill_mask_modernbert(args: &BenchArgs, device: &Device) -> CliResult {
     let encoder = model.masked().ok_or("ModernBERT is a masked LM")?;
     // Only to spell the predicted tokens.
     let tokenizer = Tokenizer::builtin("gpt2").map_err(|e| e.to_string())?;
-    let mut latencies = Vec::new();
-    for run in 0..=args.runs.max(5) {
-        let start = Instant::now();
+    let latency = median_ms(args.runs, || {
         pollster::block_on(hearth_lm::infer::fill_mask::fill_mask_ids(
             encoder,
             &tokenizer,
@@ -171,12 +164,9 @@ fn fill_mask_modernbert(args: &BenchArgs, device: &Device) -> CliResult {
             50284,
             5,
         ))
-        .map_err(|e| e.to_string())?;
-        if run > 0 {
-            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
-        }
-    }
-    let latency = median(latencies);
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    })?;
     if args.json {
         print_json(&json!({
             "weights": weights.name(),
@@ -190,6 +180,20 @@ fn fill_mask_modernbert(args: &BenchArgs, device: &Device) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// The median milliseconds of `job` over at least five runs (`--runs` if more), after one
+/// warm-up run.
+fn median_ms(runs: usize, mut job: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let mut latencies = Vec::new();
+    for run in 0..=runs.max(5) {
+        let start = Instant::now();
+        job()?;
+        if run > 0 {
+            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    Ok(median(latencies))
 }
 
 /// Median new tokens/s after the first (decode) and prefill milliseconds of greedy generation

@@ -35,6 +35,32 @@ fn compare(label: &str, got: &[NamedTensor], want: &[NamedTensor]) {
     }
 }
 
+/// Gradients as PyTorch lays them out: the matrices `is_linear` names are `nn.Linear`
+/// weights, `[out, in]` there and `[in, out]` in Burn.
+fn torch_orientation(tensors: Vec<NamedTensor>, is_linear: impl Fn(&str) -> bool) -> Vec<NamedTensor> {
+    tensors
+        .into_iter()
+        .map(|(key, shape, values)| {
+            if is_linear(&key) {
+                let (rows, cols) = (shape[0], shape[1]);
+                let t = (0..rows * cols).map(|i| values[(i % rows) * cols + i / rows]).collect();
+                (key, vec![cols, rows], t)
+            } else {
+                (key, shape, values)
+            }
+        })
+        .collect()
+}
+
+/// The file of parameters the PyTorch run recorded after `steps` steps, if it recorded them.
+fn recorded_params(steps: usize) -> Option<&'static str> {
+    match steps {
+        1 => Some("params_after_step1.safetensors"),
+        20 => Some("params_after_step20.safetensors"),
+        _ => None,
+    }
+}
+
 fn run_on(device: Device) {
     let dir = case("gpt2-bytes-tiny");
     let train = dir.join("train");
@@ -64,12 +90,7 @@ fn run_on(device: Device) {
             compare("step-0 gradients", &got, &safetensors(train.join("grads_step0.safetensors")));
         }
         model = block_on(optim.step(model, grads, 1e-3, 1.0)).unwrap();
-        let checkpoint = match step + 1 {
-            1 => Some("params_after_step1.safetensors"),
-            20 => Some("params_after_step20.safetensors"),
-            _ => None,
-        };
-        if let Some(file) = checkpoint {
+        if let Some(file) = recorded_params(step + 1) {
             let got = block_on(export_tensors(&model, Layout::Gpt2)).unwrap();
             compare(file, &got, &safetensors(train.join(file)));
         }
@@ -106,20 +127,10 @@ fn run_llama_on(name: &str, device: Device) {
         assert!((value - want_loss).abs() < TOL as f64, "{name} step {step}: loss {value} vs {want_loss}");
         let grads = block_on(optim.gradients(&model, loss.backward())).unwrap();
         if step == 0 {
-            // Gradients come in Burn's orientation: a Linear's [in, out], PyTorch's [out, in].
-            let got: Vec<NamedTensor> = block_on(gradient_tensors(&model, &grads, Layout::Llama))
-                .unwrap()
-                .into_iter()
-                .map(|(key, shape, values)| {
-                    if key.ends_with("_proj.weight") || key == "lm_head.weight" {
-                        let (rows, cols) = (shape[0], shape[1]);
-                        let t = (0..rows * cols).map(|i| values[(i % rows) * cols + i / rows]).collect();
-                        (key, vec![cols, rows], t)
-                    } else {
-                        (key, shape, values)
-                    }
-                })
-                .collect();
+            let got = torch_orientation(
+                block_on(gradient_tensors(&model, &grads, Layout::Llama)).unwrap(),
+                |key| key.ends_with("_proj.weight") || key == "lm_head.weight",
+            );
             compare(
                 &format!("{name} step-0 gradients"),
                 &got,
@@ -127,11 +138,7 @@ fn run_llama_on(name: &str, device: Device) {
             );
         }
         model = block_on(optim.step(model, grads, 1e-3, 1.0)).unwrap();
-        if let Some(file) = match step + 1 {
-            1 => Some("params_after_step1.safetensors"),
-            20 => Some("params_after_step20.safetensors"),
-            _ => None,
-        } {
+        if let Some(file) = recorded_params(step + 1) {
             let got = block_on(export_tensors(&model, Layout::Llama)).unwrap();
             compare(&format!("{name} {file}"), &got, &safetensors(train.join(file)));
         }
@@ -177,21 +184,12 @@ fn run_modernbert_on(device: Device) {
         assert!((value - want_loss).abs() < TOL as f64, "{name} step {step}: loss {value} vs {want_loss}");
         let grads = block_on(optim.gradients(&model, loss.backward())).unwrap();
         if step == 0 {
-            // Gradients come in Burn's orientation: a Linear's [in, out], PyTorch's [out, in].
-            let got: Vec<NamedTensor> = block_on(gradient_tensors(&model, &grads, Layout::ModernBert))
-                .unwrap()
-                .into_iter()
-                .map(|(key, shape, values)| {
-                    let linear = ["Wqkv.weight", "Wo.weight", "Wi.weight", "dense.weight"];
-                    if linear.iter().any(|l| key.ends_with(l)) {
-                        let (rows, cols) = (shape[0], shape[1]);
-                        let t = (0..rows * cols).map(|i| values[(i % rows) * cols + i / rows]).collect();
-                        (key, vec![cols, rows], t)
-                    } else {
-                        (key, shape, values)
-                    }
-                })
-                .collect();
+            let got = torch_orientation(
+                block_on(gradient_tensors(&model, &grads, Layout::ModernBert)).unwrap(),
+                |key| {
+                    ["Wqkv.weight", "Wo.weight", "Wi.weight", "dense.weight"].iter().any(|l| key.ends_with(l))
+                },
+            );
             compare(
                 &format!("{name} step-0 gradients"),
                 &got,
@@ -199,11 +197,7 @@ fn run_modernbert_on(device: Device) {
             );
         }
         model = block_on(optim.step(model, grads, 1e-3, 1.0)).unwrap();
-        if let Some(file) = match step + 1 {
-            1 => Some("params_after_step1.safetensors"),
-            20 => Some("params_after_step20.safetensors"),
-            _ => None,
-        } {
+        if let Some(file) = recorded_params(step + 1) {
             let got = block_on(export_tensors(&model, Layout::ModernBert)).unwrap();
             compare(&format!("{name} {file}"), &got, &safetensors(train.join(file)));
         }

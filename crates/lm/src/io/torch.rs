@@ -589,26 +589,18 @@ impl<'a> Unpickler<'a> {
     /// `_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks[, metadata])` of
     /// a contiguous float32 tensor: its values copied out of the storage.
     fn rebuild_tensor(&mut self, args: Vec<Item>) -> Result<PtValue> {
-        let int = |v: &Item| match v {
-            Item::Value(PtValue::Int(i)) => {
-                usize::try_from(*i).map_err(|_| invalid("a negative size or stride"))
-            }
-            _ => Err(invalid("a tensor's offset is not an integer")),
+        let index = |v: &PtValue| match v {
+            PtValue::Int(i) => usize::try_from(*i).map_err(|_| invalid("a negative offset, size or stride")),
+            _ => Err(invalid("a tensor's offset, size or stride is not an integer")),
         };
-        let ints = |v: &Item| match v {
-            Item::Value(PtValue::Tuple(xs)) => xs
-                .iter()
-                .map(|x| match x {
-                    PtValue::Int(i) => usize::try_from(*i).map_err(|_| invalid("a negative size or stride")),
-                    _ => Err(invalid("a tensor's size or stride holds something other than integers")),
-                })
-                .collect::<Result<Vec<usize>>>(),
+        let indices = |v: &Item| match v {
+            Item::Value(PtValue::Tuple(xs)) => xs.iter().map(index).collect::<Result<Vec<usize>>>(),
             _ => Err(invalid("a tensor's size or stride is not a tuple")),
         };
-        let [Item::Storage(key, total), offset, size, stride, ..] = args.as_slice() else {
-            return Err(invalid("_rebuild_tensor_v2 without a storage and its size and stride"));
+        let [Item::Storage(key, total), Item::Value(offset), size, stride, ..] = args.as_slice() else {
+            return Err(invalid("_rebuild_tensor_v2 without a storage, an offset, a size and a stride"));
         };
-        let (offset, shape, stride) = (int(offset)?, ints(size)?, ints(stride)?);
+        let (offset, shape, stride) = (index(offset)?, indices(size)?, indices(stride)?);
         let numel = shape
             .iter()
             .try_fold(1usize, |n, &d| n.checked_mul(d))
