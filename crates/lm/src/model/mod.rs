@@ -18,6 +18,7 @@ pub mod modernbert;
 pub mod precision;
 pub mod rms_norm;
 pub mod rope;
+pub mod row_product;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};

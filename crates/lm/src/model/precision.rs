@@ -107,6 +107,12 @@ fn float_of(tensor_dtype: DType) -> FloatDType {
 /// is `layer.forward(x)`, so training and autodiff see Burn's own op.
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let weight = layer.weight.val();
+    if let Some(y) = one_row(&x, |row| super::row_product::times(row, &weight)) {
+        return match &layer.bias {
+            Some(bias) => y + bias.val().unsqueeze::<D>(),
+            None => y,
+        };
+    }
     if weight.dtype() == DType::F32 {
         return layer.forward(x);
     }
@@ -118,6 +124,23 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// `product` of `x` as one `[1, k]` row, shaped back as `x` with the product's width, when `x`
+/// holds one row (decoding a token: [`super::row_product`]) and `product` takes it.
+fn one_row<const D: usize>(
+    x: &Tensor<D>,
+    product: impl FnOnce(&Tensor<2>) -> Option<Tensor<2>>,
+) -> Option<Tensor<D>> {
+    let dims = x.dims();
+    let k = dims[D - 1];
+    if dims.iter().product::<usize>() != k {
+        return None;
+    }
+    let y = product(&x.clone().reshape([1, k]))?;
+    let mut out = dims;
+    out[D - 1] = y.dims()[1];
+    Some(y.reshape(out))
+}
+
 /// An embedding lookup, as f32 whatever the table's storage.
 pub fn embed(table: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
     table.forward(ids).cast(FloatDType::F32)
@@ -126,6 +149,9 @@ pub fn embed(table: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
 /// `x · Wᵀ` for a `[vocab, d]` matrix stored in any float dtype (the tied output projections),
 /// as f32.
 pub fn project(x: Tensor<2>, weight: Tensor<2>) -> Tensor<2> {
+    if let Some(y) = super::row_product::times_transposed(&x, &weight) {
+        return y;
+    }
     if weight.dtype() == DType::F32 {
         return x.matmul(weight.transpose());
     }
