@@ -6,6 +6,7 @@ mod chat;
 mod checkpoint_dir;
 mod device;
 mod generate;
+mod handoff;
 mod inside;
 mod inspect;
 mod memory;
@@ -50,6 +51,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Loss and perplexity of a model on a text file.
     Eval(train::EvalArgs),
+    /// Hand a training run to Hugging Face Trainer: its checkpoint, data order and train_hf.py.
+    Handoff(handoff::HandoffArgs),
     /// The module tree of a model with shapes and parameter counts.
     Inspect(inspect::InspectArgs),
     /// Attention weights of every layer and head for a text.
@@ -131,6 +134,7 @@ fn run_on(command: Command, device: &burn::tensor::Device) -> CliResult {
         Command::Score(a) => predict::score(a, device),
         Command::Train(a) => train::train(*a, device),
         Command::Eval(a) => train::eval(a, device),
+        Command::Handoff(a) => handoff::run(a, device),
         Command::Inspect(a) => inspect::run(a, device),
         Command::Attention(a) => inside::attention(a, device),
         Command::Lens(a) => inside::lens(a, device),

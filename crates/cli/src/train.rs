@@ -555,7 +555,13 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             eprintln!("each step's batch is split across {threads} threads (--batch-threads)");
         }
         let tokens_per_s = tokens_since_eval as f64 / eval_clock.elapsed().as_secs_f64().max(1e-9);
-        if !args.json {
+        if args.json {
+            // Every step's loss, learning rate and gradient norm: what a hand-off's train_hf.py
+            // logs too, so the two runs compare line by line.
+            let mut line = serde_json::to_value(report).expect("a step report serialises");
+            line["event"] = json!("step");
+            print_json(&line);
+        } else {
             let line = progress_bar(
                 report.step,
                 trainer.config().steps,

@@ -1,7 +1,7 @@
 //! The `hearth` binary end to end: exact JSON keys, seed ids, parity with the fixtures, and one
 //! clear line (no panic, no backtrace) on bad input.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -1159,4 +1159,80 @@ fn chat_interactive_keeps_the_conversation() {
     let shown = stderr.split("> ").nth(3).unwrap();
     assert!(shown.contains("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"), "{shown}");
     assert!(shown.contains("<|im_start|>user\nAgain<|im_end|>\n<|im_start|>assistant\n"), "{shown}");
+}
+
+/// `hearth handoff` writes the Trainer directory for a run (its contents are checked in
+/// hearth-lm's `train.rs`; Trainer itself in `tests/hf/check_handoff.sh`), prints each step's
+/// loss with `train --json`, and refuses with one line: an --out holding other files, an earlier
+/// hand-off without --overwrite, fewer steps than taken, a masked LM.
+#[test]
+fn handoff_writes_a_trainer_directory_and_refuses_clearly() {
+    let dir = scratch("handoff");
+    let corpus = corpus_slice(20_000).to_string_lossy().into_owned();
+    let run = |arch: &str, name: &str| {
+        let out = dir.join(name).to_string_lossy().into_owned();
+        let lines = json_lines(&[
+            "train",
+            "--corpus",
+            &corpus,
+            "--arch",
+            arch,
+            "--preset",
+            "nano",
+            "--context",
+            "32",
+            "--batch-size",
+            "2",
+            "--steps",
+            "3",
+            "--eval-every",
+            "3",
+            "--eval-batches",
+            "1",
+            "--sample-tokens",
+            "0",
+            "--out",
+            &out,
+            "--json",
+        ]);
+        let steps: Vec<u64> =
+            lines.iter().filter(|l| l["event"] == "step").map(|l| l["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [1, 2, 3], "one line per step");
+        assert!(lines
+            .iter()
+            .filter(|l| l["event"] == "step")
+            .all(|l| l["loss"].as_f64().unwrap().is_finite()));
+        out
+    };
+    let gpt = run("gpt2", "gpt");
+    let out = dir.join("hand").to_string_lossy().into_owned();
+    let v = json(&["handoff", "--run", &gpt, "--corpus", &corpus, "--out", &out, "--steps", "5", "--json"]);
+    assert_eq!((v["step"].as_u64(), v["steps"].as_u64()), (Some(3), Some(5)));
+    for file in ["handoff.json", "train_hf.py", "checkpoint-3/optimizer.pt", "data/order.parquet"] {
+        assert!(dir.join("hand").join(file).is_file(), "{file}");
+    }
+    let handoff = |out: &Path, extra: &[&str]| {
+        let out = out.to_string_lossy().into_owned();
+        let mut args = vec!["handoff", "--run", &gpt, "--corpus", &corpus, "--out", &out];
+        args.extend_from_slice(extra);
+        hearth(&args)
+    };
+    let one_line = |o: Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(stderr.trim_end().lines().count() == 1 && stderr.contains(needle), "{stderr}");
+    };
+    one_line(handoff(&dir.join("hand"), &[]), "pass --overwrite");
+    assert!(handoff(&dir.join("hand"), &["--overwrite"]).status.success());
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    one_line(handoff(&other, &["--overwrite"]), "holds other files");
+    assert!(other.join("notes.txt").is_file(), "nothing of the user's is deleted");
+    one_line(handoff(&dir.join("fewer"), &["--steps", "2"]), "has taken 3 steps");
+    let bert = run("bert", "bert");
+    let fresh = dir.join("bert-hand").to_string_lossy().into_owned();
+    fails_cleanly(&["handoff", "--run", &bert, "--corpus", &corpus, "--out", &fresh], "only causal LMs");
+    assert!(!dir.join("bert-hand").exists(), "a refused hand-off writes nothing");
+    let _ = std::fs::remove_dir_all(&dir);
 }

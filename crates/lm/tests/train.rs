@@ -357,3 +357,97 @@ fn memory_budget_limits_the_threads() {
         assert_eq!(block_on(trainer.step()).unwrap().threads, threads, "budget {budget}");
     }
 }
+
+/// A hand-off to Hugging Face Trainer (`io::handoff`): Trainer's checkpoint with the AdamW
+/// moments in PyTorch's layout (transposed for `nn.Linear`, decayed parameters first), the
+/// schedule's state, the step, and a data order replayed from step 1 that does not depend on when
+/// the run was handed off. `tests/hf/check_handoff.sh` runs Trainer on it (needs torch).
+#[test]
+fn a_handoff_holds_trainers_checkpoint_and_the_data_order() {
+    use hearth_lm::io::handoff::read_optimizer;
+    use hearth_lm::io::torch::{from_torch_bytes, PtValue};
+    use hearth_lm::io::weights::SafetensorsFile;
+    let _serial = serial();
+    let device = Device::flex();
+    let corpus = shakespeare(20_000);
+    for arch in [Arch::Gpt2, Arch::Llama] {
+        let mut config = small(arch, 6);
+        (config.dropout, config.warmup) = (0.0, 1);
+        let mut trainer = Trainer::new(config.clone(), &corpus, &device).unwrap();
+        run(&mut trainer, 3);
+        let files = block_on(trainer.handoff(8)).unwrap();
+        let file = |name: &str| &files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{name}")).1;
+        for name in ["checkpoint-3/config.json", "checkpoint-3/model.safetensors", "train_hf.py", "README.md"]
+        {
+            assert!(!file(name).is_empty(), "{name}");
+        }
+        assert!(files.iter().all(|(n, _)| n != "checkpoint-3/optimizer.safetensors"));
+        let meta: serde_json::Value = serde_json::from_slice(file("handoff.json")).unwrap();
+        assert_eq!((meta["step"].as_u64(), meta["steps"].as_u64()), (Some(3), Some(8)));
+        let names: Vec<String> = serde_json::from_value(meta["parameters"].clone()).unwrap();
+        let decayed = meta["decayed_parameters"].as_u64().unwrap() as usize;
+
+        // The moments equal Hearth's own (optimizer.safetensors), in PyTorch's orientation.
+        let checkpoint = block_on(trainer.checkpoint()).unwrap();
+        let ours = SafetensorsFile::parse(checkpoint.get("optimizer.safetensors").unwrap())
+            .unwrap()
+            .all_f32()
+            .unwrap();
+        let model =
+            SafetensorsFile::parse(file("checkpoint-3/model.safetensors")).unwrap().all_f32().unwrap();
+        let optimizer = read_optimizer(file("checkpoint-3/optimizer.pt")).unwrap();
+        assert_eq!(optimizer.len(), names.len());
+        let mut transposed = 0;
+        for (index, name) in names.iter().enumerate() {
+            let (avg, sq, step) = &optimizer[&(index as i64)];
+            assert_eq!(*step, 3.0);
+            let shape = &model.iter().find(|(n, ..)| n == name).unwrap().1;
+            assert_eq!(&avg.shape, shape, "{name}");
+            let flat = |prefix: &str| {
+                ours.iter().find(|(n, ..)| n == &format!("{prefix}.{name}")).unwrap().2.clone()
+            };
+            let (want_avg, want_sq) = (flat("exp_avg"), flat("exp_avg_sq"));
+            if avg.data.as_slice() != want_avg.as_slice() {
+                // nn.Linear: Hearth's [in, out] moment is PyTorch's [out, in] transposed.
+                let [rows, cols] = [shape[0], shape[1]];
+                let t =
+                    |v: &[f32]| (0..rows * cols).map(|i| v[(i % cols) * rows + i / cols]).collect::<Vec<_>>();
+                assert_eq!(avg.data.as_slice(), t(&want_avg), "{name}");
+                assert_eq!(sq.data.as_slice(), t(&want_sq), "{name}");
+                transposed += 1;
+            } else {
+                assert_eq!(sq.data.as_slice(), want_sq.as_slice(), "{name}");
+            }
+            assert_eq!(shape.len() >= 2, index < decayed, "{name}: decayed parameters come first");
+        }
+        assert_eq!(transposed > 0, arch == Arch::Llama, "only nn.Linear weights are transposed");
+
+        // The groups and the schedule: the next update's rate, the base rate, the step.
+        let groups = from_torch_bytes(file("checkpoint-3/optimizer.pt")).unwrap();
+        let Some(PtValue::List(groups)) = groups.get("param_groups") else { panic!("no param_groups") };
+        assert_eq!(groups.len(), 2);
+        let next_lr = config.schedule().at(3);
+        let mut schedule = config.schedule();
+        schedule.decay_steps = 8;
+        assert_eq!(groups[0].get("lr"), Some(&PtValue::Float(schedule.at(3))));
+        assert_ne!(schedule.at(3), next_lr, "handing off to 8 steps extends the schedule");
+        assert_eq!(groups[1].get("weight_decay"), Some(&PtValue::Float(0.0)));
+        let scheduler = from_torch_bytes(file("checkpoint-3/scheduler.pt")).unwrap();
+        assert_eq!(scheduler.get("last_epoch"), Some(&PtValue::Int(3)));
+        let state: serde_json::Value =
+            serde_json::from_slice(file("checkpoint-3/trainer_state.json")).unwrap();
+        assert_eq!((state["global_step"].as_u64(), state["max_steps"].as_u64()), (Some(3), Some(8)));
+
+        // The order is replayed from step 1: handing off two steps later writes the same one.
+        let order = file("data/order.parquet").clone();
+        assert_eq!(&order[..4], b"PAR1");
+        run(&mut trainer, 2);
+        let later = block_on(trainer.handoff(8)).unwrap();
+        assert_eq!(later.iter().find(|(n, _)| n == "data/order.parquet").unwrap().1, order);
+        let err = block_on(trainer.handoff(4)).unwrap_err().to_string();
+        assert!(err.contains("has taken 5 steps"), "{err}");
+    }
+    let masked = Trainer::new(small(Arch::Bert, 2), &corpus, &device).unwrap();
+    let err = block_on(masked.handoff(2)).unwrap_err().to_string();
+    assert!(err.contains("only causal LMs"), "{err}");
+}

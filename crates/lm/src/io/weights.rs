@@ -371,6 +371,8 @@ pub struct StoredParameter {
     pub key: String,
     pub candidates: Vec<String>,
     pub shape: Vec<usize>,
+    /// Stored as the transpose of the module's `[in, out]` matrix (`nn.Linear`'s `[out, in]`).
+    pub transposed: bool,
 }
 
 impl ModuleVisitor for Stored {
@@ -384,9 +386,10 @@ impl ModuleVisitor for Stored {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let key = self.path.key(self.layout);
-        let shape = stored_shape(param.lazy_shape().to_vec(), self.path.transposed::<D>(self.layout));
+        let transposed = self.path.transposed::<D>(self.layout);
+        let shape = stored_shape(param.lazy_shape().to_vec(), transposed);
         let candidates = self.layout.candidates(&key);
-        self.params.push(StoredParameter { key, candidates, shape });
+        self.params.push(StoredParameter { key, candidates, shape, transposed });
     }
 }
 

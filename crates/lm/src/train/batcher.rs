@@ -88,7 +88,7 @@ impl Batcher {
     }
 
     /// The next train window index, moving to a new epoch when this one is used up.
-    fn next_index(&mut self, windows: usize) -> usize {
+    pub(crate) fn next_index(&mut self, windows: usize) -> usize {
         if self.position >= windows {
             // Only reached when the data changed size since the state was saved.
             self.epoch += 1;
@@ -153,6 +153,14 @@ fn epoch_rng(seed: u64, epoch: usize) -> Rng {
     Rng::new(mix.next_u64())
 }
 
+/// The windows [`eval_batches`] takes, in order: `batches * batch_size` of `windows` at evenly
+/// spaced indices, or all of them if there are fewer.
+pub fn eval_indices(windows: usize, batch_size: usize, batches: usize) -> Vec<usize> {
+    let wanted = batch_size.saturating_mul(batches).min(windows);
+    // u64 so that `j * windows` cannot overflow a 32-bit usize (wasm32).
+    (0..wanted as u64).map(|j| (j * windows as u64 / wanted as u64) as usize).collect()
+}
+
 /// Evaluation batches: `batches * batch_size` windows of `split` at evenly spaced indices
 /// (deterministic, the same at every evaluation, so loss curves are comparable), cut into batches
 /// of `batch_size`. Fewer if the split has fewer windows: then every window, the last batch
@@ -164,15 +172,10 @@ pub fn eval_batches(
     batches: usize,
     causal: bool,
 ) -> Vec<Batch> {
-    let windows = data.windows(split);
-    let wanted = batch_size.saturating_mul(batches).min(windows);
-    if wanted == 0 {
+    if batch_size == 0 {
         return Vec::new();
     }
-    // u64 so that `j * windows` cannot overflow a 32-bit usize (wasm32).
-    let indices: Vec<usize> =
-        (0..wanted as u64).map(|j| (j * windows as u64 / wanted as u64) as usize).collect();
-    indices
+    eval_indices(data.windows(split), batch_size, batches)
         .chunks(batch_size)
         .map(|chunk| {
             let rows = chunk.iter().map(|&i| data.window(split, i));

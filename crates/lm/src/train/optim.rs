@@ -234,6 +234,20 @@ impl AdamW {
         Ok(deltas)
     }
 
+    /// Each parameter's moments as host values, flat in the module's orientation, keyed by
+    /// Hugging Face name (a hand-off writes them in PyTorch's layout).
+    pub(crate) async fn moments(&self) -> Result<BTreeMap<String, (Vec<f32>, Vec<f32>)>> {
+        let mut out = BTreeMap::new();
+        for (key, moments) in &self.state {
+            let pair = match moments {
+                Moments::Device(pair) => (read_f32(pair.0.clone()).await?, read_f32(pair.1.clone()).await?),
+                Moments::Host { exp_avg, exp_avg_sq } => (exp_avg.clone(), exp_avg_sq.clone()),
+            };
+            out.insert(key.clone(), pair);
+        }
+        Ok(out)
+    }
+
     /// The moments as `optimizer.safetensors`, written moment by moment (`io::writer`): the
     /// file plus one moment in memory, where copying them all first held them twice.
     pub async fn state_safetensors(&self) -> Result<Vec<u8>> {
