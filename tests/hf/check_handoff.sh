@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The hand-off to Hugging Face Trainer, checked end to end (needs torch, transformers and pyarrow;
 # not part of CI, which checks the Rust side against fixtures):
-#   1. `hearth train` 30 steps (no dropout), then `hearth handoff` to 40 steps;
-#   2. Trainer, one process, 10 steps: each loss against Hearth's own 10 resumed steps (1e-4);
-#   3. torchrun, two processes (CPU, gloo), the same global batch: each loss against (1) (1e-3);
-#   4. optimizer.pt's parameter order is the one Trainer's own create_optimizer builds.
+#   1. `hearth train` 30 steps (no dropout), then `hearth handoff` to 50 steps; optimizer.pt's
+#      parameter order is the one Trainer's own create_optimizer builds;
+#   2. Trainer, one process, 20 steps (checkpoints at 40 and 50): each loss against Hearth's own
+#      resumed steps 31…50 (1e-4);
+#   3. torchrun, two processes (CPU, gloo), the same global batch: each loss against (2) (1e-3);
+#   4. back: `hearth train --resume one/checkpoint-40`, 10 steps, each against Trainer's 41…50
+#      (1e-4).
 # Usage: tests/hf/check_handoff.sh [ARCH] [HEARTH] [PYTHON]   (ARCH gpt2 or llama)
 set -euo pipefail
 arch=${1:-gpt2}
@@ -19,8 +22,8 @@ cd "$work"
 "$hearth" train --corpus "$corpus" --arch "$arch" --preset nano --context 64 --batch-size 4 --steps 30 \
     --eval-every 10 --dropout 0 --lr 1e-3 --warmup 5 --sample-tokens 0 --out run --json > /dev/null
 cp -r run resumed
-"$hearth" train --resume resumed --corpus "$corpus" --steps 40 --out resumed --json > hearth.jsonl
-"$hearth" handoff --run run --corpus "$corpus" --out one --steps 40
+"$hearth" train --resume resumed --corpus "$corpus" --steps 50 --out resumed --json > hearth.jsonl
+"$hearth" handoff --run run --corpus "$corpus" --out one --steps 50
 cp -r one two
 "$python" - one <<'PY'
 import json, sys
@@ -39,8 +42,9 @@ print(f"optimizer.pt: {len(order)} parameters in Trainer's order, {len(decayed)}
 PY
 "$python" one/train_hf.py one > one.log 2>&1 || { tail -20 one.log; exit 1; }
 "$torchrun" --nproc_per_node 2 two/train_hf.py two > two.log 2>&1 || { tail -20 two.log; exit 1; }
+"$hearth" train --resume one/checkpoint-40 --corpus "$corpus" --out back --json > back.jsonl
 
-"$python" - hearth.jsonl one/hf_losses.jsonl two/hf_losses.jsonl <<'PY'
+"$python" - hearth.jsonl one/hf_losses.jsonl two/hf_losses.jsonl back.jsonl <<'PY'
 import json, sys
 
 def losses(path):
@@ -53,13 +57,19 @@ def losses(path):
             out[f"val@{d['step']}"] = d["val_loss"]
     return out
 
-hearth, one, two = (losses(p) for p in sys.argv[1:])
-worst = {"one": 0.0, "two": 0.0}
-for key in sorted(one, key=str):
-    print(f"{key:>8}  hearth {hearth[key]:.7f}  trainer {one[key]:.7f}  torchrun x2 {two[key]:.7f}")
+hearth, one, two, back = (losses(p) for p in sys.argv[1:])
+worst = {"one": 0.0, "two": 0.0, "back": 0.0}
+print(f"{'':>8}  {'hearth':>10}  {'trainer':>10}  {'torchrun x2':>11}  {'back':>10}")
+for key in sorted(one, key=lambda k: (int(str(k).split("@")[-1]), str(k))):
+    row = f"{key:>8}  {hearth[key]:10.7f}  {one[key]:10.7f}  {two[key]:11.7f}"
     worst["one"] = max(worst["one"], abs(hearth[key] - one[key]))
     worst["two"] = max(worst["two"], abs(one[key] - two[key]))
-assert len(one) == len(two) == 11, (len(one), len(two))
-print(f"largest difference: Trainer vs Hearth {worst['one']:.2e} (limit 1e-4), two processes vs one {worst['two']:.2e} (limit 1e-3)")
-assert worst["one"] <= 1e-4 and worst["two"] <= 1e-3
+    if key in back:
+        row += f"  {back[key]:10.7f}"
+        worst["back"] = max(worst["back"], abs(back[key] - one[key]))
+    print(row)
+assert len(one) == len(two) == 22 and len(back) == 11, (len(one), len(two), len(back))
+print(f"largest difference: Trainer vs Hearth {worst['one']:.2e} (limit 1e-4), two processes vs one "
+      f"{worst['two']:.2e} (limit 1e-3), back in Hearth vs Trainer {worst['back']:.2e} (limit 1e-4)")
+assert worst["one"] <= 1e-4 and worst["two"] <= 1e-3 and worst["back"] <= 1e-4
 PY

@@ -9,7 +9,11 @@ use hearth_lm::model::memory::human_bytes;
 use hearth_lm::train::Trainer;
 use serde_json::json;
 
+use hearth_lm::io::checkpoint::Checkpoint;
+use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HEARTH_STATE};
+
 use crate::checkpoint_dir::load_checkpoint;
+use crate::model_dir::{read_json, read_weights};
 use crate::train::read_corpora;
 use crate::{print_json, CliResult};
 
@@ -125,4 +129,79 @@ pub fn run(args: HandoffArgs, device: &Device) -> CliResult {
         );
     }
     Ok(())
+}
+
+/// Whether `dir` is a Trainer checkpoint (`optimizer.pt`) rather than Hearth's.
+pub fn is_trainer_checkpoint(dir: &Path) -> bool {
+    dir.join("optimizer.pt").is_file() && !dir.join("optimizer.safetensors").is_file()
+}
+
+/// Hearth's checkpoint of a Trainer checkpoint of a handed-off run (`DIR/checkpoint-M`, with
+/// `DIR/handoff.json` beside it): `hearth train --resume DIR/checkpoint-M` continues it. A
+/// sharded (FSDP, DeepSpeed) checkpoint, or one of a run Hearth did not hand off, is refused with
+/// what it lacks.
+pub fn load_trainer_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
+    let shown = dir.display();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("pytorch_model_fsdp")
+                || name.starts_with("optimizer_0")
+                || name.starts_with("global_step")
+            {
+                return Err(format!(
+                    "{shown} is a sharded checkpoint (`{}`, FSDP or DeepSpeed): Hearth reads a whole model.safetensors and optimizer.pt; save the run with a full state dict (FSDP's FULL_STATE_DICT) to continue it here",
+                    hearth_lm::error::excerpt(&name)
+                ));
+            }
+        }
+    }
+    let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !root.join("handoff.json").is_file() {
+        return Err(format!(
+            "{shown} is a Trainer checkpoint of a run Hearth did not hand off (no handoff.json beside it): its weights open as a model (--init-from {shown}), but its optimizer state, schedule and data order cannot be continued exactly"
+        ));
+    }
+    let handoff_json = read_json(&root.join("handoff.json"))?;
+    let hearth_state = read_json(&root.join(HEARTH_STATE))?;
+    let losses = root.join("hf_losses.jsonl");
+    let losses = if losses.is_file() { Some(read_json(&losses)?) } else { None };
+    let meta: serde_json::Value = serde_json::from_slice(&handoff_json)
+        .map_err(|e| format!("{}: {e}", root.join("handoff.json").display()))?;
+    let handed = root.join(meta["checkpoint"].as_str().unwrap_or("checkpoint-0"));
+    let read_all = |from: &Path, names: &[(&str, bool)]| -> Result<Checkpoint, String> {
+        let mut files = Vec::new();
+        for &(name, weights) in names {
+            let path = from.join(name);
+            if path.is_file() {
+                let bytes = if weights { read_weights(&path)? } else { read_json(&path)? };
+                files.push((name.to_string(), bytes));
+            }
+        }
+        Ok(Checkpoint { files })
+    };
+    const HANDED: [(&str, bool); 5] = [
+        ("config.json", false),
+        ("tokenizer.json", false),
+        ("tokenizer_config.json", false),
+        ("generation_config.json", false),
+        ("chat_template.jinja", false),
+    ];
+    let mut wanted = vec![
+        ("config.json", false),
+        ("model.safetensors", true),
+        ("optimizer.pt", true),
+        ("trainer_state.json", false),
+    ];
+    wanted.extend(&HANDED[1..]);
+    let checkpoint = read_all(dir, &wanted)?;
+    let handed_off = read_all(&handed, &HANDED)?;
+    checkpoint_from_trainer(TrainerCheckpoint {
+        handoff_json: &handoff_json,
+        hearth_state: &hearth_state,
+        losses: losses.as_deref(),
+        checkpoint: &checkpoint,
+        handed_off: &handed_off,
+    })
+    .map_err(|e| format!("{shown}: {e}"))
 }

@@ -378,6 +378,14 @@ fn resume_conflicts(args: &TrainArgs, saved: &TrainConfig) -> Vec<String> {
 
 /// A new run (or a resumed one writing elsewhere) must not silently replace what `--out` holds.
 fn check_out(args: &TrainArgs) -> Result<(), String> {
+    if let Some(resume) = args.resume.as_ref().filter(|r| crate::handoff::is_trainer_checkpoint(r)) {
+        if same_dir(resume, &args.out) {
+            return Err(format!(
+                "{} is Trainer's checkpoint; continue it in Hearth with another --out",
+                resume.display()
+            ));
+        }
+    }
     let same_run = args.resume.as_ref().is_some_and(|r| same_dir(r, &args.out));
     if args.overwrite || same_run || !occupied(&args.out) {
         return Ok(());
@@ -442,7 +450,12 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     let corpus = read_corpora(&args.corpus, args.text_field.as_deref())?;
     let mut trainer = match &args.resume {
         Some(dir) => {
-            let checkpoint = load_checkpoint(dir)?;
+            // A Trainer checkpoint of a handed-off run comes back as Hearth's.
+            let checkpoint = if crate::handoff::is_trainer_checkpoint(dir) {
+                crate::handoff::load_trainer_checkpoint(dir)?
+            } else {
+                load_checkpoint(dir)?
+            };
             let mut t = Trainer::resume_within(&checkpoint, &corpus, device, budget)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
             let conflicts = resume_conflicts(&args, t.config());

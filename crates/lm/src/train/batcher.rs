@@ -68,6 +68,19 @@ impl Batcher {
         Batch::from_windows(rows, causal)
     }
 
+    /// The state after `draws` windows drawn from `windows` in all (epochs are whole
+    /// permutations, so the position follows from the count): where a run continued elsewhere
+    /// on the handed-off order stands.
+    pub(crate) fn after(seed: u64, draws: u64, windows: usize) -> Self {
+        let windows = windows.max(1) as u64;
+        Self {
+            seed,
+            epoch: (draws / windows) as usize,
+            position: (draws % windows) as usize,
+            order: OrderCache::default(),
+        }
+    }
+
     /// Epochs done, with the fraction of the current one: 1.5 is half-way through the second.
     pub fn progress(&self, windows: usize) -> f64 {
         self.epoch as f64 + self.position as f64 / windows.max(1) as f64

@@ -139,9 +139,11 @@ pub struct LlamaConfig {
     /// matrix.
     #[serde(default)]
     pub tie_word_embeddings: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Written even when absent (`null`): transformers would otherwise fill in `LlamaConfig`'s
+    /// defaults, 1 and 2, which are other tokens of a run's own vocabulary.
+    #[serde(default)]
     pub bos_token_id: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub eos_token_id: Option<TokenIds>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pad_token_id: Option<u32>,
