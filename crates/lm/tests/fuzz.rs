@@ -315,3 +315,43 @@ fn torch_checkpoints_read_as_torch_reads_them_and_survive_mutation() {
         }
     });
 }
+
+/// Coming back from Trainer (`io::handoff::checkpoint_from_trainer`) with a mutated
+/// `handoff.json` or Trainer `trainer_state.json` (the fixture of `make_handoff_case.sh`): a
+/// checkpoint or one clear refusal, never a panic or an allocation past the budget.
+#[test]
+fn coming_back_from_trainer_survives_mutated_state_files() {
+    use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint};
+    let dir = fixtures().join("handoff");
+    let file = |name: &str| read(dir.join(name));
+    let handed_off = Checkpoint {
+        files: ["config.json", "tokenizer.json"]
+            .iter()
+            .map(|n| (n.to_string(), file(&format!("checkpoint-4/{n}"))))
+            .collect(),
+    };
+    let (handoff, hearth_state, state) =
+        (file("handoff.json"), file("hearth_state.json"), file("checkpoint-6/trainer_state.json"));
+    let trainer = |state: &[u8]| Checkpoint {
+        files: vec![
+            ("model.safetensors".into(), file("checkpoint-6/model.safetensors")),
+            ("optimizer.pt".into(), file("checkpoint-6/optimizer.pt")),
+            ("trainer_state.json".into(), state.to_vec()),
+        ],
+    };
+    let good = trainer(&state);
+    let come_back = |handoff_json: &[u8], checkpoint: &Checkpoint| {
+        let t = TrainerCheckpoint {
+            handoff_json,
+            hearth_state: &hearth_state,
+            losses: None,
+            checkpoint,
+            handed_off: &handed_off,
+        };
+        if let Err(e) = checkpoint_from_trainer(t) {
+            assert!(e.to_string().len() < 600, "{e}");
+        }
+    };
+    fuzz("handoff.json", 11, &handoff, |bytes| come_back(bytes, &good));
+    fuzz("trainer_state.json", 12, &state, |bytes| come_back(&handoff, &trainer(bytes)));
+}

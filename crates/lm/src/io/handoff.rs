@@ -361,33 +361,6 @@ pub fn checkpoint_from_trainer(t: TrainerCheckpoint) -> Result<Checkpoint> {
     let Some(PtValue::List(groups)) = optimizer.get("param_groups") else {
         return Err(invalid!("optimizer.pt has no param_groups"));
     };
-    for (i, group) in groups.iter().enumerate() {
-        let float = |key: &str| match group.get(key) {
-            Some(PtValue::Float(v)) => Some(*v),
-            Some(PtValue::Int(v)) => Some(*v as f64),
-            _ => None,
-        };
-        let betas = match group.get("betas") {
-            Some(PtValue::Tuple(b) | PtValue::List(b)) => {
-                b.iter().map(|v| if let PtValue::Float(f) = v { Some(*f) } else { None }).collect()
-            }
-            _ => vec![],
-        };
-        let decay = if i == 0 { c.adamw.weight_decay } else { 0.0 };
-        let same = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-12 * b.abs().max(1.0));
-        let expected = [
-            ("betas[0]", betas.first().copied().flatten(), c.adamw.beta1),
-            ("betas[1]", betas.get(1).copied().flatten(), c.adamw.beta2),
-            ("eps", float("eps"), c.adamw.eps),
-            ("weight_decay", float("weight_decay"), decay),
-        ];
-        if let Some((key, got, want)) = expected.iter().find(|(_, got, want)| !same(*got, *want)) {
-            return Err(invalid!(
-                "optimizer.pt's group {i} has {key} = {}, the run's is {want}: Hearth continues the run's own AdamW",
-                got.map_or("nothing".to_string(), |g| g.to_string())
-            ));
-        }
-    }
     let Some(PtValue::Dict(entries)) = optimizer.get("state") else {
         return Err(invalid!("optimizer.pt has no state"));
     };
@@ -449,6 +422,34 @@ pub fn checkpoint_from_trainer(t: TrainerCheckpoint) -> Result<Checkpoint> {
         let len = avg.data.len();
         moments.push((format!("exp_avg.{name}"), vec![len], back(avg)?));
         moments.push((format!("exp_avg_sq.{name}"), vec![sq.data.len()], back(sq)?));
+    }
+    // The groups' settings, once the state is known to be AdamW's.
+    for (i, group) in groups.iter().enumerate() {
+        let float = |key: &str| match group.get(key) {
+            Some(PtValue::Float(v)) => Some(*v),
+            Some(PtValue::Int(v)) => Some(*v as f64),
+            _ => None,
+        };
+        let betas = match group.get("betas") {
+            Some(PtValue::Tuple(b) | PtValue::List(b)) => {
+                b.iter().map(|v| if let PtValue::Float(f) = v { Some(*f) } else { None }).collect()
+            }
+            _ => vec![],
+        };
+        let decay = if i == 0 { c.adamw.weight_decay } else { 0.0 };
+        let same = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-12 * b.abs().max(1.0));
+        let expected = [
+            ("betas[0]", betas.first().copied().flatten(), c.adamw.beta1),
+            ("betas[1]", betas.get(1).copied().flatten(), c.adamw.beta2),
+            ("eps", float("eps"), c.adamw.eps),
+            ("weight_decay", float("weight_decay"), decay),
+        ];
+        if let Some((key, got, want)) = expected.iter().find(|(_, got, want)| !same(*got, *want)) {
+            return Err(invalid!(
+                "optimizer.pt's group {i} has {key} = {}, the run's is {want}: Hearth continues the run's own AdamW",
+                got.map_or("nothing".to_string(), |g| g.to_string())
+            ));
+        }
     }
     let updates = updates.map_or(0, |u| u as u64);
     if updates != step as u64 {
