@@ -850,6 +850,21 @@ await test('Stop then Start at once: after a reload both runs are listed and dow
   await download.saveAs(file);
   assert(/^hearth-gpt2-step([6-9]|\d\d+)\.zip$/.test(download.suggestedFilename()), `the stopped run's zip: ${download.suggestedFilename()}`);
   assert(fs.readFileSync(file).includes(Buffer.from('/model.safetensors')), 'its zip holds the weights');
+  // "Continue on a cluster": the kept run, resumed from storage, handed to Hugging Face Trainer.
+  const [handoff] = await Promise.all([page.waitForEvent('download'), stopped.locator('[data-testid=run-handoff]').click()]);
+  const handoffFile = path.join(os.tmpdir(), handoff.suggestedFilename());
+  await handoff.saveAs(handoffFile);
+  const match = /^hearth-gpt2-step(\d+)-trainer\.zip$/.exec(handoff.suggestedFilename());
+  assert(match, `the hand-off's zip: ${handoff.suggestedFilename()}`);
+  const handoffZip = fs.readFileSync(handoffFile);
+  for (const name of [`checkpoint-${match[1]}/optimizer.pt`, `checkpoint-${match[1]}/scheduler.pt`,
+    `checkpoint-${match[1]}/model.safetensors`, 'handoff.json', 'hearth_state.json', 'data/order.parquet',
+    'data/train.parquet', 'train_hf.py', 'README.md']) {
+    assert(handoffZip.includes(Buffer.from(`/${name}`)), `the hand-off holds ${name}`);
+  }
+  await waitFor('how to continue it', async () => (await text('pretrain-notice')).includes('train_hf.py'));
+  await shot('runs-table', 'runs-handoff.png');
+  measured.handoff_zip = handoffFile;
   await noError('pretrain');
 });
 

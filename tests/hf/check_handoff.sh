@@ -8,7 +8,7 @@
 #   3. torchrun, two processes (CPU, gloo), the same global batch: each loss against (2) (1e-3);
 #   4. back: `hearth train --resume one/checkpoint-40`, 10 steps, each against Trainer's 41…50
 #      (1e-4).
-# Usage: tests/hf/check_handoff.sh [ARCH] [HEARTH] [PYTHON]   (ARCH gpt2 or llama)
+# Usage: tests/hf/check_handoff.sh [ARCH] [HEARTH] [PYTHON]   (ARCH gpt2, llama, bert or modernbert)
 set -euo pipefail
 arch=${1:-gpt2}
 hearth=$(realpath "${2:-target/debug/hearth}")
@@ -27,10 +27,11 @@ cp -r run resumed
 cp -r one two
 "$python" - one <<'PY'
 import json, sys
-from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, Trainer, TrainingArguments
 d = sys.argv[1]
 meta = json.load(open(f"{d}/handoff.json"))
-model = AutoModelForCausalLM.from_pretrained(f"{d}/{meta['checkpoint']}")
+auto = AutoModelForCausalLM if meta["objective"] == "causal" else AutoModelForMaskedLM
+model = auto.from_pretrained(f"{d}/{meta['checkpoint']}")
 trainer = Trainer(model=model, args=TrainingArguments(output_dir=f"{d}/.order", report_to="none", use_cpu=True))
 # (The decay list also names a tied head, which named_parameters lists once, as the embedding.)
 decay = set(trainer.get_decay_parameter_names(model))

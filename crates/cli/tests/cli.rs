@@ -1164,7 +1164,8 @@ fn chat_interactive_keeps_the_conversation() {
 /// `hearth handoff` writes the Trainer directory for a run (its contents are checked in
 /// hearth-lm's `train.rs`; Trainer itself in `tests/hf/check_handoff.sh`), prints each step's
 /// loss with `train --json`, and refuses with one line: an --out holding other files, an earlier
-/// hand-off without --overwrite, fewer steps than taken, a masked LM.
+/// hand-off without --overwrite, fewer steps than taken; coming back refuses a Trainer checkpoint
+/// without its hand-off, a sharded one, and writing into Trainer's directory.
 #[test]
 fn handoff_writes_a_trainer_directory_and_refuses_clearly() {
     let dir = scratch("handoff");
@@ -1230,9 +1231,25 @@ fn handoff_writes_a_trainer_directory_and_refuses_clearly() {
     one_line(handoff(&other, &["--overwrite"]), "holds other files");
     assert!(other.join("notes.txt").is_file(), "nothing of the user's is deleted");
     one_line(handoff(&dir.join("fewer"), &["--steps", "2"]), "has taken 3 steps");
+    assert!(!dir.join("fewer").exists(), "a refused hand-off writes nothing");
     let bert = run("bert", "bert");
-    let fresh = dir.join("bert-hand").to_string_lossy().into_owned();
-    fails_cleanly(&["handoff", "--run", &bert, "--corpus", &corpus, "--out", &fresh], "only causal LMs");
-    assert!(!dir.join("bert-hand").exists(), "a refused hand-off writes nothing");
+    let masked = dir.join("bert-hand").to_string_lossy().into_owned();
+    let v = json(&["handoff", "--run", &bert, "--corpus", &corpus, "--out", &masked, "--json"]);
+    assert!(v["files"].as_array().unwrap().iter().any(|f| f == "data/masked_train.parquet"), "{v}");
+    // Coming back needs the hand-off beside a Trainer checkpoint, and never writes into it.
+    let lone = dir.join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    std::fs::copy(dir.join("hand/checkpoint-3/optimizer.pt"), lone.join("optimizer.pt")).unwrap();
+    let resume = |from: &Path, out: &Path| {
+        let (from, out) = (from.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+        hearth(&["train", "--resume", &from, "--corpus", &corpus, "--out", &out])
+    };
+    one_line(resume(&lone, &dir.join("back")), "did not hand off");
+    let handed = dir.join("hand/checkpoint-3");
+    one_line(resume(&handed, &handed), "another --out");
+    let fsdp = dir.join("hand/checkpoint-9");
+    std::fs::create_dir_all(fsdp.join("pytorch_model_fsdp_0")).unwrap();
+    std::fs::copy(handed.join("optimizer.pt"), fsdp.join("optimizer.pt")).unwrap();
+    one_line(resume(&fsdp, &dir.join("back")), "sharded checkpoint");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -322,7 +322,7 @@ fn torch_checkpoints_read_as_torch_reads_them_and_survive_mutation() {
 #[test]
 fn coming_back_from_trainer_survives_mutated_state_files() {
     use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint};
-    let dir = fixtures().join("handoff");
+    let dir = fixtures().join("handoff").join("gpt2");
     let file = |name: &str| read(dir.join(name));
     let handed_off = Checkpoint {
         files: ["config.json", "tokenizer.json"]

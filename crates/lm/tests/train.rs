@@ -361,7 +361,8 @@ fn memory_budget_limits_the_threads() {
 /// A hand-off to Hugging Face Trainer (`io::handoff`): Trainer's checkpoint with the AdamW
 /// moments in PyTorch's layout (transposed for `nn.Linear`, decayed parameters first), the
 /// schedule's state, the step, and a data order replayed from step 1 that does not depend on when
-/// the run was handed off. `tests/hf/check_handoff.sh` runs Trainer on it (needs torch).
+/// the run was handed off; a masked LM's rows as Hearth corrupts them. `tests/hf/check_handoff.sh`
+/// runs Trainer on them (needs torch).
 #[test]
 fn a_handoff_holds_trainers_checkpoint_and_the_data_order() {
     use hearth_lm::io::handoff::read_optimizer;
@@ -447,89 +448,106 @@ fn a_handoff_holds_trainers_checkpoint_and_the_data_order() {
         let err = block_on(trainer.handoff(4)).unwrap_err().to_string();
         assert!(err.contains("has taken 5 steps"), "{err}");
     }
-    let masked = Trainer::new(small(Arch::Bert, 2), &corpus, &device).unwrap();
-    let err = block_on(masked.handoff(2)).unwrap_err().to_string();
-    assert!(err.contains("only causal LMs"), "{err}");
+    // A masked LM: the corrupted rows of the steps to come (Trainer cannot draw Hearth's masks),
+    // and the generator's state after each, for coming back.
+    let mut masked = Trainer::new(small(Arch::Bert, 6), &corpus, &device).unwrap();
+    run(&mut masked, 2);
+    let files = block_on(masked.handoff(6)).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.contains(&"data/masked_train.parquet") && !names.contains(&"data/order.parquet"),
+        "{names:?}"
+    );
+    let meta: serde_json::Value =
+        serde_json::from_slice(&files.iter().find(|(n, _)| n == "handoff.json").unwrap().1).unwrap();
+    assert_eq!(meta["objective"], "masked");
+    assert_eq!(meta["mask_rng"].as_array().map(Vec::len), Some(5), "the states after steps 2…6");
 }
 
 /// Coming back from Trainer (`io::handoff::checkpoint_from_trainer`), against what Trainer really
-/// wrote (`tests/fixtures/make_handoff_case.sh`: a run handed off at step 4, continued by Trainer
-/// to step 8): Hearth resumed from Trainer's checkpoint-6 takes Trainer's own steps 7 and 8, with
-/// Trainer's evaluation at step 6 in its history. Another optimizer's state (transformers'
-/// Adafactor), changed AdamW settings and a step past the hand-off are refused by name.
+/// wrote (`tests/fixtures/make_handoff_case.sh`: a GPT-2 and a BERT run handed off at step 4,
+/// continued by Trainer to step 8): Hearth resumed from Trainer's checkpoint-6 takes Trainer's own
+/// steps 7 and 8 (the BERT with the masks Hearth draws), with Trainer's evaluation at step 6 in
+/// its history. Another optimizer's state (transformers' Adafactor), changed AdamW settings and a
+/// step past the hand-off are refused by name.
 #[test]
 fn a_trainer_checkpoint_comes_back_and_continues_as_trainer_did() {
     use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint};
     use hearth_lm::io::torch::{from_torch_bytes, to_torch_bytes, PtValue};
     let _serial = serial();
-    let dir = fixtures().join("handoff");
-    let file = |name: &str| read(dir.join(name));
-    let files = |sub: &str, names: &[&str]| Checkpoint {
-        files: names.iter().map(|n| (n.to_string(), file(&format!("{sub}/{n}")))).collect(),
-    };
-    let handed_off = files("checkpoint-4", &["config.json", "tokenizer.json", "tokenizer_config.json"]);
-    let trainer_files = |optimizer: Vec<u8>, state: Vec<u8>| {
-        let mut c = files("checkpoint-6", &["config.json", "model.safetensors"]);
-        c.files.push(("optimizer.pt".into(), optimizer));
-        c.files.push(("trainer_state.json".into(), state));
-        c
-    };
-    let (handoff_json, hearth_state, losses) =
-        (file("handoff.json"), file("hearth_state.json"), file("hf_losses.jsonl"));
-    let come_back = |checkpoint: &Checkpoint| {
-        checkpoint_from_trainer(TrainerCheckpoint {
-            handoff_json: &handoff_json,
-            hearth_state: &hearth_state,
-            losses: Some(&losses),
-            checkpoint,
-            handed_off: &handed_off,
-        })
-    };
-    let (optimizer, state) = (file("checkpoint-6/optimizer.pt"), file("checkpoint-6/trainer_state.json"));
-    let back = come_back(&trainer_files(optimizer.clone(), state.clone())).unwrap();
-
     let corpus =
         Corpus::from_bytes(&read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"))).unwrap();
-    let mut trainer = Trainer::resume(&back, &corpus, &Device::flex()).unwrap();
-    assert_eq!(trainer.step_count(), 6);
-    let evals: Vec<usize> = trainer.history().iter().map(|r| r.step).collect();
-    assert_eq!(evals, [2, 4, 6], "Hearth's evaluations, then Trainer's");
-    let trainer_losses: Vec<f64> = String::from_utf8(losses.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|l| l["event"] == "step" && l["step"].as_u64().unwrap() > 6)
-        .map(|l| l["loss"].as_f64().unwrap())
-        .collect();
-    assert_eq!(trainer_losses.len(), 2);
-    for want in trainer_losses {
-        let got = block_on(trainer.step()).unwrap().loss;
-        assert!((got - want).abs() < 1e-4, "Hearth {got}, Trainer {want}");
-    }
+    for arch in ["gpt2", "bert"] {
+        let dir = fixtures().join("handoff").join(arch);
+        let file = |name: &str| read(dir.join(name));
+        let files = |sub: &str, names: &[&str]| Checkpoint {
+            files: names.iter().map(|n| (n.to_string(), file(&format!("{sub}/{n}")))).collect(),
+        };
+        let handed_off = files("checkpoint-4", &["config.json", "tokenizer.json", "tokenizer_config.json"]);
+        let trainer_files = |optimizer: Vec<u8>, state: Vec<u8>| {
+            let mut c = files("checkpoint-6", &["config.json", "model.safetensors"]);
+            c.files.push(("optimizer.pt".into(), optimizer));
+            c.files.push(("trainer_state.json".into(), state));
+            c
+        };
+        let (handoff_json, hearth_state, losses) =
+            (file("handoff.json"), file("hearth_state.json"), file("hf_losses.jsonl"));
+        let come_back = |checkpoint: &Checkpoint| {
+            checkpoint_from_trainer(TrainerCheckpoint {
+                handoff_json: &handoff_json,
+                hearth_state: &hearth_state,
+                losses: Some(&losses),
+                checkpoint,
+                handed_off: &handed_off,
+            })
+        };
+        let (optimizer, state) = (file("checkpoint-6/optimizer.pt"), file("checkpoint-6/trainer_state.json"));
+        let back = come_back(&trainer_files(optimizer.clone(), state.clone())).unwrap();
 
-    // Refusals, each naming what differs.
-    let err = |optimizer: Vec<u8>, state: Vec<u8>| {
-        come_back(&trainer_files(optimizer, state)).unwrap_err().to_string()
-    };
-    let e = err(file("adafactor.pt"), state.clone());
-    assert!(e.contains("not AdamW's state") && e.contains("exp_avg_sq_row"), "{e}");
-    let mut changed = from_torch_bytes(&optimizer).unwrap();
-    if let PtValue::Dict(top) = &mut changed {
-        if let Some((_, PtValue::List(groups))) =
-            top.iter_mut().find(|(k, _)| *k == PtValue::Str("param_groups".into()))
-        {
-            if let PtValue::Dict(g) = &mut groups[0] {
-                for (k, v) in g.iter_mut() {
-                    if *k == PtValue::Str("betas".into()) {
-                        *v = PtValue::Tuple(vec![PtValue::Float(0.9), PtValue::Float(0.95)]);
+        let mut trainer = Trainer::resume(&back, &corpus, &Device::flex()).unwrap();
+        assert_eq!(trainer.step_count(), 6);
+        let evals: Vec<usize> = trainer.history().iter().map(|r| r.step).collect();
+        assert_eq!(evals, [2, 4, 6], "{arch}: Hearth's evaluations, then Trainer's");
+        let trainer_losses: Vec<f64> = String::from_utf8(losses.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["event"] == "step" && l["step"].as_u64().unwrap() > 6)
+            .map(|l| l["loss"].as_f64().unwrap())
+            .collect();
+        assert_eq!(trainer_losses.len(), 2);
+        for want in trainer_losses {
+            let got = block_on(trainer.step()).unwrap().loss;
+            assert!((got - want).abs() < 1e-4, "{arch}: Hearth {got}, Trainer {want}");
+        }
+        if arch != "gpt2" {
+            continue;
+        }
+
+        // Refusals, each naming what differs.
+        let err = |optimizer: Vec<u8>, state: Vec<u8>| {
+            come_back(&trainer_files(optimizer, state)).unwrap_err().to_string()
+        };
+        let e = err(file("adafactor.pt"), state.clone());
+        assert!(e.contains("not AdamW's state") && e.contains("exp_avg_sq_row"), "{e}");
+        let mut changed = from_torch_bytes(&optimizer).unwrap();
+        if let PtValue::Dict(top) = &mut changed {
+            if let Some((_, PtValue::List(groups))) =
+                top.iter_mut().find(|(k, _)| *k == PtValue::Str("param_groups".into()))
+            {
+                if let PtValue::Dict(g) = &mut groups[0] {
+                    for (k, v) in g.iter_mut() {
+                        if *k == PtValue::Str("betas".into()) {
+                            *v = PtValue::Tuple(vec![PtValue::Float(0.9), PtValue::Float(0.95)]);
+                        }
                     }
                 }
             }
         }
+        let e = err(to_torch_bytes(&changed, "archive").unwrap(), state.clone());
+        assert!(e.contains("betas[1] = 0.95"), "{e}");
+        let past = String::from_utf8(state).unwrap().replace("\"global_step\": 6", "\"global_step\": 9");
+        let e = err(optimizer, past.into_bytes());
+        assert!(e.contains("outside the hand-off's steps"), "{e}");
     }
-    let e = err(to_torch_bytes(&changed, "archive").unwrap(), state.clone());
-    assert!(e.contains("betas[1] = 0.95"), "{e}");
-    let past = String::from_utf8(state).unwrap().replace("\"global_step\": 6", "\"global_step\": 9");
-    let e = err(optimizer, past.into_bytes());
-    assert!(e.contains("outside the hand-off's steps"), "{e}");
 }

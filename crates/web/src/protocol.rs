@@ -297,6 +297,10 @@ pub enum Request {
     RunDownload {
         id: u64,
     },
+    /// A run handed to Hugging Face Trainer: `hearth handoff`'s directory as a zip.
+    RunHandoff {
+        id: u64,
+    },
     TrainStart {
         settings: TrainSettings,
     },

@@ -15,8 +15,9 @@
 //! - `handoff.json`: what `train_hf.py` needs beyond Trainer's files — the schedule's formula,
 //!   the parameters' order and groups, batch, context, clipping, evaluation.
 //!
-//! Causal LMs only for now: a masked LM's corruption is drawn from Hearth's generator every step,
-//! which a hand-off would have to write out step by step.
+//! A masked LM's corruption is drawn by Hearth's generator every step, which PyTorch cannot draw:
+//! its hand-off writes the corrupted rows and labels of the steps still to come instead of an
+//! order, and the generator's state after each (for coming back at any of them).
 
 use std::collections::BTreeMap;
 
@@ -28,9 +29,10 @@ use super::torch::{from_torch_bytes, to_torch_bytes, PtTensor, PtValue};
 use super::weights::{stored_parameters, to_safetensors, Layout, NamedTensor, StoredParameter};
 use crate::error::{excerpt, invalid, Error, Result};
 use crate::model::AnyModel;
-use crate::train::batcher::{eval_indices, Batcher};
-use crate::train::trainer::EvalReport;
-use crate::train::trainer::Trainer;
+use crate::rng::Rng;
+use crate::train::batcher::{eval_batches, eval_indices, Batch, Batcher};
+use crate::train::masking::{mask_tokens, mlm_token_ids};
+use crate::train::trainer::{EvalReport, Trainer, EVAL_MASK_SEED};
 use crate::train::Split;
 
 /// The format of `handoff.json`, raised when its meaning changes.
@@ -45,6 +47,36 @@ pub const TRAIN_HF_PY: &str = include_str!("handoff/train_hf.py");
 /// The README of a hand-off directory.
 pub const README: &str = include_str!("handoff/README.md");
 
+/// Most token values a masked hand-off writes (its rows are written out, not indexed).
+const MAX_MASKED_VALUES: usize = 1 << 28;
+
+/// Masked batches as a Parquet file of `input_ids` (corrupted) and `labels` (-100 where nothing is
+/// predicted, as transformers' masked-LM loss ignores), drawn as Hearth's steps draw them; the
+/// generator's state after each batch is pushed to `states`.
+fn masked_rows(
+    batches: &[Batch],
+    vocab: usize,
+    mask_id: u32,
+    specials: &[u32],
+    rng: &mut Rng,
+    states: &mut Vec<Rng>,
+) -> Result<Vec<u8>> {
+    let (mut inputs, mut labels) = (Vec::new(), Vec::new());
+    for batch in batches {
+        let (x, y) = mask_tokens(&batch.inputs, batch.context, vocab, mask_id, specials, rng);
+        states.push(*rng);
+        for (xr, yr) in x.chunks(batch.context.max(1)).zip(y.chunks(batch.context.max(1))) {
+            inputs.push(xr.to_vec());
+            labels.push(yr.iter().map(|l| l.map_or(-100, |v| v as i32)).collect::<Vec<i32>>());
+        }
+    }
+    let rows: Vec<&[u32]> = inputs.iter().map(Vec::as_slice).collect();
+    to_parquet(&[
+        Column::Int32Lists { name: "input_ids", rows },
+        Column::SignedLists { name: "labels", rows: labels },
+    ])
+}
+
 /// What the model's parameters are, in the order the optimizer holds them.
 fn parameters(model: &AnyModel) -> Vec<StoredParameter> {
     let layout = Layout::of(model);
@@ -54,6 +86,48 @@ fn parameters(model: &AnyModel) -> Vec<StoredParameter> {
         AnyModel::Llama(m) => stored_parameters(m.as_ref(), layout),
         AnyModel::ModernBert(m) => stored_parameters(m.as_ref(), layout),
     }
+}
+
+/// `params` in the order PyTorch's `named_parameters()` lists them: depth first, a module's own
+/// parameters before its submodules' (BERT's `cls.predictions.bias` before
+/// `cls.predictions.transform.*`), submodules in the order they first appear. Burn visits the
+/// fields in their declared order instead, which mixes the two.
+fn torch_order(params: Vec<StoredParameter>) -> Vec<StoredParameter> {
+    fn emit(prefix: &str, params: &[StoredParameter], taken: &mut [bool], out: &mut Vec<usize>) {
+        fn below<'a>(prefix: &str, key: &'a str) -> Option<&'a str> {
+            if prefix.is_empty() {
+                Some(key)
+            } else {
+                key.strip_prefix(prefix)?.strip_prefix('.')
+            }
+        }
+        let under = |key| below(prefix, key);
+        // This module's own parameters first.
+        for (i, p) in params.iter().enumerate() {
+            if !taken[i] && under(&p.key).is_some_and(|rest| !rest.contains('.')) {
+                taken[i] = true;
+                out.push(i);
+            }
+        }
+        // Then each submodule, in the order of first appearance.
+        let mut children: Vec<String> = Vec::new();
+        for p in params {
+            if let Some((child, _)) = under(&p.key).and_then(|rest| rest.split_once('.')) {
+                if !children.iter().any(|c| c == child) {
+                    children.push(child.to_string());
+                }
+            }
+        }
+        for child in children {
+            let path = if prefix.is_empty() { child } else { format!("{prefix}.{child}") };
+            emit(&path, params, taken, out);
+        }
+    }
+    let mut taken = vec![false; params.len()];
+    let mut order = Vec::with_capacity(params.len());
+    emit("", &params, &mut taken, &mut order);
+    let mut slots: Vec<Option<StoredParameter>> = params.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// `values` (a `[rows, cols]` matrix in the module's orientation, flat) as its transpose.
@@ -72,11 +146,6 @@ impl Trainer {
     /// steps taken; more extends the schedule as `--resume --steps` does).
     pub async fn handoff(&self, steps: usize) -> Result<Vec<(String, Vec<u8>)>> {
         let c = &self.config;
-        if !c.causal() {
-            return Err(invalid!(
-                "only causal LMs (GPT-2, the Llama family) can be handed off yet: a masked LM's corruption is drawn by Hearth every step"
-            ));
-        }
         if steps < self.step {
             return Err(invalid!(
                 "the run has taken {} steps; hand it off for at least that many",
@@ -88,7 +157,7 @@ impl Trainer {
         schedule.decay_steps = steps;
 
         // The optimizer: decayed parameters first (Trainer's groups), then the others.
-        let params = parameters(self.model());
+        let params = torch_order(parameters(self.model()));
         let decays = |p: &StoredParameter| c.adamw.decay_all || p.shape.len() >= 2;
         let ordered: Vec<&StoredParameter> =
             params.iter().filter(|p| decays(p)).chain(params.iter().filter(|p| !decays(p))).collect();
@@ -195,29 +264,79 @@ impl Trainer {
                 "should_evaluate": false, "should_log": false }, "attributes": {} } },
         });
 
-        // The data: the order from step 1 (replayed, and checked against the run's position).
-        let draws = steps.checked_mul(c.batch_size).filter(|&d| d <= i32::MAX as usize).ok_or_else(|| {
-            invalid!("{steps} steps × batch {} is more rows than a hand-off's order holds", c.batch_size)
-        })?;
-        let mut batcher = Batcher::new(self.batcher.seed());
-        let mut order = Vec::with_capacity(draws);
-        for i in 0..draws {
-            if i == n * c.batch_size
-                && (batcher.epoch(), batcher.position()) != (self.batcher.epoch(), self.batcher.position())
-            {
+        // The data. A causal run: its windows and the order of steps 1…T (replayed, and checked
+        // against the run's position); Trainer skips the steps taken. A masked run: the rows of
+        // steps N+1…T as corrupted and labelled by Hearth's generator, which Trainer cannot draw.
+        let mut data: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut mask_states = Vec::new();
+        if c.causal() {
+            let draws =
+                steps.checked_mul(c.batch_size).filter(|&d| d <= i32::MAX as usize).ok_or_else(|| {
+                    invalid!(
+                        "{steps} steps × batch {} is more rows than a hand-off's order holds",
+                        c.batch_size
+                    )
+                })?;
+            let mut batcher = Batcher::new(self.batcher.seed());
+            let mut order = Vec::with_capacity(draws);
+            for i in 0..draws {
+                if i == n * c.batch_size
+                    && (batcher.epoch(), batcher.position())
+                        != (self.batcher.epoch(), self.batcher.position())
+                {
+                    return Err(invalid!(
+                        "the run's data order cannot be replayed (its corpus changed size since it started)"
+                    ));
+                }
+                order.push(batcher.next_index(train_windows) as i32);
+            }
+            let all: Vec<&[u32]> = (0..train_windows).map(|i| self.data.window(Split::Train, i)).collect();
+            let windows = to_parquet(&[Column::Int32Lists { name: "input_ids", rows: all }])?;
+            data.push(("data/train.parquet".into(), windows));
+            data.push((
+                "data/order.parquet".into(),
+                to_parquet(&[Column::Int32 { name: "window", values: order }])?,
+            ));
+        } else {
+            let values = (steps - n).checked_mul(c.batch_size).and_then(|r| r.checked_mul(c.data.context));
+            if values.is_none_or(|v| v > MAX_MASKED_VALUES) {
                 return Err(invalid!(
-                    "the run's data order cannot be replayed (its corpus changed size since it started)"
+                    "{} steps of batch {} × {} tokens are more masked rows than one hand-off writes; hand off fewer steps",
+                    steps - n,
+                    c.batch_size,
+                    c.data.context
                 ));
             }
-            order.push(batcher.next_index(train_windows) as i32);
+            let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
+            let mut batcher = self.batcher.clone();
+            let mut rng = self.mask_rng;
+            mask_states.push(rng);
+            let batches: Vec<Batch> =
+                (n..steps).map(|_| batcher.next_batch(&self.data, c.batch_size, false)).collect();
+            let vocab = self.model().vocab_size();
+            let rows = masked_rows(&batches, vocab, mask_id, &specials, &mut rng, &mut mask_states)?;
+            data.push(("data/masked_train.parquet".into(), rows));
         }
-        let rows = |split: Split, indices: &[usize]| -> Vec<&[u32]> {
-            indices.iter().map(|&i| self.data.window(split, i)).collect()
-        };
-        let all_train: Vec<usize> = (0..train_windows).collect();
-        let eval_train = eval_indices(train_windows, c.batch_size, c.eval_batches);
-        let eval_val = eval_indices(self.data.windows(Split::Val), c.batch_size, c.eval_batches);
-
+        for (split, name) in
+            [(Split::Train, "data/eval_train.parquet"), (Split::Val, "data/eval_validation.parquet")]
+        {
+            let indices = eval_indices(self.data.windows(split), c.batch_size, c.eval_batches);
+            if indices.is_empty() {
+                continue;
+            }
+            let bytes = if c.causal() {
+                let rows = indices.iter().map(|&i| self.data.window(split, i)).collect();
+                to_parquet(&[Column::Int32Lists { name: "input_ids", rows }])?
+            } else {
+                // Hearth's evaluation masks: a generator of a fixed seed, per split.
+                let (mask_id, specials) = mlm_token_ids(&self.tokenizer)?;
+                let batches = eval_batches(&self.data, split, c.batch_size, c.eval_batches, false);
+                let mut rng = Rng::new(c.seed ^ EVAL_MASK_SEED);
+                let vocab = self.model().vocab_size();
+                masked_rows(&batches, vocab, mask_id, &specials, &mut rng, &mut Vec::new())?
+            };
+            data.push((name.into(), bytes));
+        }
         let mut files = Vec::new();
         let dir = format!("checkpoint-{n}");
         for (name, bytes) in self.checkpoint().await?.files {
@@ -233,18 +352,7 @@ impl Trainer {
         files.push((format!("{dir}/optimizer.pt"), to_torch_bytes(&optimizer, "optimizer")?));
         files.push((format!("{dir}/scheduler.pt"), to_torch_bytes(&scheduler, "scheduler")?));
         files.push((format!("{dir}/trainer_state.json"), pretty(&trainer_state)));
-        let windows = |split, indices: &[usize]| {
-            to_parquet(&[Column::Int32Lists { name: "input_ids", rows: rows(split, indices) }])
-        };
-        files.push(("data/train.parquet".into(), windows(Split::Train, &all_train)?));
-        files.push((
-            "data/order.parquet".into(),
-            to_parquet(&[Column::Int32 { name: "window", values: order }])?,
-        ));
-        files.push(("data/eval_train.parquet".into(), windows(Split::Train, &eval_train)?));
-        if !eval_val.is_empty() {
-            files.push(("data/eval_validation.parquet".into(), windows(Split::Val, &eval_val)?));
-        }
+        files.extend(data);
         let meta = json!({
             "format": FORMAT,
             "hearth": env!("CARGO_PKG_VERSION"),
@@ -265,6 +373,9 @@ impl Trainer {
             "decayed_parameters": decayed,
             "transposed": ordered.iter().filter(|p| p.transposed).map(|p| &p.key).collect::<Vec<_>>(),
             "train_windows": train_windows,
+            "objective": if c.causal() { "causal" } else { "masked" },
+            // A masked run's generator after steps N…T, for coming back at any of them.
+            "mask_rng": mask_states,
             "tokens_seen": self.tokens_seen,
         });
         files.push(("handoff.json".into(), pretty(&meta)));
@@ -466,6 +577,13 @@ pub fn checkpoint_from_trainer(t: TrainerCheckpoint) -> Result<Checkpoint> {
     state.tokens_seen = per_step * step as u64;
     let draws = (step as u64).saturating_mul(state.config.batch_size as u64);
     state.batcher = Batcher::after(state.batcher.seed(), draws, windows as usize);
+    if !state.config.causal() {
+        let states: Vec<Rng> = serde_json::from_value(meta["mask_rng"].clone())
+            .map_err(|_| invalid!("handoff.json has no masking generator states"))?;
+        state.mask_rng = *states
+            .get(step - handed_step)
+            .ok_or_else(|| invalid!("handoff.json has no masking generator state for step {step}"))?;
+    }
     let schedule = state.config.schedule();
     for line in t.losses.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default().lines() {
         let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else { continue };

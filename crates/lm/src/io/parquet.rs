@@ -15,14 +15,18 @@ pub enum Column<'a> {
     /// `required int32`.
     Int32 { name: &'a str, values: Vec<i32> },
     /// `required group (LIST) { repeated group list { required int32 element } }`: one list per
-    /// row, none empty.
+    /// row, none empty (token ids, each at most `i32::MAX`).
     Int32Lists { name: &'a str, rows: Vec<&'a [u32]> },
+    /// The same type from signed values (a masked LM's labels, -100 where nothing is predicted).
+    SignedLists { name: &'a str, rows: Vec<Vec<i32>> },
 }
 
 impl Column<'_> {
     fn name(&self) -> &str {
         match self {
-            Column::Int32 { name, .. } | Column::Int32Lists { name, .. } => name,
+            Column::Int32 { name, .. }
+            | Column::Int32Lists { name, .. }
+            | Column::SignedLists { name, .. } => name,
         }
     }
 
@@ -30,6 +34,7 @@ impl Column<'_> {
         match self {
             Column::Int32 { values, .. } => values.len(),
             Column::Int32Lists { rows, .. } => rows.len(),
+            Column::SignedLists { rows, .. } => rows.len(),
         }
     }
 
@@ -38,6 +43,7 @@ impl Column<'_> {
         match self {
             Column::Int32 { values, .. } => values.len(),
             Column::Int32Lists { rows, .. } => rows.iter().map(|r| r.len()).sum(),
+            Column::SignedLists { rows, .. } => rows.iter().map(|r| r.len()).sum(),
         }
     }
 }
@@ -69,23 +75,10 @@ pub fn to_parquet(columns: &[Column]) -> Result<Vec<u8>> {
                     write_page(&mut file, chunk.len(), &body)?;
                 }
             }
-            Column::Int32Lists { name, rows } => {
-                if rows.iter().any(|r| r.is_empty()) {
-                    return Err(invalid!("column `{name}` has an empty list"));
-                }
-                let mut first = 0;
-                while first < rows.len() {
-                    // Whole rows up to the page's budget (a longer row goes alone).
-                    let mut last = first + 1;
-                    let mut values = rows[first].len();
-                    while last < rows.len() && values + rows[last].len() <= PAGE_VALUES {
-                        values += rows[last].len();
-                        last += 1;
-                    }
-                    write_page(&mut file, values, &list_page_body(&rows[first..last], values)?)?;
-                    first = last;
-                }
-            }
+            Column::Int32Lists { name, rows } => write_lists(&mut file, name, rows, |v: u32| {
+                i32::try_from(v).map_err(|_| invalid!("token id {v} is over int32"))
+            })?,
+            Column::SignedLists { name, rows } => write_lists(&mut file, name, rows, Ok)?,
         }
         chunks.push((start, file.len() - start));
     }
@@ -117,14 +110,42 @@ fn write_page(file: &mut Vec<u8>, values: usize, body: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A list column's pages: whole rows up to a page's budget each (a longer row goes alone).
+fn write_lists<T: Copy, R: AsRef<[T]>>(
+    file: &mut Vec<u8>,
+    name: &str,
+    rows: &[R],
+    value: impl Fn(T) -> Result<i32> + Copy,
+) -> Result<()> {
+    if rows.iter().any(|r| r.as_ref().is_empty()) {
+        return Err(invalid!("column `{name}` has an empty list"));
+    }
+    let mut first = 0;
+    while first < rows.len() {
+        let mut last = first + 1;
+        let mut values = rows[first].as_ref().len();
+        while last < rows.len() && values + rows[last].as_ref().len() <= PAGE_VALUES {
+            values += rows[last].as_ref().len();
+            last += 1;
+        }
+        write_page(file, values, &list_page_body(&rows[first..last], values, value)?)?;
+        first = last;
+    }
+    Ok(())
+}
+
 /// A list column's page body: repetition levels, definition levels (each length-prefixed),
 /// then the values.
-fn list_page_body(rows: &[&[u32]], values: usize) -> Result<Vec<u8>> {
+fn list_page_body<T: Copy, R: AsRef<[T]>>(
+    rows: &[R],
+    values: usize,
+    value: impl Fn(T) -> Result<i32>,
+) -> Result<Vec<u8>> {
     let mut repetition = Vec::new();
     for row in rows {
         rle_run(&mut repetition, 1, 0);
-        if row.len() > 1 {
-            rle_run(&mut repetition, row.len() - 1, 1);
+        if row.as_ref().len() > 1 {
+            rle_run(&mut repetition, row.as_ref().len() - 1, 1);
         }
     }
     let mut definition = Vec::new();
@@ -136,9 +157,8 @@ fn list_page_body(rows: &[&[u32]], values: usize) -> Result<Vec<u8>> {
         body.extend_from_slice(levels);
     }
     for row in rows {
-        for &v in *row {
-            let v = i32::try_from(v).map_err(|_| invalid!("token id {v} is over int32"))?;
-            body.extend_from_slice(&v.to_le_bytes());
+        for &v in row.as_ref() {
+            body.extend_from_slice(&value(v)?.to_le_bytes());
         }
     }
     Ok(body)
@@ -179,7 +199,7 @@ fn file_metadata(columns: &[Column], rows: usize, chunks: &[(usize, usize)]) -> 
                 t.binary(4, name.as_bytes());
                 t.end_struct();
             }
-            Column::Int32Lists { name, .. } => {
+            Column::Int32Lists { name, .. } | Column::SignedLists { name, .. } => {
                 t.begin_element();
                 t.i32(3, REQUIRED);
                 t.binary(4, name.as_bytes());
@@ -213,7 +233,9 @@ fn file_metadata(columns: &[Column], rows: usize, chunks: &[(usize, usize)]) -> 
         t.list_i32(RLE);
         let path: &[&[u8]] = match column {
             Column::Int32 { name, .. } => &[name.as_bytes()],
-            Column::Int32Lists { name, .. } => &[name.as_bytes(), b"list", b"element"],
+            Column::Int32Lists { name, .. } | Column::SignedLists { name, .. } => {
+                &[name.as_bytes(), b"list", b"element"]
+            }
         };
         t.begin_list(3, BINARY, path.len()); // path_in_schema
         for part in path {

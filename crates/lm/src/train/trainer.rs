@@ -121,6 +121,10 @@ const BOOKKEEPING: u128 = 1 << 20;
 /// state grows with the run's history.
 const STATE_FILES: u128 = 1 << 20;
 
+/// Mixed into the run's seed for the masking of the evaluation batches (the same positions at
+/// every evaluation; a hand-off writes them out).
+pub(crate) const EVAL_MASK_SEED: u64 = 0x4556_414C;
+
 /// Seed for step `step`'s dropout masks: a function of (seed, step) so a resumed run draws
 /// exactly the masks an uninterrupted one would.
 fn step_seed(seed: u64, step: usize) -> u64 {
@@ -538,7 +542,7 @@ impl Trainer {
         let c = &self.config;
         let batches = eval_batches(&self.data, split, c.batch_size, c.eval_batches, c.causal());
         // A fixed masking seed so every evaluation corrupts the same positions.
-        let mut rng = Rng::new(c.seed ^ 0x4556_414C);
+        let mut rng = Rng::new(c.seed ^ EVAL_MASK_SEED);
         let mut prepared = Vec::with_capacity(batches.len());
         for batch in batches {
             prepared.extend(self.prepare(model, batch, &mut rng)?);

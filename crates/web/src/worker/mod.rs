@@ -188,6 +188,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::RunRename { id, name } => runs::rename_run(id, name).await,
         Request::RunDelete { id } => runs::delete_run(id).await,
         Request::RunDownload { id } => training::download_run(id).await,
+        Request::RunHandoff { id } => training::handoff_run(id).await,
         Request::TrainStart { settings } => training::start(settings, ticket).await,
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,

@@ -476,6 +476,48 @@ pub(super) async fn download_run(id: u64) {
     }
 }
 
+/// A kept run handed to Hugging Face Trainer: its checkpoint and corpus read from storage, the run
+/// resumed on the CPU backend (no step is taken: its moments are read out) and handed off.
+pub(super) async fn handoff_run(id: u64) {
+    let result = async {
+        let _t = begin("handing the run off", Access::Read).await?;
+        let kept = kept_runs().await?.into_iter().find(|k| k.summary.id == id);
+        let kept = kept.ok_or("that run is no longer kept")?;
+        let checkpoint = read_checkpoint(&kept.meta).await?;
+        let corpus = storage::get(&kept.meta.corpus()).await?.ok_or("the run's corpus is missing")?;
+        let file =
+            super::run::CorpusFile::stored(kept.meta.corpus_name.clone(), corpus, kept.meta.corpus_jsonl)?;
+        let on = super::train_device::on_cpu(String::new());
+        let trainer =
+            hearth_lm::train::Trainer::resume_within(&checkpoint, &file.corpus, &on.device, on.budget)
+                .map_err(|e| e.to_string())?;
+        let files = trainer.handoff(trainer.config().steps).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((kept.summary.settings.arch, kept.summary.step, files))
+    }
+    .await;
+    match result {
+        Ok((arch, step, files)) => emit_handoff(arch, step, Ok(files)),
+        Err(e) => emit_error(TOPIC, e),
+    }
+}
+
+/// A hand-off offered as `hearth-<arch>-step<N>-trainer.zip`, with how to continue it.
+pub(super) fn emit_handoff(arch: TrainArch, step: usize, files: Result<Vec<(String, Vec<u8>)>, String>) {
+    let dir = format!("hearth-{}-step{step}-trainer", arch.as_str());
+    match files.and_then(|f| zip_stored(&dir, &f)) {
+        Ok(zip) => {
+            emit_bytes(&Event::Download { name: format!("{dir}.zip") }, &zip);
+            emit(&Event::Notice {
+                topic: TOPIC,
+                message: format!(
+                    "{dir}.zip: unzip it where PyTorch is, then `python {dir}/train_hf.py {dir}` (or `accelerate launch --num_processes K …`) continues the run with Hugging Face Trainer"
+                ),
+            });
+        }
+        Err(e) => emit_error(TOPIC, e),
+    }
+}
+
 /// A checkpoint offered as `hearth-<arch>-step<N>.zip`.
 pub(super) fn emit_zip(arch: TrainArch, step: usize, checkpoint: Result<Checkpoint, String>) {
     let dir = format!("hearth-{}-step{step}", arch.as_str());

@@ -28,7 +28,7 @@ pub struct TrainsOn {
     pub note: String,
 }
 
-fn on_cpu(note: String) -> TrainsOn {
+pub fn on_cpu(note: String) -> TrainsOn {
     TrainsOn { device: cpu_device(), budget: Budget::from(TRAINING_BUDGET), note }
 }
 

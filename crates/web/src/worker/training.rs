@@ -571,6 +571,19 @@ pub async fn download_run(id: u64) {
     runs::download_run(id).await;
 }
 
+/// A run handed to Hugging Face Trainer, as a zip of `hearth handoff`'s directory; the run in the
+/// panel's from memory, a kept one's from browser storage.
+pub async fn handoff_run(id: u64) {
+    if let Some(run) = state::run().filter(|r| r.id == id) {
+        let files = {
+            let trainer = run.trainer.lock().await;
+            trainer.handoff(trainer.config().steps).await.map_err(|e| e.to_string())
+        };
+        return runs::emit_handoff(run.settings.arch, run.step.get(), files);
+    }
+    runs::handoff_run(id).await;
+}
+
 /// The run as a zip: the Hugging Face directory plus what resuming needs.
 pub async fn download() {
     let Some(run) = state::run() else { return emit_error(TOPIC, "nothing has been trained yet") };

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, SequentialSampler
-from transformers import AutoModelForCausalLM, Trainer, TrainerCallback, TrainingArguments
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, Trainer, TrainerCallback, TrainingArguments
 
 
 def learning_rate(step, s):
@@ -38,16 +38,25 @@ def learning_rate(step, s):
     return s["min_lr"] + coeff * (s["lr"] - s["min_lr"])
 
 
-def windows(path):
-    """A parquet file's `input_ids` lists as one int64 array per row."""
-    column = pq.read_table(path).column("input_ids").combine_chunks()
-    values = column.values.to_numpy().astype(np.int64)
-    offsets = column.offsets.to_numpy()
+def lists(path, column):
+    """A parquet file's list column as one int64 array per row."""
+    data = pq.read_table(path).column(column).combine_chunks()
+    values = data.values.to_numpy().astype(np.int64)
+    offsets = data.offsets.to_numpy()
     return [values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
 
 
+def examples(path, causal):
+    """Rows as examples: a causal row of context + 1 tokens is its inputs (all but the last) and
+    labels (all but the first); a masked row is its corrupted inputs and labels (-100: none)."""
+    if causal:
+        return [{"input_ids": torch.from_numpy(r[:-1]), "labels": torch.from_numpy(r[1:])} for r in lists(path, "input_ids")]
+    return [{"input_ids": torch.from_numpy(x), "labels": torch.from_numpy(y)}
+            for x, y in zip(lists(path, "input_ids"), lists(path, "labels"))]
+
+
 class Ordered(Dataset):
-    """The train windows in the order Hearth's steps 1…T draw them."""
+    """The rows in the order Hearth's steps draw them."""
 
     def __init__(self, rows, order):
         self.rows, self.order = rows, order
@@ -56,25 +65,28 @@ class Ordered(Dataset):
         return len(self.order)
 
     def __getitem__(self, i):
-        return {"input_ids": torch.from_numpy(self.rows[self.order[i]])}
+        return self.rows[self.order[i]]
 
 
 def collate(items):
-    """Rows of context + 1 tokens: inputs are all but the last, labels all but the first."""
-    rows = torch.stack([item["input_ids"] for item in items])
-    return {"input_ids": rows[:, :-1].contiguous(), "labels": rows[:, 1:].contiguous()}
+    return {key: torch.stack([item[key] for item in items]) for key in ("input_ids", "labels")}
+
+
+def summed_loss(logits, labels):
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
 
 
 def mean_loss(model, rows, batch_size):
-    """Hearth's evaluation: the mean of each batch's mean loss."""
-    losses = []
+    """Hearth's evaluation: the loss per prediction over all the evaluation rows."""
+    total, count = 0.0, 0
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
-            batch = collate([{"input_ids": torch.from_numpy(r)} for r in rows[start:start + batch_size]])
-            logits = model(input_ids=batch["input_ids"].to(device)).logits
-            losses.append(F.cross_entropy(logits.flatten(0, 1), batch["labels"].to(device).flatten()).item())
-    return sum(losses) / len(losses)
+            batch = collate(rows[start:start + batch_size])
+            labels = batch["labels"].to(device)
+            total += summed_loss(model(input_ids=batch["input_ids"].to(device)).logits, labels).item()
+            count += int(labels.ne(-100).sum())
+    return total / count
 
 
 class HandoffTrainer(Trainer):
@@ -82,8 +94,13 @@ class HandoffTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.meta = meta
         self.micro_losses = []
-        # Each micro-batch's loss is its mean; Trainer divides by the accumulation steps.
-        self.model_accepts_loss_kwargs = False
+        # Each micro-batch's loss is its summed loss over the predictions of the whole global
+        # batch (Trainer counts them across the accumulation steps and the processes, then
+        # multiplies by the processes, which DDP's mean of the gradients undoes): the global mean,
+        # as Hearth's step takes it, even where micro-batches predict different numbers of tokens
+        # (a masked LM). The labels are already shifted: Trainer must not count as if it shifted.
+        self.model_accepts_loss_kwargs = True
+        self._loss_shifts_labels = False
 
     def _get_train_sampler(self, *args, **kwargs):
         # The handed-off order; accelerate gives process k the batches k, k + K, …
@@ -116,8 +133,11 @@ class HandoffTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.pop("labels")
         outputs = model(**inputs)
-        loss = F.cross_entropy(outputs.logits.flatten(0, 1), labels.flatten())
+        count = num_items_in_batch if num_items_in_batch is not None else labels.ne(-100).sum()
+        loss = summed_loss(outputs.logits, labels) / count
         self.micro_losses.append(loss.detach())
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 
 
@@ -129,11 +149,11 @@ class Log(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         t = self.trainer
-        loss = torch.stack(t.micro_losses).mean()
+        # Each micro-batch's share of the global mean: their sum over the processes is the step's.
+        loss = torch.stack(t.micro_losses).sum()
         t.micro_losses.clear()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(loss)
-            loss /= torch.distributed.get_world_size()
         step = state.global_step
         line = {"event": "step", "step": step, "loss": loss.item(), "lr": learning_rate(step - 1, t.meta["schedule"])}
         lines = [line]
@@ -172,14 +192,22 @@ def main():
     steps = min(a.steps or meta["steps"], meta["steps"])
 
     data = os.path.join(a.dir, "data")
-    rows = windows(os.path.join(data, "train.parquet"))
-    order = pq.read_table(os.path.join(data, "order.parquet")).column("window").to_numpy()
-    eval_rows = {"train_loss": windows(os.path.join(data, "eval_train.parquet"))}
+    causal = meta["objective"] == "causal"
+    if causal:
+        # The windows and the order of steps 1…T: Trainer skips the steps already taken.
+        rows = examples(os.path.join(data, "train.parquet"), True)
+        order = pq.read_table(os.path.join(data, "order.parquet")).column("window").to_numpy()
+    else:
+        # The masked rows of the steps still to come, in order.
+        rows = examples(os.path.join(data, "masked_train.parquet"), False)
+        order = np.arange(len(rows))
+    eval_rows = {"train_loss": examples(os.path.join(data, "eval_train.parquet"), causal)}
     if os.path.exists(os.path.join(data, "eval_validation.parquet")):
-        eval_rows["val_loss"] = windows(os.path.join(data, "eval_validation.parquet"))
+        eval_rows["val_loss"] = examples(os.path.join(data, "eval_validation.parquet"), causal)
 
     checkpoint = os.path.join(a.dir, meta["checkpoint"])
-    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32)
+    auto = AutoModelForCausalLM if causal else AutoModelForMaskedLM
+    model = auto.from_pretrained(checkpoint, dtype=torch.float32)
     args = TrainingArguments(
         output_dir=a.dir,
         max_steps=steps,
@@ -194,6 +222,9 @@ def main():
         seed=meta["seed"],
         remove_unused_columns=False,
         dataloader_drop_last=False,
+        # A masked hand-off holds only the steps still to come: nothing to skip.
+        ignore_data_skip=not causal,
+        average_tokens_across_devices=True,
         # Without a GPU, several processes are CPU DDP over gloo (Trainer's default would run
         # each process alone).
         use_cpu=not torch.cuda.is_available(),

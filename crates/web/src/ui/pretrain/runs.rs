@@ -93,6 +93,9 @@ pub fn RunsTable() -> impl IntoView {
                             <td>{crate::units::human_duration(r.seconds)}</td>
                             <td>
                                 <button data-testid="run-download" on:click=move |_| post(&Request::RunDownload { id })>"Download"</button>
+                                <button data-testid="run-handoff"
+                                    title="Download the run for Hugging Face Trainer: its checkpoint with the optimizer state, its data in the order still to come, and train_hf.py (one GPU or many)"
+                                    on:click=move |_| post(&Request::RunHandoff { id })>"Continue on a cluster"</button>
                                 <button data-testid="run-delete" prop:disabled=r.current
                                     on:click=move |_| post(&Request::RunDelete { id })>"Delete"</button>
                             </td>
