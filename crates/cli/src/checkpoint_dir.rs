@@ -257,9 +257,15 @@ pub fn load_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
     if !source.is_dir() {
         return Err(format!("cannot read checkpoint {}: not a directory", dir.display()));
     }
+    read_files(&source, &CHECKPOINT_FILES)
+}
+
+/// The files `names` of `dir` that exist, each `(name, holds weights)` read within its limit:
+/// weights bounded by memory, JSON by [`crate::model_dir::MAX_JSON_BYTES`].
+pub fn read_files(dir: &Path, names: &[(&str, bool)]) -> Result<Checkpoint, String> {
     let mut files = Vec::new();
-    for (name, weights) in CHECKPOINT_FILES {
-        let path = source.join(name);
+    for &(name, weights) in names {
+        let path = dir.join(name);
         if path.is_file() {
             let bytes = if weights { read_weights(&path)? } else { read_json(&path)? };
             files.push((name.to_string(), bytes));

@@ -12,8 +12,8 @@ use serde_json::json;
 use hearth_lm::io::checkpoint::Checkpoint;
 use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HEARTH_STATE};
 
-use crate::checkpoint_dir::load_checkpoint;
-use crate::model_dir::{read_json, read_weights};
+use crate::checkpoint_dir::{load_checkpoint, read_files};
+use crate::model_dir::read_json;
 use crate::train::read_corpora;
 use crate::{print_json, CliResult};
 
@@ -169,17 +169,6 @@ pub fn load_trainer_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
     let meta: serde_json::Value = serde_json::from_slice(&handoff_json)
         .map_err(|e| format!("{}: {e}", root.join("handoff.json").display()))?;
     let handed = root.join(meta["checkpoint"].as_str().unwrap_or("checkpoint-0"));
-    let read_all = |from: &Path, names: &[(&str, bool)]| -> Result<Checkpoint, String> {
-        let mut files = Vec::new();
-        for &(name, weights) in names {
-            let path = from.join(name);
-            if path.is_file() {
-                let bytes = if weights { read_weights(&path)? } else { read_json(&path)? };
-                files.push((name.to_string(), bytes));
-            }
-        }
-        Ok(Checkpoint { files })
-    };
     const HANDED: [(&str, bool); 5] = [
         ("config.json", false),
         ("tokenizer.json", false),
@@ -194,8 +183,8 @@ pub fn load_trainer_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
         ("trainer_state.json", false),
     ];
     wanted.extend(&HANDED[1..]);
-    let checkpoint = read_all(dir, &wanted)?;
-    let handed_off = read_all(&handed, &HANDED)?;
+    let checkpoint = read_files(dir, &wanted)?;
+    let handed_off = read_files(&handed, &HANDED)?;
     checkpoint_from_trainer(TrainerCheckpoint {
         handoff_json: &handoff_json,
         hearth_state: &hearth_state,

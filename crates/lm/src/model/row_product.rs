@@ -21,10 +21,14 @@ use burn::tensor::{DType, Tensor};
 const MIN_ELEMENTS: usize = 1 << 22;
 
 /// Blocks to split into: Flex parallelises a batch of at least four; more than the cores only
-/// balances the load.
+/// balances the load. Asked once: `available_parallelism` reads the cgroup's CPU quota from
+/// files, which a decode loop must not do for every projection.
 fn blocks() -> usize {
-    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-    cores.clamp(4, 16).next_power_of_two()
+    static BLOCKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BLOCKS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        cores.clamp(4, 16).next_power_of_two()
+    })
 }
 
 /// Whether `x · W` for a `[rows, k]` row and an f32 weight of `elements` takes the split path.

@@ -460,13 +460,19 @@ pub(super) async fn read_checkpoint(meta: &SavedRun) -> Result<Checkpoint, Strin
     Ok(checkpoint)
 }
 
+/// Kept run `id` and the files of its last checkpoint (the caller holds the storage transaction).
+async fn kept_checkpoint(id: u64) -> Result<(KeptRun, Checkpoint), String> {
+    let kept = kept_runs().await?.into_iter().find(|k| k.summary.id == id);
+    let kept = kept.ok_or("that run is no longer kept")?;
+    let checkpoint = read_checkpoint(&kept.meta).await?;
+    Ok((kept, checkpoint))
+}
+
 /// A kept run's last checkpoint as a zip (the run in the panel downloads from memory).
 pub(super) async fn download_run(id: u64) {
     let result = async {
         let _t = begin("reading the run's checkpoint", Access::Read).await?;
-        let kept = kept_runs().await?.into_iter().find(|k| k.summary.id == id);
-        let kept = kept.ok_or("that run is no longer kept")?;
-        let checkpoint = read_checkpoint(&kept.meta).await?;
+        let (kept, checkpoint) = kept_checkpoint(id).await?;
         Ok::<_, String>((kept.summary.settings.arch, kept.summary.step, checkpoint))
     }
     .await;
@@ -481,9 +487,7 @@ pub(super) async fn download_run(id: u64) {
 pub(super) async fn handoff_run(id: u64) {
     let result = async {
         let _t = begin("handing the run off", Access::Read).await?;
-        let kept = kept_runs().await?.into_iter().find(|k| k.summary.id == id);
-        let kept = kept.ok_or("that run is no longer kept")?;
-        let checkpoint = read_checkpoint(&kept.meta).await?;
+        let (kept, checkpoint) = kept_checkpoint(id).await?;
         let corpus = storage::get(&kept.meta.corpus()).await?.ok_or("the run's corpus is missing")?;
         let file =
             super::run::CorpusFile::stored(kept.meta.corpus_name.clone(), corpus, kept.meta.corpus_jsonl)?;
