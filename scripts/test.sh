@@ -141,6 +141,8 @@ timed "native tests" clippy cargo test --workspace --all-targets
 step "waiting for trunk build --release"
 timed "waiting for trunk build" wait "$trunk_pid" || { cat "$target/trunk.log"; echo "trunk build failed"; exit 1; }
 cat "$target/trunk.log"
+# The download, against the CI profile's limits: growth shows here, not only in start.sh.
+timed "wasm sizes" bash scripts/check-size.sh --ci dist
 timed "waiting for the CLI outputs" wait "$cli_pid" || { cat "$target/cli-outputs.log"; echo "the CLI outputs failed"; exit 1; }
 cat "$target/cli-outputs.log"
 
