@@ -8,6 +8,7 @@ pub mod choices;
 pub mod hub;
 pub mod kernels;
 pub mod limits;
+pub mod opening;
 pub mod protocol;
 pub mod units;
 

@@ -301,6 +301,12 @@ pub enum Request {
     RunHandoff {
         id: u64,
     },
+    /// "Open a run": a directory picked from disk (its files travel beside this message, in the
+    /// order of `paths`, each path relative to the picked directory's parent). A hand-off that
+    /// Trainer continued comes back into the panel; a plain Trainer checkpoint opens as a model.
+    OpenRun {
+        paths: Vec<String>,
+    },
     TrainStart {
         settings: TrainSettings,
     },

@@ -11,6 +11,7 @@ mod fetch;
 mod infer;
 mod inside;
 mod models;
+mod opened;
 mod owner;
 mod run;
 mod runs;
@@ -189,6 +190,7 @@ async fn handle(request: Request, extra: JsValue) {
         Request::RunDelete { id } => runs::delete_run(id).await,
         Request::RunDownload { id } => training::download_run(id).await,
         Request::RunHandoff { id } => training::handoff_run(id).await,
+        Request::OpenRun { paths } => opened::open_run(paths, extra).await,
         Request::TrainStart { settings } => training::start(settings, ticket).await,
         Request::TrainControl { action } => training::control(action).await,
         Request::TrainExtend { steps } => training::extend(steps).await,

@@ -1,11 +1,13 @@
 //! The runs table: every run kept in this browser (the one in the panel first) with its
-//! settings, final losses, speed and time; each can be overlaid on the chart, renamed, deleted or
-//! downloaded.
+//! settings, final losses, speed and time; each can be overlaid on the chart, renamed, deleted,
+//! downloaded or handed to Hugging Face Trainer; "Open a run" takes one back from Trainer.
 
 use leptos::prelude::*;
+use wasm_bindgen::JsValue;
+use web_sys::HtmlInputElement;
 
 use crate::protocol::{Request, RunSummary};
-use crate::ui::bridge::post;
+use crate::ui::bridge::{post, post_with};
 use crate::ui::state::AppState;
 use crate::units::human_count;
 
@@ -55,8 +57,35 @@ pub fn RunsTable() -> impl IntoView {
             }
         })
     };
+    // A directory picked whole: each file with its path below the picked directory's parent,
+    // which is how the worker tells checkpoint-40/config.json from checkpoint-50/config.json.
+    let on_open = move |ev: leptos::ev::Event| {
+        let input: HtmlInputElement = event_target(&ev);
+        if let Some(files) = input.files() {
+            let list = js_sys::Array::new();
+            let mut paths = Vec::new();
+            for i in 0..files.length() {
+                if let Some(f) = files.item(i) {
+                    let relative = js_sys::Reflect::get(&f, &JsValue::from_str("webkitRelativePath"))
+                        .ok()
+                        .and_then(|v| v.as_string())
+                        .filter(|p| !p.is_empty());
+                    paths.push(relative.unwrap_or_else(|| f.name()));
+                    list.push(&JsValue::from(f));
+                }
+            }
+            post_with(&Request::OpenRun { paths }, &list.into());
+        }
+        input.set_value("");
+    };
     view! {
-        <h3>"Runs"</h3>
+        <div class="row runs-head">
+            <h3>"Runs"</h3>
+            <label class="file-button" title="A run continued with Hugging Face Trainer: pick the directory `hearth handoff` or Continue on a cluster wrote (its latest checkpoint-M comes back into the panel, on the corpus loaded above); a plain Trainer checkpoint opens as a model">
+                "Open a run…"
+                <input type="file" prop:webkitdirectory=true multiple data-testid="run-open" on:change=on_open />
+            </label>
+        </div>
         <div class="runs-scroll">
         <table class="runs" data-testid="runs-table">
             <thead>
