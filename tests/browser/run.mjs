@@ -863,6 +863,18 @@ await test('Stop then Start at once: after a reload both runs are listed and dow
     assert(handoffZip.includes(Buffer.from(`/${name}`)), `the hand-off holds ${name}`);
   }
   await waitFor('how to continue it', async () => (await text('pretrain-notice')).includes('train_hf.py'));
+  // The probe's views above the table render after the run's events: wait until the table stops
+  // moving, or the shot frames what slid into its place (a clean-clone run once showed the
+  // attention map).
+  let box = null;
+  await waitFor('the runs table at rest', async () => {
+    await tid('runs-table').scrollIntoViewIfNeeded();
+    const now = JSON.stringify(await tid('runs-table').boundingBox());
+    const still = now === box;
+    box = now;
+    await page.waitForTimeout(250);
+    return still;
+  });
   await shot('runs-table', 'runs-handoff.png');
   measured.handoff_zip = handoffFile;
   await noError('pretrain');

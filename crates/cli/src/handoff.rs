@@ -136,6 +136,44 @@ pub fn is_trainer_checkpoint(dir: &Path) -> bool {
     dir.join("optimizer.pt").is_file() && !dir.join("optimizer.safetensors").is_file()
 }
 
+/// A Trainer checkpoint of a run Hearth did not hand off: no `handoff.json` in the directory
+/// above it.
+pub fn is_plain_trainer_checkpoint(dir: &Path) -> bool {
+    let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    is_trainer_checkpoint(dir) && !root.join("handoff.json").is_file()
+}
+
+/// A plain Trainer checkpoint continued in Hearth: its weights start a fine-tune (as `--init-from`
+/// would), which then takes over its step and AdamW state; what the checkpoint does not hold
+/// (the schedule's formula, the data order, PyTorch's random state) is printed, not guessed.
+pub fn continue_plain(mut trainer: Trainer, dir: &Path, json: bool) -> Result<Trainer, String> {
+    let files = read_files(dir, &[("optimizer.pt", true), ("trainer_state.json", false)])?;
+    let optimizer = files.get("optimizer.pt").ok_or_else(|| format!("{}: no optimizer.pt", dir.display()))?;
+    let state =
+        files.get("trainer_state.json").ok_or_else(|| format!("{}: no trainer_state.json", dir.display()))?;
+    let adopted =
+        trainer.adopt_trainer_checkpoint(optimizer, state).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if json {
+        crate::print_json(&json!({
+            "event": "plain_trainer_checkpoint",
+            "step": adopted.step,
+            "parameters": adopted.parameters,
+            "lacking": adopted.lacking,
+        }));
+    } else {
+        eprintln!(
+            "{} is a checkpoint of a Trainer run Hearth did not hand off: continuing from step {} with its weights and the AdamW state of its {} parameters. Not in the checkpoint:",
+            dir.display(),
+            adopted.step,
+            adopted.parameters
+        );
+        for line in &adopted.lacking {
+            eprintln!("  - {line}");
+        }
+    }
+    Ok(trainer)
+}
+
 /// Hearth's checkpoint of a Trainer checkpoint of a handed-off run (`DIR/checkpoint-M`, with
 /// `DIR/handoff.json` beside it): `hearth train --resume DIR/checkpoint-M` continues it. A
 /// sharded (FSDP, DeepSpeed) checkpoint, or one of a run Hearth did not hand off, is refused with
@@ -158,9 +196,8 @@ pub fn load_trainer_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
     }
     let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !root.join("handoff.json").is_file() {
-        return Err(format!(
-            "{shown} is a Trainer checkpoint of a run Hearth did not hand off (no handoff.json beside it): its weights open as a model (--init-from {shown}), but its optimizer state, schedule and data order cannot be continued exactly"
-        ));
+        // `train` continues a plain Trainer checkpoint itself ([`continue_plain`]).
+        return Err(format!("{shown} has no handoff.json beside it: it is not a run Hearth handed off"));
     }
     let handoff_json = read_json(&root.join("handoff.json"))?;
     let hearth_state = read_json(&root.join(HEARTH_STATE))?;

@@ -443,12 +443,49 @@ fn print_eval(report: &EvalReport, tokens_per_s: f64, json: bool) {
     }
 }
 
+/// A fine-tune of the Hugging Face directory `dir` (`--init-from`, or a plain Trainer
+/// checkpoint being continued) on `corpus`.
+fn fine_tune_from(
+    args: &TrainArgs,
+    dir: &Path,
+    corpus: &hearth_lm::train::Corpus,
+    device: &Device,
+    budget: hearth_lm::model::memory::Budget,
+) -> Result<Trainer, String> {
+    let files = crate::model_dir::read_dir(dir)?;
+    let model = ModelConfig::from_json(&files.config_json).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::device::check_model(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // The model's own tokenizer (or its architecture's built-in one), checked
+    // against its vocabulary before any weight is read.
+    let tokenizer = hearth_lm::io::hf::tokenizer_for_config(&files, &model)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut config = fine_tune_config(args, dir, model)?;
+    // An instruct model's chat template and generation config go with the run.
+    if let Some(init) = config.init_from.as_mut() {
+        init.files = source_files(dir)?;
+    }
+    Trainer::fine_tune_within(config, &files.model_safetensors, tokenizer, corpus, device, budget)
+        .map_err(|e| format!("{}: {e}", dir.display()))
+}
+
 pub fn train(args: TrainArgs, device: &Device) -> CliResult {
     check_out(&args)?;
     // On a GPU every tensor of a step must also fit one buffer a kernel can bind.
     let budget = crate::device::budget(crate::memory::budget(args.max_memory.as_deref())?);
     let corpus = read_corpora(&args.corpus, args.text_field.as_deref())?;
     let mut trainer = match &args.resume {
+        // A checkpoint of a Trainer run Hearth did not hand off: a fine-tune of its weights that
+        // takes over its step and AdamW state.
+        Some(dir) if crate::handoff::is_plain_trainer_checkpoint(dir) => {
+            if args.init_from.is_some() {
+                return Err(format!(
+                    "--resume {} starts from its own weights: drop --init-from",
+                    dir.display()
+                ));
+            }
+            let trainer = fine_tune_from(&args, dir, &corpus, device, budget)?;
+            crate::handoff::continue_plain(trainer, dir, args.json)?
+        }
         Some(dir) => {
             // A Trainer checkpoint of a handed-off run comes back as Hearth's.
             let checkpoint = if crate::handoff::is_trainer_checkpoint(dir) {
@@ -475,30 +512,7 @@ pub fn train(args: TrainArgs, device: &Device) -> CliResult {
             t
         }
         None => match &args.init_from {
-            Some(dir) => {
-                let files = crate::model_dir::read_dir(dir)?;
-                let model = ModelConfig::from_json(&files.config_json)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
-                crate::device::check_model(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
-                // The model's own tokenizer (or its architecture's built-in one), checked
-                // against its vocabulary before any weight is read.
-                let tokenizer = hearth_lm::io::hf::tokenizer_for_config(&files, &model)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
-                let mut config = fine_tune_config(&args, dir, model)?;
-                // An instruct model's chat template and generation config go with the run.
-                if let Some(init) = config.init_from.as_mut() {
-                    init.files = source_files(dir)?;
-                }
-                Trainer::fine_tune_within(
-                    config,
-                    &files.model_safetensors,
-                    tokenizer,
-                    &corpus,
-                    device,
-                    budget,
-                )
-                .map_err(|e| format!("{}: {e}", dir.display()))?
-            }
+            Some(dir) => fine_tune_from(&args, dir, &corpus, device, budget)?,
             None => Trainer::new_within(config_from(&args)?, &corpus, device, budget)
                 .map_err(|e| e.to_string())?,
         },

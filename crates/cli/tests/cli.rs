@@ -1244,7 +1244,34 @@ fn handoff_writes_a_trainer_directory_and_refuses_clearly() {
         let (from, out) = (from.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
         hearth(&["train", "--resume", &from, "--corpus", &corpus, "--out", &out])
     };
-    one_line(resume(&lone, &dir.join("back")), "did not hand off");
+    one_line(resume(&lone, &dir.join("back")), "cannot read");
+    // A Trainer checkpoint with no hand-off above it continues as a fine-tune of its weights that
+    // takes over its step and AdamW state, once the flags give the same AdamW.
+    let plain = dir.join("plain/checkpoint-3");
+    std::fs::create_dir_all(&plain).unwrap();
+    for entry in std::fs::read_dir(dir.join("hand/checkpoint-3")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), plain.join(entry.file_name())).unwrap();
+    }
+    let from = plain.to_string_lossy().into_owned();
+    let continued = |out: &str, extra: &[&str]| {
+        let out = dir.join(out).to_string_lossy().into_owned();
+        let mut args = vec!["train", "--resume", &from, "--corpus", &corpus, "--out", &out, "--steps", "5"];
+        args.extend_from_slice(extra);
+        hearth(&args)
+    };
+    one_line(continued("plain-back", &[]), "pass --beta2 0.99");
+    let o = continued("plain-back", &["--beta2", "0.99", "--weight-decay", "0.1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let opened =
+        lines.iter().find(|l| l["event"] == "plain_trainer_checkpoint").expect("what came over is said");
+    assert_eq!(opened["step"], 3);
+    assert!(opened["lacking"].to_string().contains("learning-rate schedule"), "{opened}");
+    let steps: Vec<u64> =
+        lines.iter().filter(|l| l["event"] == "step").map(|l| l["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [4, 5], "it continues from Trainer's step");
     let handed = dir.join("hand/checkpoint-3");
     one_line(resume(&handed, &handed), "another --out");
     let fsdp = dir.join("hand/checkpoint-9");

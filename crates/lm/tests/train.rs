@@ -551,3 +551,104 @@ fn a_trainer_checkpoint_comes_back_and_continues_as_trainer_did() {
         assert!(e.contains("outside the hand-off's steps"), "{e}");
     }
 }
+
+/// A checkpoint of a Trainer run Hearth did not hand off (the hand-off fixture's checkpoint-6,
+/// read without its handoff.json): a fine-tune of its weights takes over its step and every
+/// parameter's AdamW moments — equal, name by name and in Hearth's orientation, to what coming
+/// back from the hand-off reads — and names what the checkpoint lacks. Another model's state, other
+/// AdamW settings and a step at the run's end are refused by name.
+#[test]
+fn a_plain_trainer_checkpoint_continues_with_its_adamw_state() {
+    use hearth_lm::io::checkpoint::TrainerState;
+    use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint};
+    use hearth_lm::io::weights::SafetensorsFile;
+    use hearth_lm::train::InitFrom;
+    use hearth_lm::{ModelConfig, Tokenizer};
+    let _serial = serial();
+    let corpus =
+        Corpus::from_bytes(&read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"))).unwrap();
+    for arch in ["gpt2", "bert"] {
+        let dir = fixtures().join("handoff").join(arch);
+        let file = |name: &str| read(dir.join(name));
+        let (optimizer, state) = (file("checkpoint-6/optimizer.pt"), file("checkpoint-6/trainer_state.json"));
+        // What coming back from the hand-off reads: the reference.
+        let mut trainer_files = Checkpoint::default();
+        for name in ["config.json", "model.safetensors", "optimizer.pt", "trainer_state.json"] {
+            trainer_files.files.push((name.into(), file(&format!("checkpoint-6/{name}"))));
+        }
+        let handed_off = Checkpoint {
+            files: ["config.json", "tokenizer.json"]
+                .iter()
+                .map(|n| (n.to_string(), file(&format!("checkpoint-4/{n}"))))
+                .collect(),
+        };
+        let back = checkpoint_from_trainer(TrainerCheckpoint {
+            handoff_json: &file("handoff.json"),
+            hearth_state: &file("hearth_state.json"),
+            losses: None,
+            checkpoint: &trainer_files,
+            handed_off: &handed_off,
+        })
+        .unwrap();
+        let want =
+            SafetensorsFile::parse(back.get("optimizer.safetensors").unwrap()).unwrap().all_f32().unwrap();
+
+        // The plain way: the weights as a fine-tune with the run's AdamW settings, then the state.
+        let run: TrainerState = serde_json::from_slice(&file("hearth_state.json")).unwrap();
+        let model = ModelConfig::from_json(&file("checkpoint-6/config.json")).unwrap();
+        let tokenizer = Tokenizer::from_bytes(&file("checkpoint-4/tokenizer.json")).unwrap();
+        let fine_tune = |steps: usize, weight_decay: f64| {
+            let mut c = run.config.clone();
+            c.init_from = Some(InitFrom {
+                source: "checkpoint-6".into(),
+                model: model.clone(),
+                files: Default::default(),
+            });
+            c.tokenizer = TokenizerChoice::Pretrained;
+            c.steps = steps;
+            c.adamw.weight_decay = weight_decay;
+            let weights = file("checkpoint-6/model.safetensors");
+            Trainer::fine_tune_within(c, &weights, tokenizer.clone(), &corpus, &Device::flex(), u64::MAX)
+                .unwrap()
+        };
+        let mut trainer = fine_tune(10, run.config.adamw.weight_decay);
+        let adopted = trainer.adopt_trainer_checkpoint(&optimizer, &state).unwrap();
+        assert_eq!((adopted.step, trainer.step_count()), (6, 6), "{arch}");
+        assert!(
+            adopted.lacking.iter().any(|l| l.contains("learning-rate schedule")),
+            "{:?}",
+            adopted.lacking
+        );
+        assert!(adopted.lacking.iter().any(|l| l.contains("data order")), "{:?}", adopted.lacking);
+        let saved = block_on(trainer.checkpoint()).unwrap();
+        let got =
+            SafetensorsFile::parse(saved.get("optimizer.safetensors").unwrap()).unwrap().all_f32().unwrap();
+        assert_eq!(got.len(), want.len(), "{arch}: moments of every parameter");
+        assert_eq!(adopted.parameters * 2, want.len());
+        for ((gn, gs, gv), (wn, ws, wv)) in got.iter().zip(&want) {
+            assert_eq!((gn, gs), (wn, ws), "{arch}");
+            assert_eq!(gv, wv, "{arch}: `{gn}` as coming back from the hand-off reads it");
+        }
+        let saved_state: serde_json::Value =
+            serde_json::from_slice(saved.get("trainer_state.json").unwrap()).unwrap();
+        assert_eq!(saved_state["optimizer_steps"], 6, "{arch}: AdamW's update count");
+        // It trains on from there.
+        assert!(block_on(trainer.step()).unwrap().loss.is_finite());
+
+        if arch != "gpt2" {
+            continue;
+        }
+        let e = fine_tune(10, 0.0).adopt_trainer_checkpoint(&optimizer, &state).unwrap_err().to_string();
+        assert!(e.contains("weight_decay = 0.1, this run's is 0: pass --weight-decay 0.1"), "{e}");
+        let e = fine_tune(6, 0.1).adopt_trainer_checkpoint(&optimizer, &state).unwrap_err().to_string();
+        assert!(e.contains("the checkpoint is at step 6: give --steps above it"), "{e}");
+        let bert = read(fixtures().join("handoff/bert/checkpoint-6/optimizer.pt"));
+        let e = fine_tune(10, 0.1).adopt_trainer_checkpoint(&bert, &state).unwrap_err().to_string();
+        assert!(e.contains("not this model's optimizer state"), "{e}");
+        let e = fine_tune(10, 0.1)
+            .adopt_trainer_checkpoint(&file("adafactor.pt"), &state)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not AdamW's state"), "{e}");
+    }
+}

@@ -20,12 +20,14 @@
 //! order, and the generator's state after each (for coming back at any of them).
 
 mod back;
+mod plain;
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
 pub use back::{checkpoint_from_trainer, TrainerCheckpoint};
+pub use plain::Adopted;
 
 use super::parquet::{to_parquet, Column};
 use super::torch::{to_torch_bytes, PtTensor, PtValue};
