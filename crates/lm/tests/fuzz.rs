@@ -317,8 +317,10 @@ fn torch_checkpoints_read_as_torch_reads_them_and_survive_mutation() {
 }
 
 /// Coming back from Trainer (`io::handoff::checkpoint_from_trainer`) with a mutated
-/// `handoff.json` or Trainer `trainer_state.json` (the fixture of `make_handoff_case.sh`): a
-/// checkpoint or one clear refusal, never a panic or an allocation past the budget.
+/// `handoff.json` or Trainer `trainer_state.json` (the fixture of `make_handoff_case.sh`), and a
+/// plain Trainer checkpoint's mutated `optimizer.pt` or `trainer_state.json` taken over by a
+/// fine-tune (`Trainer::adopt_trainer_checkpoint`): a checkpoint or one clear refusal, never a
+/// panic or an allocation past the budget.
 #[test]
 fn coming_back_from_trainer_survives_mutated_state_files() {
     use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint};
@@ -354,4 +356,28 @@ fn coming_back_from_trainer_survives_mutated_state_files() {
     };
     fuzz("handoff.json", 11, &handoff, |bytes| come_back(bytes, &good));
     fuzz("trainer_state.json", 12, &state, |bytes| come_back(&handoff, &trainer(bytes)));
+
+    // The same files as a plain Trainer checkpoint: a fine-tune of its weights takes them over.
+    let run: hearth_lm::io::checkpoint::TrainerState = serde_json::from_slice(&hearth_state).unwrap();
+    let mut config = run.config.clone();
+    config.tokenizer = TokenizerChoice::Pretrained;
+    config.steps = 10;
+    let model = ModelConfig::from_json(&file("checkpoint-6/config.json")).unwrap();
+    config.init_from =
+        Some(hearth_lm::train::InitFrom { source: "checkpoint-6".into(), model, files: Default::default() });
+    let text = read(fixtures().join("../../web/corpus/tiny_shakespeare_like.txt"));
+    let corpus = Corpus::from_bytes(&text[..20_000]).unwrap();
+    let tokenizer = Tokenizer::from_bytes(&file("checkpoint-4/tokenizer.json")).unwrap();
+    let weights = file("checkpoint-6/model.safetensors");
+    let mut fine_tune =
+        Trainer::fine_tune_within(config, &weights, tokenizer, &corpus, &Device::flex(), u64::MAX).unwrap();
+    let optimizer = file("checkpoint-6/optimizer.pt");
+    fine_tune.adopt_trainer_checkpoint(&optimizer, &state).unwrap();
+    let mut adopt = |optimizer: &[u8], state: &[u8]| {
+        if let Err(e) = fine_tune.adopt_trainer_checkpoint(optimizer, state) {
+            assert!(e.to_string().len() < 600, "{e}");
+        }
+    };
+    fuzz("optimizer.pt (plain)", 13, &optimizer, |bytes| adopt(bytes, &state));
+    fuzz("trainer_state.json (plain)", 14, &state, |bytes| adopt(&optimizer, bytes));
 }
