@@ -965,61 +965,6 @@ await test('a restore that crashes the worker twice lands in safe mode; retry re
   await waitFor('the run restored', async () => (await text('train-step')) === '3', 120_000);
 });
 
-// "Open a run": the hand-off fixture (a GPT-2 run handed off by `hearth handoff` at step 4 and
-// continued by Hugging Face Trainer to step 8, checkpoints at 6 and 8 — tests/fixtures/
-// make_handoff_case.sh keeps checkpoint-6) comes back into the panel at step 6 on the sample it
-// was trained on, and the tab's steps 7 and 8 are Trainer's own.
-await test("a run continued by Hugging Face Trainer opens back into the panel and takes Trainer's next steps", async () => {
-  await tab('pretrain');
-  const before = await rows().count();
-  await tid('corpus-sample').click();
-  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
-  const fixture = path.join(root, 'tests/fixtures/handoff/gpt2');
-  await tid('run-open').setInputFiles(fixture);
-  await waitFor("the run at Trainer's step 6", async () => (await text('train-step')) === '6' &&
-    (await text('pretrain-notice')).includes('opened gpt2/checkpoint-6') &&
-    (await text('train-saved')).includes('step 6'), 120_000);
-  measured.opened_run_notice = await text('pretrain-notice');
-  await waitFor('the opened run in the table, the one before it kept', async () => (await rows().count()) === before + 1);
-  assert((await rows().first().locator('[data-testid=run-name]').inputValue()).includes('(Trainer, step 6)'),
-    'the opened run is named by where it came from');
-  const trainer = fs.readFileSync(path.join(fixture, 'hf_losses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const at = (event, step) => trainer.find((e) => e.event === event && e.step === step);
-  // Trainer's evaluation at step 6 is the panel's last validation loss (shown to 4 decimals).
-  assert(Math.abs(Number(await text('val-loss')) - at('eval', 6).val_loss) <= 1e-4 + 5e-5,
-    `validation loss at step 6: ${await text('val-loss')} against Trainer's ${at('eval', 6).val_loss}`);
-  await tid('train-resume').click();
-  await waitFor('steps 7 and 8', async () => (await text('train-step')) === '8' &&
-    (await text('train-saved')).includes('step 8'), 180_000);
-  const loss = Number(await text('train-loss'));
-  const val = Number(await text('val-loss'));
-  measured.opened_run_step8 = { loss, val, trainer_loss: at('step', 8).loss, trainer_val: at('eval', 8).val_loss };
-  // Shown to 4 decimals: within 1e-4 of Trainer's, plus half the last digit.
-  assert(Math.abs(loss - at('step', 8).loss) <= 1e-4 + 5e-5, `step 8's loss ${loss} against Trainer's ${at('step', 8).loss}`);
-  assert(Math.abs(val - at('eval', 8).val_loss) <= 1e-4 + 5e-5, `step 8's validation loss ${val} against Trainer's ${at('eval', 8).val_loss}`);
-  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'run-opened.png') });
-  await noError('pretrain');
-  // A plain Trainer run's directory (no hand-off): its latest checkpoint's weights open in the
-  // Generate panel, and the notice says what cannot be continued.
-  const plain = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-plain-trainer-'));
-  const qwen = path.join(root, 'tests/fixtures/cases/qwen2-mqa-bias');
-  for (const step of [2, 4]) {
-    const dir = path.join(plain, 'out', `checkpoint-${step}`);
-    fs.mkdirSync(dir, { recursive: true });
-    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(qwen, name), path.join(dir, name));
-    fs.copyFileSync(path.join(fixture, 'checkpoint-6/optimizer.pt'), path.join(dir, 'optimizer.pt'));
-    fs.writeFileSync(path.join(dir, 'trainer_state.json'), JSON.stringify({ global_step: step }));
-  }
-  await tid('run-open').setInputFiles(path.join(plain, 'out'));
-  await waitFor('what a plain checkpoint lacks', async () =>
-    (await text('pretrain-notice')).includes('out/checkpoint-4 (step 4) is a Trainer checkpoint of a run Hearth did not hand off'));
-  measured.opened_plain_notice = await text('pretrain-notice');
-  assert((await text('train-step')) === '8', 'the run in the panel is untouched');
-  await tab('generate');
-  await waitFor('its weights in the Generate panel', async () => (await text('generate-model')).includes('Qwen2'), 60_000);
-  await noError('generate');
-});
-
 await test('the device panel shows the adapter, its limits and what fits', async () => {
   await tab('device');
   assert((await text('limits')).includes('maxStorageBufferBindingSize'), 'limits listed');
@@ -1429,6 +1374,62 @@ await test('a ModernBERT-base-shaped checkpoint streams in and fills the mask as
   await noError('fillmask', cpu);
   await tid('fillmask-panel', cpu).screenshot({ path: path.join(shots, 'fillmask-modernbert.png') });
   await cpu.close();
+});
+
+// "Open a run": the hand-off fixture (a GPT-2 run handed off by `hearth handoff` at step 4 and
+// continued by Hugging Face Trainer to step 8, checkpoints at 6 and 8 — tests/fixtures/
+// make_handoff_case.sh keeps checkpoint-6) comes back into the panel at step 6 on the sample it
+// was trained on, and the tab's steps 7 and 8 are Trainer's own. Last of all: the form follows
+// the run in the panel (context 16, batch 2), and the tests above fill only what they change.
+await test("a run continued by Hugging Face Trainer opens back into the panel and takes Trainer's next steps", async () => {
+  await tab('pretrain');
+  const before = await rows().count();
+  await tid('corpus-sample').click();
+  await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
+  const fixture = path.join(root, 'tests/fixtures/handoff/gpt2');
+  await tid('run-open').setInputFiles(fixture);
+  await waitFor("the run at Trainer's step 6", async () => (await text('train-step')) === '6' &&
+    (await text('pretrain-notice')).includes('opened gpt2/checkpoint-6') &&
+    (await text('train-saved')).includes('step 6'), 120_000);
+  measured.opened_run_notice = await text('pretrain-notice');
+  await waitFor('the opened run in the table, the one before it kept', async () => (await rows().count()) === before + 1);
+  assert((await rows().first().locator('[data-testid=run-name]').inputValue()).includes('(Trainer, step 6)'),
+    'the opened run is named by where it came from');
+  const trainer = fs.readFileSync(path.join(fixture, 'hf_losses.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const at = (event, step) => trainer.find((e) => e.event === event && e.step === step);
+  // Trainer's evaluation at step 6 is the panel's last validation loss (shown to 4 decimals).
+  assert(Math.abs(Number(await text('val-loss')) - at('eval', 6).val_loss) <= 1e-4 + 5e-5,
+    `validation loss at step 6: ${await text('val-loss')} against Trainer's ${at('eval', 6).val_loss}`);
+  await tid('train-resume').click();
+  await waitFor('steps 7 and 8', async () => (await text('train-step')) === '8' &&
+    (await text('train-saved')).includes('step 8'), 180_000);
+  const loss = Number(await text('train-loss'));
+  const val = Number(await text('val-loss'));
+  measured.opened_run_step8 = { loss, val, trainer_loss: at('step', 8).loss, trainer_val: at('eval', 8).val_loss };
+  // Shown to 4 decimals: within 1e-4 of Trainer's, plus half the last digit.
+  assert(Math.abs(loss - at('step', 8).loss) <= 1e-4 + 5e-5, `step 8's loss ${loss} against Trainer's ${at('step', 8).loss}`);
+  assert(Math.abs(val - at('eval', 8).val_loss) <= 1e-4 + 5e-5, `step 8's validation loss ${val} against Trainer's ${at('eval', 8).val_loss}`);
+  await tid('pretrain-panel').screenshot({ path: path.join(shots, 'run-opened.png') });
+  await noError('pretrain');
+  // A plain Trainer run's directory (no hand-off): its latest checkpoint's weights open in the
+  // Generate panel, and the notice says what cannot be continued.
+  const plain = fs.mkdtempSync(path.join(os.tmpdir(), 'hearth-plain-trainer-'));
+  const qwen = path.join(root, 'tests/fixtures/cases/qwen2-mqa-bias');
+  for (const step of [2, 4]) {
+    const dir = path.join(plain, 'out', `checkpoint-${step}`);
+    fs.mkdirSync(dir, { recursive: true });
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer.json']) fs.copyFileSync(path.join(qwen, name), path.join(dir, name));
+    fs.copyFileSync(path.join(fixture, 'checkpoint-6/optimizer.pt'), path.join(dir, 'optimizer.pt'));
+    fs.writeFileSync(path.join(dir, 'trainer_state.json'), JSON.stringify({ global_step: step }));
+  }
+  await tid('run-open').setInputFiles(path.join(plain, 'out'));
+  await waitFor('what a plain checkpoint lacks', async () =>
+    (await text('pretrain-notice')).includes('out/checkpoint-4 (step 4) is a Trainer checkpoint of a run Hearth did not hand off'));
+  measured.opened_plain_notice = await text('pretrain-notice');
+  assert((await text('train-step')) === '8', 'the run in the panel is untouched');
+  await tab('generate');
+  await waitFor('its weights in the Generate panel', async () => (await text('generate-model')).includes('Qwen2'), 60_000);
+  await noError('generate');
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -130,7 +130,8 @@ pub fn plan(paths: &[String]) -> Result<Opening, String> {
 }
 
 /// The panel's settings of a run that came back: what its row and a later Start show. The run
-/// itself continues from its `TrainConfig`; these only describe it.
+/// itself continues from its `TrainConfig`; these only describe it (its shape, context, batch,
+/// steps, rate), and leave "Advanced" at the recipe's defaults.
 pub fn settings_of(c: &TrainConfig) -> TrainSettings {
     let arch = match c.arch {
         Arch::Gpt2 => TrainArch::Gpt2,
@@ -156,16 +157,9 @@ pub fn settings_of(c: &TrainConfig) -> TrainSettings {
         seed: c.seed,
         packing: c.data.packing,
         text_field: hearth_lm::train::DEFAULT_TEXT_FIELD.to_string(),
-        advanced: Advanced {
-            warmup: Some(c.warmup),
-            min_lr: Some(c.min_lr),
-            weight_decay: Some(c.adamw.weight_decay),
-            dropout: Some(c.dropout),
-            grad_clip: Some(c.grad_clip),
-            kv_heads: None,
-            rope_theta: None,
-            untie_embeddings: false,
-        },
+        // The recipe's defaults, not the run's values: the form keeps these for the next Start,
+        // where a fine-tune's defaults must not inherit a pretraining run's warmup or floor.
+        advanced: Advanced::default(),
         probe: c.probe.clone(),
         device: TrainDevice::Auto,
     }
@@ -272,7 +266,7 @@ mod tests {
         c.warmup = 3;
         let s = settings_of(&c);
         assert_eq!((s.arch, s.size, s.steps, s.batch_size), (TrainArch::Llama, SizePreset::Micro, 50, 4));
-        assert_eq!(s.advanced.warmup, Some(3));
+        assert_eq!(s.advanced, Advanced::default(), "the next Start keeps its recipe's defaults");
         assert_eq!(s.tokenizer.to_string(), c.tokenizer.to_string());
     }
 }
