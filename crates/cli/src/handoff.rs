@@ -10,7 +10,7 @@ use hearth_lm::train::Trainer;
 use serde_json::json;
 
 use hearth_lm::io::checkpoint::Checkpoint;
-use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HEARTH_STATE};
+use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HANDED_FILES, HEARTH_STATE};
 
 use crate::checkpoint_dir::{load_checkpoint, read_files};
 use crate::model_dir::read_json;
@@ -206,22 +206,16 @@ pub fn load_trainer_checkpoint(dir: &Path) -> Result<Checkpoint, String> {
     let meta: serde_json::Value = serde_json::from_slice(&handoff_json)
         .map_err(|e| format!("{}: {e}", root.join("handoff.json").display()))?;
     let handed = root.join(meta["checkpoint"].as_str().unwrap_or("checkpoint-0"));
-    const HANDED: [(&str, bool); 5] = [
-        ("config.json", false),
-        ("tokenizer.json", false),
-        ("tokenizer_config.json", false),
-        ("generation_config.json", false),
-        ("chat_template.jinja", false),
-    ];
+    let handed_files: Vec<(&str, bool)> = HANDED_FILES.iter().map(|&n| (n, false)).collect();
     let mut wanted = vec![
         ("config.json", false),
         ("model.safetensors", true),
         ("optimizer.pt", true),
         ("trainer_state.json", false),
     ];
-    wanted.extend(&HANDED[1..]);
+    wanted.extend(&handed_files[1..]);
     let checkpoint = read_files(dir, &wanted)?;
-    let handed_off = read_files(&handed, &HANDED)?;
+    let handed_off = read_files(&handed, &handed_files)?;
     checkpoint_from_trainer(TrainerCheckpoint {
         handoff_json: &handoff_json,
         hearth_state: &hearth_state,

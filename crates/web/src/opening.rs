@@ -99,10 +99,8 @@ pub fn plan(paths: &[String]) -> Result<Opening, String> {
                 WHOLE.join(", ")
             ));
         };
-        for name in ["hearth_state.json"] {
-            if !has(root, name) {
-                return Err(format!("the hand-off has no {name} beside handoff.json: pick the whole directory `hearth handoff` wrote"));
-            }
+        if !has(root, "hearth_state.json") {
+            return Err("the hand-off has no hearth_state.json beside handoff.json: pick the whole directory `hearth handoff` wrote".into());
         }
         let step = checkpoint_step(checkpoint).unwrap_or(0);
         return Ok(Opening::Handoff { root: root.to_string(), checkpoint: checkpoint.to_string(), step });

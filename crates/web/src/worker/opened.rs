@@ -9,7 +9,7 @@
 use std::rc::Rc;
 
 use hearth_lm::io::checkpoint::Checkpoint;
-use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HEARTH_STATE};
+use hearth_lm::io::handoff::{checkpoint_from_trainer, TrainerCheckpoint, HANDED_FILES, HEARTH_STATE};
 use hearth_lm::train::Trainer;
 use hearth_lm::ModelConfig;
 use js_sys::Array;
@@ -101,13 +101,7 @@ async fn open(paths: Vec<String>, extra: JsValue) -> Result<(), String> {
                 }
             }
             let mut handed_off = Checkpoint::default();
-            for name in [
-                "config.json",
-                "tokenizer.json",
-                "tokenizer_config.json",
-                "generation_config.json",
-                "chat_template.jinja",
-            ] {
+            for name in HANDED_FILES {
                 if let Some(bytes) = small(join(&handed_dir, name)).await? {
                     handed_off.files.push((name.to_string(), bytes));
                 }

@@ -10,6 +10,33 @@ use crate::rng::Rng;
 use crate::train::batcher::Batcher;
 use crate::train::trainer::EvalReport;
 
+/// The handed-off checkpoint's small files that coming back takes from it (the run's own
+/// `config.json`, tokenizer, chat template, generation config), whatever Trainer wrote since.
+pub const HANDED_FILES: [&str; 5] = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "chat_template.jinja",
+];
+
+/// The refusal of an `optimizer.pt` entry without AdamW's moments (Adafactor's factored ones,
+/// say), naming the keys it holds instead.
+pub(super) fn not_adamw(what: &str, fields: &[(PtValue, PtValue)]) -> crate::error::Error {
+    let keys: Vec<String> = fields
+        .iter()
+        .take(6)
+        .map(|(k, _)| match k {
+            PtValue::Str(s) => format!("`{}`", excerpt(s)),
+            other => excerpt(&format!("{other:?}")).into_owned(),
+        })
+        .collect();
+    invalid!(
+        "optimizer.pt is not AdamW's state ({what} holds {}): Hearth continues AdamW runs only",
+        keys.join(", ")
+    )
+}
+
 /// A Trainer checkpoint of a handed-off run, and the hand-off it continues: what coming back
 /// (`hearth train --resume DIR/checkpoint-M`) reads.
 pub struct TrainerCheckpoint<'a> {
@@ -97,18 +124,7 @@ pub fn checkpoint_from_trainer(t: TrainerCheckpoint) -> Result<Checkpoint> {
         };
         let (Some(avg), Some(sq), Some(count)) = (field("exp_avg"), field("exp_avg_sq"), field("step"))
         else {
-            let keys: Vec<String> = fields
-                .iter()
-                .take(6)
-                .map(|(k, _)| match k {
-                    PtValue::Str(s) => format!("`{}`", excerpt(s)),
-                    other => excerpt(&format!("{other:?}")).into_owned(),
-                })
-                .collect();
-            return Err(invalid!(
-                "optimizer.pt is not AdamW's state (`{name}` holds {}): Hearth continues AdamW runs only",
-                keys.join(", ")
-            ));
+            return Err(not_adamw(&format!("`{name}`"), fields));
         };
         let count = count.data.first().copied().unwrap_or(-1.0);
         if updates.is_some_and(|u| u != count) || !(count >= 0.0 && count.fract() == 0.0) {
@@ -208,13 +224,7 @@ pub fn checkpoint_from_trainer(t: TrainerCheckpoint) -> Result<Checkpoint> {
     // Llama's bos/eos ids 1 and 2, say), which are not the run's; the weights are checked
     // against it when they load.
     let mut files = vec![("model.safetensors".to_string(), require("model.safetensors")?.to_vec())];
-    for name in [
-        "config.json",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "generation_config.json",
-        "chat_template.jinja",
-    ] {
+    for name in HANDED_FILES {
         if let Some(bytes) = t.handed_off.get(name).or_else(|| t.checkpoint.get(name)) {
             files.push((name.to_string(), bytes.to_vec()));
         }

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-pub use back::{checkpoint_from_trainer, TrainerCheckpoint};
+pub use back::{checkpoint_from_trainer, TrainerCheckpoint, HANDED_FILES};
 pub use plain::Adopted;
 
 use super::parquet::{to_parquet, Column};
@@ -135,6 +135,16 @@ fn torch_order(params: Vec<StoredParameter>) -> Vec<StoredParameter> {
     order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
+/// `params` (in PyTorch's order) as Trainer's `create_optimizer` groups them: the decayed ones
+/// (every matrix, or all with `decay_all`), then the rest; and how many are decayed.
+fn trainer_groups(params: &[StoredParameter], decay_all: bool) -> (Vec<&StoredParameter>, usize) {
+    let decays = |p: &StoredParameter| decay_all || p.shape.len() >= 2;
+    let ordered: Vec<&StoredParameter> =
+        params.iter().filter(|p| decays(p)).chain(params.iter().filter(|p| !decays(p))).collect();
+    let decayed = params.iter().filter(|p| decays(p)).count();
+    (ordered, decayed)
+}
+
 /// `values` (a `[rows, cols]` matrix in the module's orientation, flat) as its transpose.
 fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
@@ -163,10 +173,7 @@ impl Trainer {
 
         // The optimizer: decayed parameters first (Trainer's groups), then the others.
         let params = torch_order(parameters(self.model()));
-        let decays = |p: &StoredParameter| c.adamw.decay_all || p.shape.len() >= 2;
-        let ordered: Vec<&StoredParameter> =
-            params.iter().filter(|p| decays(p)).chain(params.iter().filter(|p| !decays(p))).collect();
-        let decayed = params.iter().filter(|p| decays(p)).count();
+        let (ordered, decayed) = trainer_groups(&params, c.adamw.decay_all);
         let mut moments = self.optim.moments().await?;
         let mut state = Vec::new();
         for (index, p) in ordered.iter().enumerate() {

@@ -8,11 +8,10 @@
 //! `weights_only` loading refuses), the data order (Trainer's sampler over a dataset Hearth does
 //! not have) and PyTorch's random state (dropout masks).
 
-use super::{parameters, torch_order, transposed};
+use super::{parameters, torch_order, trainer_groups, transposed};
 use crate::error::{invalid, Result};
 use crate::io::torch::{from_torch_bytes, PtValue};
-use crate::io::weights::{parameter_sizes, Layout, NamedTensor};
-use crate::model::AnyModel;
+use crate::io::weights::NamedTensor;
 use crate::train::trainer::Trainer;
 
 /// What continuing a plain Trainer checkpoint took over, and what it could not.
@@ -58,31 +57,14 @@ impl Trainer {
             };
             let has = |name: &str| fields.iter().any(|(k, _)| *k == PtValue::Str(name.into()));
             if !(has("exp_avg") && has("exp_avg_sq") && has("step")) {
-                let keys: Vec<String> = fields
-                    .iter()
-                    .take(6)
-                    .map(|(k, _)| match k {
-                        PtValue::Str(s) => format!("`{}`", crate::error::excerpt(s)),
-                        other => crate::error::excerpt(&format!("{other:?}")).into_owned(),
-                    })
-                    .collect();
-                return Err(invalid!(
-                    "optimizer.pt is not AdamW's state (a parameter holds {}): Hearth continues AdamW runs only",
-                    keys.join(", ")
-                ));
+                return Err(super::back::not_adamw("a parameter", fields));
             }
         }
 
         // Trainer's order: the decayed parameters, then the others, each in PyTorch's order.
         let c = &self.config;
         let params = torch_order(parameters(self.model()));
-        let decays = |shape: &[usize]| c.adamw.decay_all || shape.len() >= 2;
-        let ordered: Vec<_> = params
-            .iter()
-            .filter(|p| decays(&p.shape))
-            .chain(params.iter().filter(|p| !decays(&p.shape)))
-            .collect();
-        let decayed = params.iter().filter(|p| decays(&p.shape)).count();
+        let (ordered, decayed) = trainer_groups(&params, c.adamw.decay_all);
         let sizes: Vec<usize> = groups
             .iter()
             .map(|g| match g.get("params") {
@@ -186,12 +168,7 @@ impl Trainer {
             ));
         }
         let updates = updates.unwrap_or(0.0) as u64;
-        let expected = match self.model() {
-            AnyModel::Gpt2(m) => parameter_sizes(m.as_ref(), Layout::Gpt2),
-            AnyModel::Bert(m) => parameter_sizes(m.as_ref(), Layout::Bert),
-            AnyModel::Llama(m) => parameter_sizes(m.as_ref(), Layout::Llama),
-            AnyModel::ModernBert(m) => parameter_sizes(m.as_ref(), Layout::ModernBert),
-        };
+        let expected = params.iter().map(|p| (p.key.clone(), p.shape.iter().product())).collect();
         let device = self.device.clone().inner();
         let parameters = entries.len();
         self.optim.import_state(moments, updates, &expected, &device)?;
