@@ -831,15 +831,19 @@ await test('Stop then Start at once: after a reload both runs are listed and dow
   const before = await rows().count();
   await fillForm(page, microRun(400, 5));
   await startNew();
-  await waitFor('the first run at step 6', async () => Number(await text('train-step')) >= 6, 180_000);
+  // The panel shows the previous run until the worker has started this one: its step counts
+  // only once the total is this run's (a CI run stopped the old status's "step 6", i.e. the new
+  // run before its first step, and nothing was saved to ask about).
+  await waitFor('the first run at step 6', async () => (await text('train-total')) === '400' &&
+    Number(await text('train-step')) >= 6, 180_000);
   await tid('train-stop').click();
   // Start waits for the final save (the button is disabled while "saving…" shows), and
   // Playwright clicks it the moment it is enabled.
   await fillForm(page, [['train-steps', '6']]);
   await startNew();
   await waitFor('the second run saved at step 6', async () =>
-    (await rows().count()) === before + 2 && (await text('train-step')) === '6' &&
-    (await text('train-saved')).includes('step 6'), 180_000);
+    (await rows().count()) === before + 2 && (await text('train-total')) === '6' &&
+    (await text('train-step')) === '6' && (await text('train-saved')).includes('step 6'), 180_000);
   await page.reload();
   await tab('pretrain');
   await waitFor('both runs after the reload', async () => (await rows().count()) === before + 2 &&
@@ -864,18 +868,18 @@ await test('Stop then Start at once: after a reload both runs are listed and dow
   }
   await waitFor('how to continue it', async () => (await text('pretrain-notice')).includes('train_hf.py'));
   // The probe's views above the table render after the run's events: wait until the table stops
-  // moving, or the shot frames what slid into its place (a clean-clone run once showed the
-  // attention map).
+  // moving. The shot is of the table's scrolling container: the table itself is wider than the
+  // page, and an element shot of it framed the probe's attention map in clean-clone runs.
   let box = null;
   await waitFor('the runs table at rest', async () => {
-    await tid('runs-table').scrollIntoViewIfNeeded();
-    const now = JSON.stringify(await tid('runs-table').boundingBox());
+    await tid('runs-scroll').scrollIntoViewIfNeeded();
+    const now = JSON.stringify(await tid('runs-scroll').boundingBox());
     const still = now === box;
     box = now;
     await page.waitForTimeout(250);
     return still;
   });
-  await shot('runs-table', 'runs-handoff.png');
+  await shot('runs-scroll', 'runs-handoff.png');
   measured.handoff_zip = handoffFile;
   await noError('pretrain');
 });

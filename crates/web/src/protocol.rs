@@ -648,6 +648,10 @@ pub enum Event {
     Owner {
         owner: bool,
     },
+    /// This tab's worker has taken the runs: the saved run is restored (or there is none, or
+    /// safe mode holds it) and the table listed. Until then Start and Open a run wait, or they
+    /// would start a run without asking to replace the saved one, which is not in the panel yet.
+    RunsTaken,
     /// The storage transaction in flight ("saving the checkpoint"), or none.
     Storage {
         busy: Option<String>,

@@ -225,6 +225,8 @@ pub fn restart(state: AppState, force_cpu: bool) {
         old.terminate();
     }
     LISTENING.with(|l| l.set(false));
+    // The new worker restores the saved run again before Start may replace it.
+    state.runs_taken.set(false);
     start(state, force_cpu);
 }
 

@@ -168,6 +168,9 @@ pub struct AppState {
     pub stored_runs: RwSignal<Vec<(String, u64)>>,
     /// Whether this tab owns the runs (`None` until the worker knows).
     pub owner: RwSignal<Option<bool>>,
+    /// The worker has restored the saved run and listed the table since it took the runs
+    /// (`Event::RunsTaken`): Start may replace the run in the panel.
+    pub runs_taken: RwSignal<bool>,
     /// The storage transaction in flight ("saving the checkpoint"), if any.
     pub storage_busy: RwSignal<Option<String>>,
     /// The worker's jobs: the one on the device, then those waiting (the activity line).
@@ -205,6 +208,7 @@ impl AppState {
             stored: RwSignal::new(None),
             stored_runs: RwSignal::new(Vec::new()),
             owner: RwSignal::new(None),
+            runs_taken: RwSignal::new(false),
             storage_busy: RwSignal::new(None),
             activity: RwSignal::new(Vec::new()),
             chat_prompt: RwSignal::new(None),
@@ -265,7 +269,12 @@ impl AppState {
                 self.stored.set(Some(files));
                 self.stored_runs.set(runs);
             }
-            Event::Owner { owner } => self.owner.set(Some(owner)),
+            Event::Owner { owner } => {
+                self.owner.set(Some(owner));
+                // Granted or lost, the runs are (re)taken before Start may replace one.
+                self.runs_taken.set(false);
+            }
+            Event::RunsTaken => self.runs_taken.set(true),
             Event::Storage { busy } => self.storage_busy.set(busy),
             Event::Activity { jobs } => self.activity.set(jobs),
             Event::ChatPrompt { text, tokens } => self.chat_prompt.set(Some((text, tokens))),

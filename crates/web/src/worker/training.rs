@@ -494,6 +494,7 @@ pub async fn took_runs() {
     runs::sweep().await;
     restore_saved(false).await;
     runs::list_runs().await;
+    emit(&Event::RunsTaken);
 }
 
 /// Another tab took the runs: a run training here stops (what it trained since its last save

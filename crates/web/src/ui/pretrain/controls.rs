@@ -21,6 +21,9 @@ pub fn RunControls(
     // Another tab trains and saves (banner at the top), or a save is in flight: Start would
     // only queue behind it, so it waits visibly instead.
     let not_owner = move || state.owner.get() == Some(false);
+    // Until the worker has restored the saved run, Start would not know there is one to ask
+    // about (a click right after a reload started a new run without the question).
+    let not_taken = move || !state.runs_taken.get();
     let busy = move || state.storage_busy.get().is_some();
     // Pressed already: the Start waits on the activity line for the jobs before it.
     let starting = move || state.job_pending(JobKind::StartTraining, Topic::Pretrain);
@@ -48,7 +51,7 @@ pub fn RunControls(
     };
     view! {
         <div class="row">
-            <button class="primary" data-testid="train-start" prop:disabled=move || running() || not_owner() || busy() || starting()
+            <button class="primary" data-testid="train-start" prop:disabled=move || running() || not_owner() || not_taken() || busy() || starting()
                 on:click=start>"Start"</button>
             <button data-testid="train-pause" prop:disabled=move || run_state() != RunState::Running
                 on:click=move |_| post(&Request::TrainControl { action: TrainAction::Pause })>"Pause"</button>
@@ -97,7 +100,8 @@ pub fn RunProgress() -> impl IntoView {
                     <span>
                         {format!("{:?}", s.state).to_lowercase()} " · step "
                         <strong data-testid="train-step">{s.step.to_string()}</strong>
-                        {format!(" / {} · epoch {:.2} · {} tokens seen · {:.0} tokens/s · ETA {eta}", s.total_steps, s.epoch, human_count(s.tokens_seen as usize), s.tokens_per_s)}
+                        " / " <span data-testid="train-total">{s.total_steps.to_string()}</span>
+                        {format!(" · epoch {:.2} · {} tokens seen · {:.0} tokens/s · ETA {eta}", s.epoch, human_count(s.tokens_seen as usize), s.tokens_per_s)}
                     </span>
                 </div>
                 <dl class="numbers">

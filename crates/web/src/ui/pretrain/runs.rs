@@ -83,10 +83,11 @@ pub fn RunsTable() -> impl IntoView {
             <h3>"Runs"</h3>
             <label class="file-button" title="A run continued with Hugging Face Trainer: pick the directory `hearth handoff` or Continue on a cluster wrote (its latest checkpoint-M comes back into the panel, on the corpus loaded above); a plain Trainer checkpoint opens as a model">
                 "Open a run…"
-                <input type="file" prop:webkitdirectory=true multiple data-testid="run-open" on:change=on_open />
+                <input type="file" prop:webkitdirectory=true multiple data-testid="run-open" on:change=on_open
+                    prop:disabled=move || !state.runs_taken.get() || state.owner.get() != Some(true) />
             </label>
         </div>
-        <div class="runs-scroll">
+        <div class="runs-scroll" data-testid="runs-scroll">
         <table class="runs" data-testid="runs-table">
             <thead>
                 <tr>
