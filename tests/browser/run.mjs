@@ -836,11 +836,26 @@ await test('Stop then Start at once: after a reload both runs are listed and dow
   // run before its first step, and nothing was saved to ask about).
   await waitFor('the first run at step 6', async () => (await text('train-total')) === '400' &&
     Number(await text('train-step')) >= 6, 180_000);
+  // Every change of the panel from Stop on is recorded: Start must not be enabled before the
+  // stopped run's final save has ended (a click that lands as it is disabled again is lost).
+  await page.evaluate(() => {
+    const q = (id) => document.querySelector(`[data-testid=${id}]`);
+    window.__afterStop = [];
+    const record = () => window.__afterStop.push({ start: !q('train-start').disabled,
+      step: q('train-step')?.textContent, saved: q('train-saved')?.textContent });
+    window.__stopWatch = new MutationObserver(record);
+    window.__stopWatch.observe(q('pretrain-panel'), { subtree: true, childList: true, attributes: true, characterData: true });
+  });
   await tid('train-stop').click();
   // Start waits for the final save (the button is disabled while "saving…" shows), and
   // Playwright clicks it the moment it is enabled.
   await fillForm(page, [['train-steps', '6']]);
   await startNew();
+  const early = await page.evaluate(() => {
+    window.__stopWatch.disconnect();
+    return window.__afterStop.filter((r) => r.start && !(r.saved || '').startsWith(`step ${r.step},`));
+  });
+  assert(early.length === 0, `Start was enabled before the stopped run was saved: ${JSON.stringify(early.slice(0, 3))}`);
   await waitFor('the second run saved at step 6', async () =>
     (await rows().count()) === before + 2 && (await text('train-total')) === '6' &&
     (await text('train-step')) === '6' && (await text('train-saved')).includes('step 6'), 180_000);

@@ -104,6 +104,10 @@ pub struct Run {
     pub(super) saved_step: Cell<Option<usize>>,
     pub(super) speed: RefCell<Speed>,
     pub(super) driving: Cell<bool>,
+    /// Stop or Pause while the run trains: the page is told a save is coming before it is told
+    /// the run stopped, and until that save ends, so Start is never enabled in between (a click
+    /// that landed on it as it was disabled again was lost).
+    pub(super) final_save: RefCell<Option<super::runs::Pending>>,
     /// Passes over the train rows so far, as of the last step.
     pub(super) epoch: Cell<f64>,
     tokens_per_step: usize,
@@ -160,6 +164,7 @@ impl Run {
             saved_step: Cell::new(None),
             speed: RefCell::default(),
             driving: Cell::new(false),
+            final_save: RefCell::new(None),
             epoch: Cell::new(epoch),
             tokens_per_step: trainer_tokens,
         }

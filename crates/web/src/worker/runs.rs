@@ -46,10 +46,10 @@ pub(super) enum Access {
 
 /// Counts a transaction from the moment it is asked for, so the page shows at once that it
 /// waits; the page is told when the last one ends.
-struct Pending;
+pub(super) struct Pending;
 
 impl Pending {
-    fn new(what: &str) -> Self {
+    pub(super) fn new(what: &str) -> Self {
         PENDING.with(|p| p.set(p.get() + 1));
         emit(&Event::Storage { busy: Some(what.to_string()) });
         Pending
@@ -255,14 +255,16 @@ fn corpus_in_use(key: &str, switch: Option<&SavedRun>, kept: Option<&[KeptRun]>)
 pub(super) async fn save(run: &Run) {
     let result = async {
         let _t = begin("saving the checkpoint", Access::Write).await?;
-        save_locked(run).await
+        let step = save_locked(run).await?;
+        // The page hears of the saved step before "saving" ends, so Start, enabled by the
+        // end, never meets the previous saved step.
+        run.saved_step.set(Some(step));
+        run.emit_status();
+        Ok::<_, String>(step)
     }
     .await;
     match result {
-        Ok(step) => {
-            run.saved_step.set(Some(step));
-            list_runs().await;
-        }
+        Ok(_) => list_runs().await,
         Err(e) if !owner::is_owner() => {
             emit(&Event::Notice { topic: TOPIC, message: format!("not saved here: {e}") });
         }

@@ -381,8 +381,12 @@ pub async fn start(settings: TrainSettings, ticket: Option<super::activity::Tick
 pub async fn control(action: TrainAction) {
     let Some(run) = state::run() else { return emit_error(TOPIC, "there is no run to control") };
     match (action, run.state.get()) {
-        (TrainAction::Pause, RunState::Running) => run.state.set(RunState::Paused),
+        (TrainAction::Pause, RunState::Running) => {
+            announce_final_save(&run);
+            run.state.set(RunState::Paused);
+        }
         (TrainAction::Stop, RunState::Running | RunState::Paused) => {
+            announce_final_save(&run);
             run.state.set(RunState::Stopped);
             run.emit_status();
         }
@@ -472,6 +476,7 @@ async fn drive(run: Rc<Run>) {
             }
         }
         if trainer.is_done() {
+            announce_final_save(&run);
             run.state.set(RunState::Done);
         }
         drop(trainer);
@@ -486,6 +491,16 @@ async fn drive(run: Rc<Run>) {
     run.driving.set(false);
     runs::save(&run).await;
     run.emit_status();
+    // Released after the save and the status, so the page sees "saving" end only now.
+    run.final_save.take();
+}
+
+/// The training loop saves when it sees the run stop or pause: the page hears of that save
+/// before it hears the new state (Start stays disabled until the save ends).
+fn announce_final_save(run: &Run) {
+    if run.driving.get() && run.final_save.borrow().is_none() {
+        *run.final_save.borrow_mut() = Some(runs::Pending::new("saving the checkpoint"));
+    }
 }
 
 /// The runs were just granted to this tab (at start, or taken over from another tab, or left
