@@ -1285,12 +1285,19 @@ await test('GPT-2 medium-sized weights stream onto the GPU, then from storage on
     assert(memory, `the worker's memory is reported: ${stats}`);
     return Number(memory[1]) * (memory[2] === 'GiB' ? 2 ** 30 : 2 ** 20);
   }
-  const onGpu = await loadMedium(page, 'webgpu');
+  // A page of its own, closed after: with a 355M model its Generate panel computes the next
+  // token's distribution, a forward pass of over a minute on SwiftShader, and every later job of
+  // that page's worker (restoring the runs, opening one) would queue behind it.
+  const gpu = watch(await browser.newPage());
+  await gpu.goto(origin + '/');
+  await waitFor('the webgpu backend', async () => (await text('backend', gpu)) === 'webgpu');
+  const onGpu = await loadMedium(gpu, 'webgpu');
   // The old path held the whole file (1.5 GB) in wasm memory before converting it; streamed,
   // the worker holds one tensor at a time (the largest, the embedding, is 206 MB).
   assert(onGpu < fileBytes / 2, `worker memory ${onGpu} against a ${fileBytes}-byte file`);
   assert(requests.get('/big/model.safetensors') === 1, 'the weights were downloaded once');
-  await shot('generate-panel', 'generate-medium.png');
+  await tid('generate-panel', gpu).screenshot({ path: path.join(shots, 'generate-medium.png') });
+  await gpu.close();
 
   const cpu = await cpuPage();
   const onCpu = await loadMedium(cpu, 'cpu');
@@ -1406,10 +1413,12 @@ await test("a run continued by Hugging Face Trainer opens back into the panel an
   await tid('corpus-sample').click();
   await waitFor('the sample corpus', async () => (await text('corpus-stats')).includes('(sample)'));
   const fixture = path.join(root, 'tests/fixtures/handoff/gpt2');
+  let started = Date.now();
   await tid('run-open').setInputFiles(fixture);
   await waitFor("the run at Trainer's step 6", async () => (await text('train-step')) === '6' &&
     (await text('pretrain-notice')).includes('opened gpt2/checkpoint-6') &&
     (await text('train-saved')).includes('step 6'), 120_000);
+  measured.open_run_seconds = (Date.now() - started) / 1000;
   measured.opened_run_notice = await text('pretrain-notice');
   await waitFor('the opened run in the table, the one before it kept', async () => (await rows().count()) === before + 1);
   assert((await rows().first().locator('[data-testid=run-name]').inputValue()).includes('(Trainer, step 6)'),
@@ -1419,9 +1428,11 @@ await test("a run continued by Hugging Face Trainer opens back into the panel an
   // Trainer's evaluation at step 6 is the panel's last validation loss (shown to 4 decimals).
   assert(Math.abs(Number(await text('val-loss')) - at('eval', 6).val_loss) <= 1e-4 + 5e-5,
     `validation loss at step 6: ${await text('val-loss')} against Trainer's ${at('eval', 6).val_loss}`);
+  started = Date.now();
   await tid('train-resume').click();
   await waitFor('steps 7 and 8', async () => (await text('train-step')) === '8' &&
     (await text('train-saved')).includes('step 8'), 180_000);
+  measured.opened_run_two_steps_seconds = (Date.now() - started) / 1000;
   const loss = Number(await text('train-loss'));
   const val = Number(await text('val-loss'));
   measured.opened_run_step8 = { loss, val, trainer_loss: at('step', 8).loss, trainer_val: at('eval', 8).val_loss };
