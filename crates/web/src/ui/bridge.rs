@@ -202,6 +202,8 @@ pub fn restart_after_crash(state: AppState, force_cpu: bool, why: String) {
     }
     LISTENING.with(|l| l.set(false));
     state.generating.set(false);
+    // The new worker restores the saved run again before Start may replace it.
+    state.runs_taken.set(false);
     let restarts = RESTARTS.with(|r| {
         r.set(r.get() + 1);
         r.get()
