@@ -115,6 +115,8 @@ fn fall_back(state: AppState, choice: Choice) {
 
 /// Starts the worker build chosen by [`begin`], which Trunk built beside the page.
 fn start(state: AppState, force_cpu: bool) {
+    // A new worker restores the saved run before Start may replace it.
+    state.runs_taken.set(false);
     let generation = GENERATION.with(|g| {
         g.set(g.get() + 1);
         g.get()
@@ -202,8 +204,6 @@ pub fn restart_after_crash(state: AppState, force_cpu: bool, why: String) {
     }
     LISTENING.with(|l| l.set(false));
     state.generating.set(false);
-    // The new worker restores the saved run again before Start may replace it.
-    state.runs_taken.set(false);
     let restarts = RESTARTS.with(|r| {
         r.set(r.get() + 1);
         r.get()
@@ -227,8 +227,6 @@ pub fn restart(state: AppState, force_cpu: bool) {
         old.terminate();
     }
     LISTENING.with(|l| l.set(false));
-    // The new worker restores the saved run again before Start may replace it.
-    state.runs_taken.set(false);
     start(state, force_cpu);
 }
 

@@ -136,8 +136,8 @@ async fn open(paths: Vec<String>, extra: JsValue) -> Result<(), String> {
             state::set_run(run.clone());
             run.emit_history();
             run.emit_status();
+            // The save sends the status with its saved step.
             runs::save(&run).await;
-            run.emit_status();
             emit(&Event::Notice {
                 topic: TOPIC,
                 message: format!(
